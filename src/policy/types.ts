@@ -1,0 +1,105 @@
+// What the policy layer takes and gives. The decision pipeline builds a PolicyInput from the
+// request, the resolved caller and the signal store; a CompiledPolicy turns it into one result.
+// These shapes are also the CEL surface: field names below are what `when:` expressions see.
+
+import type { Outcome } from "../decision/request.js";
+
+export interface RequestView {
+  method: string;
+  /** Request target including query. */
+  path: string;
+  /** Path without the query string. */
+  path_only: string;
+  /** :authority without port, lower-case. */
+  host: string;
+  scheme: string;
+  headers: Record<string, string>;
+  /** "pkg.Service" when the request is gRPC (content-type application/grpc*), else "". */
+  grpc_service: string;
+  grpc_method: string;
+  /** JSON-RPC method and MCP tool name from a tools/call body, else "". */
+  mcp_method: string;
+  mcp_tool: string;
+  source_ip: string;
+  /** Destination: host, or the destination principal when host is empty. */
+  destination: string;
+}
+
+export interface SourceView {
+  spiffe_id: string;
+  trust_domain: string;
+  /** SPIFFE path, e.g. "/ns/ci/sa/deployer". */
+  path: string;
+  /** "mtls_principal" | "peer_certificate" | "xfcc" | "none". */
+  identity_source: string;
+  credential_fingerprint: string;
+  /** "bearer" | "api_key" | "other" | "". */
+  credential_scheme: string;
+}
+
+/** Signals as policies see them: flattened, with absent signals given neutral values. */
+export interface SignalsView {
+  /** False when the store has not heard from its bus within the freshness bound. */
+  fresh: boolean;
+  /** Caller risk level; "none" when no risk signal. */
+  risk: string;
+  risk_reason: string;
+  /** Age in seconds of the risk signal; -1 when absent. */
+  risk_age_seconds: number;
+  /** Caller posture; "unknown" when absent. */
+  posture: string;
+  posture_attributes: Record<string, string>;
+  /** State of the presented credential; "none" when no credential, "unknown" when no signal. */
+  credential: string;
+  /** True when the credential has a rotate-by deadline in the past. */
+  credential_overdue: boolean;
+  /** Owner SPIFFE ID recorded for the credential; "" when unknown. */
+  credential_owner: string;
+  /** True when the caller identity or its credential carries a revocation. */
+  revoked: boolean;
+  /** Anomalies recorded for the caller (behaviour signals). */
+  anomalies: string[];
+  /** Attestation of the artifact named in the x-release-digest header. */
+  attested: boolean;
+  attestation_signer: string;
+}
+
+export interface PolicyInput {
+  request: RequestView;
+  source: SourceView;
+  /** Route context_extensions. */
+  context: Record<string, string>;
+  signals: SignalsView;
+  /** Epoch milliseconds of the decision. */
+  now: number;
+}
+
+export interface StepUpParams {
+  approvers: string[];
+  grantTtlSeconds: number;
+  grantUses: number;
+}
+
+export interface PolicyResult {
+  outcome: Outcome;
+  /** Name of the deciding rule, as "<policy>/<rule>"; "" when nothing matched (deny). */
+  rule: string;
+  /** Reason safe to show the caller. */
+  reason: string;
+  /** For delay. */
+  retryAfterSeconds?: number;
+  /** For step_up. */
+  stepUp?: StepUpParams;
+  /** Revocations the deciding rule starts, besides its outcome (e.g. deny + revoke credential). */
+  revoke: ("credential" | "identity")[];
+  /** Whether the matched action is privileged (from the policy); used for logs/metrics. */
+  privileged: boolean;
+}
+
+export interface CompiledPolicy {
+  /** Number of rules compiled. */
+  readonly ruleCount: number;
+  /** Content hash of the documents compiled (for logs and /readyz). */
+  readonly version: string;
+  evaluate(input: PolicyInput): PolicyResult;
+}

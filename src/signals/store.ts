@@ -1,0 +1,49 @@
+// The SignalStore interface: reads are synchronous memory lookups (the hot path), writes are
+// durable before their promise resolves (journal fsync or JetStream ack). Both the embedded and
+// the NATS store pass one contract suite (test/contract/signal-store.case.ts).
+
+import type { Signal, SignalInput, SignalKind, SignalOf } from "./model.js";
+
+export type PutResult =
+  /** Written and durable. */
+  | { status: "written"; signal: Signal }
+  /** Same event id seen before: nothing changed (idempotent retry). */
+  | { status: "duplicate"; signal: Signal }
+  /** Older than the value already held for that key (latest observedAt wins): kept the newer. */
+  | { status: "stale"; signal: Signal };
+
+export interface Freshness {
+  fresh: boolean;
+  /** Epoch ms when the store last heard from its source of truth (always "now" when embedded). */
+  lastHeardAt: number;
+  ageMs: number;
+}
+
+export interface SignalStore {
+  /** Latest unexpired signal for the key, from memory. */
+  get<K extends SignalKind>(subject: string, kind: K, name?: string): SignalOf<K> | undefined;
+  /** Every unexpired signal held for a subject, from memory. */
+  list(subject: string): Signal[];
+  /**
+   * Validates and writes a signal; resolves once durable. Throws VigilError("invalid_input") for a
+   * malformed signal and VigilError("conflict") for an attempt to lift a revocation by put.
+   */
+  put(signal: SignalInput): Promise<PutResult>;
+  /** Lifts a sticky revocation. Only path that may set revoked=false; the caller audits it. */
+  reinstate(subject: string, by: string, reason: string): Promise<PutResult>;
+  /**
+   * Uses one use of a grant, synchronously in memory (the hot path may call it), and makes the
+   * use durable in the background (compare-and-set on the key's revision in cluster mode).
+   * Returns false when the grant is missing, expired or used up.
+   */
+  useGrant(subject: string, name: string, nowMs: number): boolean;
+  freshness(nowMs: number): Freshness;
+  /** Resolves when the initial load/sync is done; rejects if it cannot be. */
+  ready(): Promise<void>;
+  readonly isReady: boolean;
+  /** Called after every applied change (local or remote). Returns an unsubscribe function. */
+  subscribe(listener: (signal: Signal) => void): () => void;
+  /** Number of keys held. */
+  size(): number;
+  close(): Promise<void>;
+}
