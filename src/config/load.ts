@@ -1,0 +1,158 @@
+// Maps command-line flags, environment variables and an optional YAML settings file onto the
+// one Config schema. This is the only module that reads process.env or files for settings.
+
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { parse as parseYaml } from "yaml";
+import { ZodError } from "zod";
+import { VigilError } from "../errors/index.js";
+import { configSchema, type Config } from "./schema.js";
+
+/** Flags understood by `vigil serve` (and, where they make sense, `check`). */
+export const SERVE_FLAGS = {
+  "config": { type: "string" },
+  "policy": { type: "string" },
+  "signals": { type: "string" },
+  "grpc-host": { type: "string" },
+  "grpc-port": { type: "string" },
+  "http-host": { type: "string" },
+  "http-port": { type: "string" },
+  "journal": { type: "string" },
+  "bus": { type: "string" },
+  "bucket-prefix": { type: "string" },
+  "bus-replicas": { type: "string" },
+  "freshness-bound-ms": { type: "string" },
+  "admin-tokens-file": { type: "string" },
+  "xfcc-trusted-hops": { type: "string" },
+  "trust-domain": { type: "string", multiple: true },
+  "ssf-issuer": { type: "string" },
+  "ssf-audience": { type: "string", multiple: true },
+  "ssf-jwks-file": { type: "string" },
+  "ssf-jwks-url": { type: "string" },
+  "ssf-push-tokens-file": { type: "string" },
+  "revocation-hook-url": { type: "string" },
+  "log-level": { type: "string" },
+} as const;
+
+type FlagValues = Partial<Record<keyof typeof SERVE_FLAGS, string | string[] | boolean | undefined>>;
+
+/** Reads a tokens file: one token per line, blank lines and # comments ignored. */
+export function readTokensFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (cause) {
+    throw new VigilError("invalid_input", `cannot read tokens file ${path}`, { cause });
+  }
+  return text.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+}
+
+function splitList(value: string | undefined): string[] {
+  return (value ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+function int(name: string, value: string | string[] | boolean | undefined): number | undefined {
+  if (typeof value !== "string") return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new VigilError("invalid_input", `--${name} must be an integer, got "${value}"`);
+  return n;
+}
+
+function str(value: string | string[] | boolean | undefined): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Deep-merges b over a (objects only; arrays and scalars replace). */
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const prev = out[k];
+    if (isPlainObject(prev) && isPlainObject(v)) out[k] = merge(prev, v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Formats zod issues as "path: message" lines. */
+export function formatZodError(error: ZodError): string {
+  return error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+}
+
+/**
+ * Builds the Config: defaults ← settings file (--config or VIGIL_CONFIG) ← environment
+ * (VIGIL_ADMIN_TOKENS, VIGIL_SSF_PUSH_TOKENS, VIGIL_LOG_LEVEL, VIGIL_BUS) ← flags.
+ */
+export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
+  let fromFile: Record<string, unknown> = {};
+  const configPath = str(flags.config) ?? env.VIGIL_CONFIG;
+  if (configPath !== undefined && configPath !== "") {
+    try {
+      const parsed: unknown = parseYaml(readFileSync(configPath, "utf8"));
+      if (parsed !== null && parsed !== undefined) {
+        if (!isPlainObject(parsed)) throw new Error("settings file must be a YAML mapping");
+        fromFile = parsed;
+      }
+    } catch (cause) {
+      throw new VigilError("invalid_input", `cannot read settings file ${configPath}: ${VigilError.from(cause).message}`, { cause });
+    }
+  }
+
+  const adminTokensFile = str(flags["admin-tokens-file"]);
+  const pushTokensFile = str(flags["ssf-push-tokens-file"]);
+  const fromEnv: Record<string, unknown> = {
+    http: { adminTokens: env.VIGIL_ADMIN_TOKENS !== undefined ? splitList(env.VIGIL_ADMIN_TOKENS) : undefined },
+    ssf: { pushTokens: env.VIGIL_SSF_PUSH_TOKENS !== undefined ? splitList(env.VIGIL_SSF_PUSH_TOKENS) : undefined },
+    store: { bus: env.VIGIL_BUS },
+    logLevel: env.VIGIL_LOG_LEVEL,
+  };
+  const fromFlags: Record<string, unknown> = {
+    policyDir: str(flags.policy),
+    signalsFile: str(flags.signals),
+    grpc: { host: str(flags["grpc-host"]), port: int("grpc-port", flags["grpc-port"]) },
+    http: {
+      host: str(flags["http-host"]),
+      port: int("http-port", flags["http-port"]),
+      adminTokens: adminTokensFile !== undefined ? readTokensFile(adminTokensFile) : undefined,
+    },
+    store: {
+      journalPath: str(flags.journal),
+      bus: str(flags.bus),
+      bucketPrefix: str(flags["bucket-prefix"]),
+      replicas: int("bus-replicas", flags["bus-replicas"]),
+      freshnessBoundMs: int("freshness-bound-ms", flags["freshness-bound-ms"]),
+    },
+    identity: {
+      xfccTrustedHops: int("xfcc-trusted-hops", flags["xfcc-trusted-hops"]),
+      trustDomains: Array.isArray(flags["trust-domain"]) ? flags["trust-domain"] : undefined,
+    },
+    ssf: {
+      issuer: str(flags["ssf-issuer"]),
+      audience: Array.isArray(flags["ssf-audience"]) ? flags["ssf-audience"] : undefined,
+      jwksFile: str(flags["ssf-jwks-file"]),
+      jwksUrl: str(flags["ssf-jwks-url"]),
+      pushTokens: pushTokensFile !== undefined ? readTokensFile(pushTokensFile) : undefined,
+    },
+    revocationHookUrl: str(flags["revocation-hook-url"]),
+    logLevel: str(flags["log-level"]),
+  };
+
+  const merged = merge(merge(fromFile, fromEnv), fromFlags);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) throw new VigilError("invalid_input", `invalid settings: ${formatZodError(result.error)}`);
+  return result.data;
+}
+
+/** Parses argv for `serve`-like commands; unknown flags are errors. */
+export function parseServeArgs(argv: string[]): { values: FlagValues; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options: SERVE_FLAGS, allowPositionals: true, strict: true });
+    return { values, positionals };
+  } catch (cause) {
+    throw new VigilError("invalid_input", VigilError.from(cause).message, { cause });
+  }
+}

@@ -1,0 +1,253 @@
+// The decision pipeline (design §2): AccessRequest → caller identity → signals → policy →
+// Decision, plus the effects a decision starts (approval requests, revocations). Everything here
+// is synchronous and touches memory only; I/O leaves through Effects and the async logger.
+
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import type { ApprovalBook } from "../approvals/book.js";
+import { approvalScope, grantNameFor } from "../approvals/book.js";
+import { HEADER_RELEASE_DIGEST } from "../config/defaults.js";
+import type { Caller } from "../identity/caller.js";
+import type { CompiledPolicy, PolicyInput, PolicyResult, RequestView, SignalsView, SourceView } from "../policy/types.js";
+import type { SignalStore } from "../signals/store.js";
+import type { Metrics } from "../telemetry/metrics.js";
+import type { Effects } from "./effects.js";
+import type { AccessRequest, Decision, Outcome } from "./request.js";
+
+export interface DeciderDeps {
+  /** The active policy (hot reload swaps what this returns). */
+  policy: () => CompiledPolicy;
+  resolveCaller: (input: { principal: string; certificate: string; headers: Record<string, string> }) => Caller;
+  store: SignalStore;
+  approvals: ApprovalBook;
+  effects: Effects;
+  metrics?: Metrics;
+  /** Decision log; one line per Check at info. */
+  logger?: Logger;
+  now?: () => number;
+  newId?: () => string;
+}
+
+export type Decide = (request: AccessRequest) => Decision;
+
+const EMPTY_RECORD: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** Builds the policy's view of the request: host without port, path without query, gRPC and MCP names. */
+export function requestView(req: AccessRequest): RequestView {
+  const q = req.path.indexOf("?");
+  const pathOnly = q === -1 ? req.path : req.path.slice(0, q);
+  const rawHost = req.host !== "" ? req.host : (req.headers[":authority"] ?? "");
+  const host = stripPort(rawHost).toLowerCase();
+  let grpcService = "";
+  let grpcMethod = "";
+  const contentType = req.headers["content-type"] ?? "";
+  if (contentType.startsWith("application/grpc")) {
+    const slash = pathOnly.lastIndexOf("/");
+    if (slash > 0) {
+      grpcService = pathOnly.slice(1, slash);
+      grpcMethod = pathOnly.slice(slash + 1);
+    }
+  }
+  let mcpMethod = "";
+  let mcpTool = "";
+  if (req.body !== "" && req.body.charCodeAt(0) === 123 /* { */) {
+    const rpc = parseJsonRpc(req.body);
+    mcpMethod = rpc.method;
+    mcpTool = rpc.tool;
+  }
+  return {
+    method: req.method,
+    path: req.path,
+    path_only: pathOnly,
+    host,
+    scheme: req.scheme,
+    headers: req.headers,
+    grpc_service: grpcService,
+    grpc_method: grpcMethod,
+    mcp_method: mcpMethod,
+    mcp_tool: mcpTool,
+    source_ip: req.source.address,
+    destination: host !== "" ? host : req.destination.principal,
+  };
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith("[")) {
+    const end = host.indexOf("]");
+    return end === -1 ? host : host.slice(0, end + 1);
+  }
+  const colon = host.lastIndexOf(":");
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+/** JSON-RPC method and, for tools/call, the MCP tool name. Unparseable bodies yield "". */
+function parseJsonRpc(body: string): { method: string; tool: string } {
+  try {
+    const msg: unknown = JSON.parse(body);
+    if (typeof msg !== "object" || msg === null) return { method: "", tool: "" };
+    const { method, params } = msg as { method?: unknown; params?: unknown };
+    const m = typeof method === "string" ? method : "";
+    let tool = "";
+    if (m === "tools/call" && typeof params === "object" && params !== null) {
+      const name = (params as { name?: unknown }).name;
+      if (typeof name === "string") tool = name;
+    }
+    return { method: m, tool };
+  } catch {
+    return { method: "", tool: "" };
+  }
+}
+
+function sourceView(caller: Caller): SourceView {
+  return {
+    spiffe_id: caller.spiffeId,
+    trust_domain: caller.trustDomain,
+    path: caller.path,
+    identity_source: caller.source,
+    credential_fingerprint: caller.credential?.fingerprint ?? "",
+    credential_scheme: caller.credential?.scheme ?? "",
+  };
+}
+
+/** Reads the signals a decision needs (O(1) map lookups) and flattens them for policies. */
+export function signalsView(
+  store: SignalStore, effects: Pick<Effects, "pendingRevoked">, caller: Caller, headers: Record<string, string>, now: number,
+): SignalsView {
+  const id = caller.spiffeId;
+  const fp = caller.credential?.fingerprint ?? "";
+  const risk = id !== "" ? store.get(id, "risk") : undefined;
+  const posture = id !== "" ? store.get(id, "posture") : undefined;
+  const behavior = id !== "" ? store.get(id, "behavior") : undefined;
+  const credential = fp !== "" ? store.get(fp, "credential") : undefined;
+  const revokedId = id !== "" && (store.get(id, "revocation")?.data.revoked === true || effects.pendingRevoked(id));
+  const revokedCred = fp !== "" && (store.get(fp, "revocation")?.data.revoked === true || effects.pendingRevoked(fp));
+  const digest = headers[HEADER_RELEASE_DIGEST] ?? "";
+  const attestation = digest !== "" ? store.get(digest, "attestation") : undefined;
+  const rotateBy = credential?.data.rotateBy;
+  return {
+    fresh: store.freshness(now).fresh,
+    risk: risk?.data.level ?? "none",
+    risk_reason: risk?.data.reason ?? "",
+    risk_age_seconds: risk === undefined ? -1 : Math.max(0, Math.floor((now - risk.observedAt) / 1000)),
+    posture: posture?.data.status ?? "unknown",
+    posture_attributes: posture?.data.attributes ?? EMPTY_RECORD,
+    credential: fp === "" ? "none" : (credential?.data.state ?? "unknown"),
+    credential_overdue: rotateBy !== undefined && rotateBy <= now && (credential?.data.rotatedAt ?? 0) < rotateBy,
+    credential_owner: credential?.data.owner ?? "",
+    revoked: revokedId || revokedCred,
+    anomalies: behavior?.data.anomalies ?? [],
+    attested: attestation !== undefined,
+    attestation_signer: attestation?.data.signer ?? "",
+  };
+}
+
+/** What the request does, as an approval scope names it. */
+function resourceOf(view: RequestView): string {
+  if (view.mcp_tool !== "") return `mcp:${view.mcp_tool}`;
+  if (view.grpc_service !== "") return `grpc:${view.grpc_service}/${view.grpc_method}`;
+  return `${view.method} ${view.path_only}`;
+}
+
+export function createDecider(deps: DeciderDeps): Decide {
+  const now = deps.now ?? Date.now;
+  const newId = deps.newId ?? randomUUID;
+  const { store, effects, approvals, metrics, logger } = deps;
+  const outcomeCounters = metrics === undefined ? undefined : {
+    allow: metrics.decisions.labels("allow"),
+    deny: metrics.decisions.labels("deny"),
+    step_up: metrics.decisions.labels("step_up"),
+    delay: metrics.decisions.labels("delay"),
+    revoke: metrics.decisions.labels("revoke"),
+  } satisfies Record<Outcome, unknown>;
+
+  return function decide(req: AccessRequest): Decision {
+    const started = performance.now();
+    const id = newId();
+    const at = now();
+    let decision: Decision;
+    let view: RequestView | undefined;
+    if (req.malformed.length > 0) {
+      decision = baseDecision(id, "deny", "", `malformed request: ${req.malformed.join("; ")}`);
+      metrics?.checkErrors.labels("malformed").inc();
+    } else {
+      const caller = deps.resolveCaller({ principal: req.source.principal, certificate: req.source.certificate, headers: req.headers });
+      view = requestView(req);
+      const input: PolicyInput = {
+        request: view,
+        source: sourceView(caller),
+        context: req.contextExtensions,
+        signals: signalsView(store, effects, caller, req.headers, at),
+        now: at,
+      };
+      const result = deps.policy().evaluate(input);
+      decision = finish(id, result, caller, view, input, at);
+    }
+    decision.durationNs = Math.round((performance.now() - started) * 1e6);
+    outcomeCounters?.[decision.outcome].inc();
+    metrics?.decisionDuration.observe(decision.durationNs / 1e9);
+    logger?.info({
+      decision_id: decision.id,
+      caller: decision.caller,
+      credential: decision.credentialFingerprint,
+      method: req.method,
+      host: view?.host ?? req.host,
+      path: view?.path_only ?? "",
+      tool: view?.mcp_tool ?? "",
+      context: req.contextExtensions,
+      outcome: decision.outcome,
+      rule: decision.rule,
+      reason: decision.reason,
+      latency_us: Math.round(decision.durationNs / 1000),
+    }, "decision");
+    return decision;
+  };
+
+  function finish(id: string, result: PolicyResult, caller: Caller, view: RequestView, input: PolicyInput, at: number): Decision {
+    const decision = baseDecision(id, result.outcome, result.rule, result.reason);
+    decision.caller = caller.spiffeId;
+    decision.trustDomain = caller.trustDomain;
+    decision.credentialFingerprint = caller.credential?.fingerprint ?? "";
+    decision.headersToRemove = caller.headersToRemove;
+    if (result.outcome === "delay") decision.retryAfterSeconds = result.retryAfterSeconds ?? 60;
+    if (result.outcome === "step_up") stepUp(decision, result, caller, view, input, at);
+    const targets = result.outcome === "revoke" && result.revoke.length === 0
+      ? [caller.credential !== null ? "credential" as const : "identity" as const]
+      : result.revoke;
+    for (const target of targets) {
+      const subject = target === "credential" ? decision.credentialFingerprint : decision.caller;
+      if (subject === "") continue;
+      effects.revoke({ subject, target, reason: result.reason, decisionId: id, caller: decision.caller, rule: result.rule, at });
+    }
+    return decision;
+  }
+
+  function stepUp(decision: Decision, result: PolicyResult, caller: Caller, view: RequestView, input: PolicyInput, at: number): void {
+    if (caller.spiffeId === "") return; // nobody to grant anything to: stays step_up without approval
+    const resource = resourceOf(view);
+    const scope = approvalScope(caller.spiffeId, result.rule, view.destination, resource);
+    if (store.useGrant(caller.spiffeId, grantNameFor(scope), at)) {
+      decision.outcome = "allow";
+      decision.reason = "allowed by an approved just-in-time grant";
+      return;
+    }
+    const params = result.stepUp ?? { approvers: [], grantTtlSeconds: 900, grantUses: 1 };
+    const approval = approvals.open({
+      caller: caller.spiffeId,
+      credentialOwner: input.signals.credential_owner,
+      rule: result.rule,
+      destination: view.destination,
+      resource,
+      approvers: params.approvers,
+      grantTtlSeconds: params.grantTtlSeconds,
+      grantUses: params.grantUses,
+    });
+    if (approval !== undefined) decision.approvalId = approval.id;
+  }
+}
+
+function baseDecision(id: string, outcome: Outcome, rule: string, reason: string): Decision {
+  return {
+    id, outcome, rule, reason, caller: "", trustDomain: "", credentialFingerprint: "", headersToRemove: [], durationNs: 0,
+  };
+}
