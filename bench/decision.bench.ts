@@ -1,0 +1,135 @@
+// In-process decision latency: one decide() call (identity → signals → policy → Decision) with
+// 1,000 compiled rules over 50 destinations and 100k signal subjects in memory. Goal p50 ≤ 5 µs.
+// Run: npx tsx bench/decision.bench.ts
+
+import { pino } from "pino";
+import { ApprovalBook } from "../src/approvals/index.js";
+import { parseConfig } from "../src/config/index.js";
+import { createDecider, Effects, type AccessRequest } from "../src/decision/index.js";
+import { createCallerResolver } from "../src/identity/index.js";
+import { compilePolicy, parsePolicyDocuments } from "../src/policy/index.js";
+import { createEmbeddedStore } from "../src/signals/index.js";
+import { createMetrics } from "../src/telemetry/index.js";
+import { percentile, round, sortedCopy, type BenchResult } from "./lib.js";
+
+const DESTINATIONS = 50;
+const RULES_PER_DESTINATION = 20;
+const SUBJECTS = 100_000;
+
+function policyYaml(): string {
+  const docs: string[] = [];
+  for (let d = 0; d < DESTINATIONS; d++) {
+    const rules: string[] = [];
+    for (let r = 0; r < RULES_PER_DESTINATION; r++) {
+      const method = ["GET", "POST", "PUT", "DELETE"][r % 4] ?? "GET";
+      rules.push(`    - name: r${r}
+      sources: ["spiffe://example.org/ns/ns${r % 10}/sa/*"]
+      methods: [${method}]
+      paths: ["/api/v${r}/**"]
+      when: 'signals.risk in ["none", "low"] && signals.posture != "non_compliant"'
+      outcome: ${r % 7 === 6 ? "deny" : "allow"}`);
+    }
+    docs.push(`apiVersion: vigil.dev/v1alpha1
+kind: Policy
+metadata: { name: svc${d} }
+spec:
+  destinations: ["svc${d}"]
+  rules:
+${rules.join("\n")}`);
+  }
+  docs.push(`apiVersion: vigil.dev/v1alpha1
+kind: Policy
+metadata: { name: guards }
+spec:
+  destinations: ["*"]
+  rules:
+    - name: revoked
+      when: signals.revoked
+      outcome: deny
+    - name: high-risk
+      when: 'signals.risk in ["high", "critical"]'
+      outcome: deny`);
+  return docs.join("\n---\n");
+}
+
+function request(i: number): AccessRequest {
+  const r = i % RULES_PER_DESTINATION;
+  const method = ["GET", "POST", "PUT", "DELETE"][r % 4] ?? "GET";
+  const caller = `spiffe://example.org/ns/ns${r % 10}/sa/w${i % SUBJECTS}`;
+  return {
+    receivedAt: 0,
+    source: { principal: caller, certificate: "", address: "10.0.0.7", port: 40000 },
+    destination: { principal: "spiffe://example.org/ns/svc/sa/svc", certificate: "", address: "10.0.0.8", port: 8443 },
+    requestId: String(i),
+    method,
+    path: `/api/v${r}/items/${i}?page=2`,
+    host: `svc${i % DESTINATIONS}:8443`,
+    scheme: "https",
+    protocol: "HTTP/2",
+    headers: {
+      ":authority": `svc${i % DESTINATIONS}:8443`, ":method": method, ":path": `/api/v${r}/items/${i}`, ":scheme": "https",
+      "authorization": `Bearer token-${i % 1000}`, "user-agent": "bench", "x-request-id": `req-${i}`, "accept": "application/json",
+    },
+    body: "",
+    contextExtensions: { env: "prod" },
+    sni: "",
+    malformed: [],
+  };
+}
+
+export async function runDecisionBench(options: { iterations?: number; withLog?: boolean } = {}): Promise<BenchResult> {
+  const iterations = options.iterations ?? 300_000;
+  const policy = compilePolicy(parsePolicyDocuments(policyYaml(), "bench.yaml"));
+  const silent = pino({ level: "silent" });
+  const store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger: silent });
+  await store.ready();
+  const rssBefore = process.memoryUsage().rss;
+  for (let i = 0; i < SUBJECTS; i++) {
+    const subject = `spiffe://example.org/ns/ns${i % 10}/sa/w${i}`;
+    await store.put({ id: `r${i}`, kind: "risk", subject, source: "bench", observedAt: 1, data: { level: i % 50 === 0 ? "high" : "low" } });
+  }
+  const rssAfter = process.memoryUsage().rss;
+  const metrics = createMetrics({ defaultMetrics: false });
+  const effects = new Effects({ store, logger: silent, metrics, hookUrl: "" });
+  const approvals = new ApprovalBook({ store });
+  // The decision log goes to /dev/null through pino's async destination, as in production.
+  const logger = options.withLog === true ? pino({ level: "info" }, pino.destination({ dest: "/dev/null", sync: false, minLength: 4096 })) : undefined;
+  const decide = createDecider({
+    policy: () => policy,
+    resolveCaller: createCallerResolver(parseConfig({}).identity),
+    store, approvals, effects, metrics,
+    ...(logger === undefined ? {} : { logger }),
+  });
+  const requests = Array.from({ length: 4096 }, (_, i) => request(i * 7919));
+  for (let i = 0; i < 50_000; i++) decide(requests[i & 4095]!);
+  const samples = new Float64Array(iterations);
+  const outcomes: Record<string, number> = {};
+  for (let i = 0; i < iterations; i++) {
+    const req = requests[i & 4095]!;
+    const t0 = process.hrtime.bigint();
+    const d = decide(req);
+    samples[i] = Number(process.hrtime.bigint() - t0);
+    outcomes[d.outcome] = (outcomes[d.outcome] ?? 0) + 1;
+  }
+  const sorted = sortedCopy(samples);
+  await store.close();
+  return {
+    name: options.withLog === true ? "decision (with decision log line)" : "decision (no log line)",
+    command: `npx tsx bench/decision.bench.ts${options.withLog === true ? " --with-log" : ""}`,
+    figures: {
+      rules: policy.ruleCount,
+      signal_subjects: SUBJECTS,
+      iterations,
+      p50_us: round(percentile(sorted, 50) / 1000),
+      p90_us: round(percentile(sorted, 90) / 1000),
+      p99_us: round(percentile(sorted, 99) / 1000),
+      store_rss_mb_for_100k: round((rssAfter - rssBefore) / 2 ** 20, 1),
+      outcomes: Object.entries(outcomes).map(([k, v]) => `${k} ${v}`).join(", "),
+    },
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
+  const result = await runDecisionBench({ withLog: process.argv.includes("--with-log") });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}

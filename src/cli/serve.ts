@@ -1,0 +1,163 @@
+// Wires one Vigil instance: signal store, policy (hot-reloaded), decision pipeline, the Envoy
+// gRPC server and the ops/admin HTTP server. `vigil serve` and the end-to-end tests use it.
+
+import type { Logger } from "pino";
+import { ApprovalBook } from "../approvals/index.js";
+import type { Config } from "../config/index.js";
+import { createDecider, Effects } from "../decision/index.js";
+import { VigilError } from "../errors/index.js";
+import { createCallerResolver } from "../identity/index.js";
+import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
+import { createSignalStore, loadSignalsFile, type SignalStore } from "../signals/index.js";
+import { createSsfReceiver } from "../signals/ssf/index.js";
+import { createLogger, createMetrics, flushLogger, type Metrics } from "../telemetry/index.js";
+import { startAuthzServer } from "../transport/envoy/index.js";
+import { startOpsServer, type Readiness } from "../transport/http/index.js";
+
+export interface Vigil {
+  grpcPort: number;
+  httpPort: number;
+  store: SignalStore;
+  approvals: ApprovalBook;
+  effects: Effects;
+  metrics: Metrics;
+  policy(): CompiledPolicy;
+  readiness(): Readiness;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  now?: () => number;
+  /** Name of this instance in logs (defaults to hostname-less "vigil"). */
+  instance?: string;
+}
+
+export async function startVigil(config: Config, options: StartOptions = {}): Promise<Vigil> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const now = options.now ?? Date.now;
+  const metrics = createMetrics();
+  const log = logger.child({ component: "serve" });
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        log.error({ err }, "error while shutting down");
+      }
+    }
+  };
+
+  try {
+    const storeLogger = logger.child({ component: "signals" });
+    const store = createSignalStore(config.store, { logger: storeLogger, now, ...(options.instance === undefined ? {} : { name: options.instance }) });
+    closers.push(() => store.close());
+
+    const policyLog = logger.child({ component: "policy" });
+    let lastReloadOk = true;
+    const watcher = await watchPolicyDir(config.policyDir, {
+      onLoad: (policy, info) => {
+        lastReloadOk = true;
+        metrics.policyReloads.labels("success").inc();
+        metrics.policyRules.set(policy.ruleCount);
+        metrics.policyLastReloadSuccess.set(1);
+        policyLog.info({ version: policy.version, rules: policy.ruleCount, ...info }, "policy loaded");
+      },
+      onError: (err) => {
+        lastReloadOk = false;
+        metrics.policyReloads.labels("failure").inc();
+        metrics.policyLastReloadSuccess.set(0);
+        policyLog.error({ err: { message: VigilError.from(err).message } }, "policy change refused; keeping the last good policy");
+      },
+    });
+    closers.push(() => Promise.resolve(watcher.close()));
+
+    await store.ready();
+    if (config.signalsFile !== "") {
+      const seeds = await loadSignalsFile(config.signalsFile);
+      for (const seed of seeds) await store.put(seed);
+      log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
+    }
+
+    const approvals = new ApprovalBook({ store, now, onChange: (n) => metrics.approvalsPending.set(n) });
+    const effects = new Effects({ store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl });
+    closers.push(() => effects.close());
+
+    const decide = createDecider({
+      policy: () => watcher.current(),
+      resolveCaller: createCallerResolver(config.identity),
+      store, approvals, effects, metrics, now,
+      logger: logger.child({ component: "decision" }),
+    });
+
+    const grpcLog = logger.child({ component: "grpc" });
+    const grpc = await startAuthzServer({
+      host: config.grpc.host,
+      port: config.grpc.port,
+      maxHeaderBytes: config.grpc.maxHeaderBytes,
+      decide,
+      onError: (err) => {
+        metrics.checkErrors.labels("internal").inc();
+        grpcLog.error({ err }, "decision failed; answered with a fail-closed deny");
+      },
+    });
+    closers.push(() => grpc.close());
+    grpcLog.info({ host: config.grpc.host, port: grpc.port }, "ext_authz gRPC listening");
+
+    const readiness = (): Readiness => {
+      const fresh = store.freshness(now());
+      const checks = {
+        signals_synced: { ok: store.isReady, detail: store.isReady ? "initial sync done" : "initial sync pending" },
+        signals_fresh: { ok: fresh.fresh, detail: `last heard ${Math.round(fresh.ageMs)} ms ago` },
+        policy: { ok: true, detail: `${watcher.current().ruleCount} rules, version ${watcher.current().version}${lastReloadOk ? "" : " (last change refused)"}` },
+      };
+      return { ready: Object.values(checks).every((c) => c.ok), checks };
+    };
+
+    const ssf = config.ssf.issuer === "" ? undefined : createSsfReceiver({
+      config: config.ssf, store, logger: logger.child({ component: "ssf" }), metrics, now,
+    });
+    if (ssf !== undefined) closers.push(() => Promise.resolve(ssf.close()));
+
+    const http = await startOpsServer({
+      host: config.http.host,
+      port: config.http.port,
+      adminTokens: config.http.adminTokens,
+      registry: metrics.registry,
+      metrics, store, approvals, readiness, ssf, logger, now,
+    });
+    closers.push(() => http.close());
+
+    const refreshGauges = (): void => {
+      const fresh = store.freshness(now());
+      metrics.signalsFresh.set(fresh.fresh ? 1 : 0);
+      metrics.signalsLastHeardAge.set(fresh.ageMs / 1000);
+      metrics.signalSubjects.set(store.size());
+      metrics.approvalsPending.set(approvals.pendingCount);
+    };
+    refreshGauges();
+    const gauges = setInterval(refreshGauges, 1000);
+    gauges.unref();
+    closers.push(() => { clearInterval(gauges); return Promise.resolve(); });
+
+    grpc.setServing(true);
+    log.info({ grpc_port: grpc.port, http_port: http.port, mode: config.store.bus !== "" ? "cluster" : "embedded" }, "vigil ready");
+
+    return {
+      grpcPort: grpc.port,
+      httpPort: http.port,
+      store, approvals, effects, metrics,
+      policy: () => watcher.current(),
+      readiness,
+      close: async () => {
+        grpc.setServing(false);
+        await closeAll();
+        await flushLogger(logger);
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,66 @@
+// Starts a real Vigil (gRPC + HTTP on loopback, port 0) for end-to-end tests, with a clock the
+// test controls, and gives an admin HTTP client for it.
+
+import { pino } from "pino";
+import { startVigil, type Vigil } from "../../src/cli/serve.js";
+import { parseConfig, type Config } from "../../src/config/index.js";
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+export const APPROVER_TOKEN = "test-approver-token-0123456789abcdef";
+export const IR_BOT_TOKEN = "test-irbot-token-0123456789abcdef";
+
+export interface TestClock { now: number }
+
+export interface TestVigil extends Vigil {
+  clock: TestClock;
+  grpcAddress: string;
+  httpUrl: string;
+  admin(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: unknown; headers: Headers }>;
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export async function startTestVigil(overrides: DeepPartial<Config> = {}, startAt = Date.UTC(2026, 10, 25, 12, 0, 0)): Promise<TestVigil> {
+  const clock: TestClock = { now: startAt };
+  const config = parseConfig({
+    ...overrides,
+    grpc: { port: 0, ...overrides.grpc },
+    http: {
+      port: 0,
+      adminTokens: [
+        `${ADMIN_TOKEN} ops-admin`,
+        `${APPROVER_TOKEN} spiffe://example.org/ns/ops/sa/change-approver`,
+        `${IR_BOT_TOKEN} spiffe://example.org/ns/secops/sa/ir-bot`,
+      ],
+      ...overrides.http,
+    },
+    policyDir: overrides.policyDir ?? "examples/policies",
+    signalsFile: overrides.signalsFile ?? "examples/signals.yaml",
+    store: { journalPath: "", ...overrides.store },
+    logLevel: "silent",
+  });
+  const vigil = await startVigil(config, { logger: pino({ level: "silent" }), now: () => clock.now });
+  const httpUrl = `http://127.0.0.1:${vigil.httpPort}`;
+  return {
+    ...vigil,
+    clock,
+    grpcAddress: `127.0.0.1:${vigil.grpcPort}`,
+    httpUrl,
+    admin: async (method, path, body, token = ADMIN_TOKEN) => {
+      const res = await fetch(`${httpUrl}${path}`, {
+        method,
+        headers: {
+          ...(token === "" ? {} : { authorization: `Bearer ${token}` }),
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let json: unknown = text;
+      try {
+        json = JSON.parse(text);
+      } catch { /* not JSON: keep the text */ }
+      return { status: res.status, json, headers: res.headers };
+    },
+  };
+}
