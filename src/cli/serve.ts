@@ -120,15 +120,6 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     });
     if (ssf !== undefined) closers.push(() => Promise.resolve(ssf.close()));
 
-    const http = await startOpsServer({
-      host: config.http.host,
-      port: config.http.port,
-      adminTokens: config.http.adminTokens,
-      registry: metrics.registry,
-      metrics, store, approvals, readiness, ssf, logger, now,
-    });
-    closers.push(() => http.close());
-
     const refreshGauges = (): void => {
       const fresh = store.freshness(now());
       metrics.signalsFresh.set(fresh.fresh ? 1 : 0);
@@ -136,10 +127,15 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.signalSubjects.set(store.size());
       metrics.approvalsPending.set(approvals.pendingCount);
     };
-    refreshGauges();
-    const gauges = setInterval(refreshGauges, 1000);
-    gauges.unref();
-    closers.push(() => { clearInterval(gauges); return Promise.resolve(); });
+    const http = await startOpsServer({
+      host: config.http.host,
+      port: config.http.port,
+      adminTokens: config.http.adminTokens,
+      registry: metrics.registry,
+      beforeScrape: refreshGauges,
+      metrics, store, approvals, readiness, ssf, logger, now,
+    });
+    closers.push(() => http.close());
 
     grpc.setServing(true);
     log.info({ grpc_port: grpc.port, http_port: http.port, mode: config.store.bus !== "" ? "cluster" : "embedded" }, "vigil ready");

@@ -41,6 +41,8 @@ export interface OpsServerOptions {
   ssf?: SetReceiver;
   logger: Logger;
   now?: () => number;
+  /** Called before each scrape so gauges (freshness, sizes) are computed at scrape time. */
+  beforeScrape?: () => void;
 }
 
 export interface OpsServer {
@@ -84,6 +86,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     const method = req.method ?? "GET";
 
     if (path === PATH_METRICS && method === "GET") {
+      options.beforeScrape?.();
       const text = await options.registry.metrics();
       send(res, 200, text, options.registry.contentType);
       return;
