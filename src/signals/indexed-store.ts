@@ -1,0 +1,96 @@
+// What the embedded and the NATS store have in common: reads served from one SignalIndex, the
+// readiness latch, and listener plumbing. Subclasses decide how a write becomes durable.
+
+import type { Logger } from "pino";
+import { VigilError } from "../errors/index.js";
+import { SignalIndex } from "./signal-index.js";
+import type { Signal, SignalInput, SignalKind, SignalOf } from "./model.js";
+import type { Freshness, PutResult, SignalStore } from "./store.js";
+
+export interface IndexedStoreDeps {
+  logger: Logger;
+  /** Clock for expiry on reads and for write times (tests pass a fake one). */
+  now?: () => number;
+  /** Event ids remembered for idempotency; see SignalIndexOptions. */
+  idempotencyWindow?: number;
+}
+
+/** A child logger for a store, adding `component: "signals"` unless the caller's logger has one. */
+export function storeLogger(logger: Logger, store: string): Logger {
+  const bindings = logger.bindings();
+  return logger.child("component" in bindings ? { store } : { component: "signals", store });
+}
+
+export abstract class IndexedStore implements SignalStore {
+  protected readonly index: SignalIndex;
+  protected readonly logger: Logger;
+  protected readonly now: () => number;
+  protected closed = false;
+  readonly #ready: Promise<void>;
+  #markReady: () => void = () => undefined;
+  #markFailed: (error: VigilError) => void = () => undefined;
+  #isReady = false;
+
+  protected constructor(deps: IndexedStoreDeps) {
+    this.logger = deps.logger;
+    this.now = deps.now ?? Date.now;
+    this.index = new SignalIndex({
+      idempotencyWindow: deps.idempotencyWindow,
+      onListenerError: (error, signal) => {
+        this.logger.error({ err: error, kind: signal.kind, id: signal.id }, "signal listener threw");
+      },
+    });
+    this.#ready = new Promise<void>((resolve, reject) => {
+      this.#markReady = resolve;
+      this.#markFailed = reject;
+    });
+    // A failed start is reported through ready() and every write; never as an unhandled rejection.
+    this.#ready.catch(() => undefined);
+  }
+
+  get isReady(): boolean {
+    return this.#isReady;
+  }
+
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  get<K extends SignalKind>(subject: string, kind: K, name = ""): SignalOf<K> | undefined {
+    return this.index.get(subject, kind, name, this.now());
+  }
+
+  list(subject: string): Signal[] {
+    return this.index.list(subject, this.now());
+  }
+
+  size(): number {
+    return this.index.size();
+  }
+
+  subscribe(listener: (signal: Signal) => void): () => void {
+    return this.index.subscribe(listener);
+  }
+
+  protected markReady(): void {
+    if (this.#isReady) return;
+    this.#isReady = true;
+    this.#markReady();
+  }
+
+  protected markFailed(error: unknown): void {
+    this.#markFailed(VigilError.from(error, "unavailable"));
+  }
+
+  /** Waits for the initial load, then refuses writes on a closed store. */
+  protected async writable(): Promise<void> {
+    await this.#ready;
+    if (this.closed) throw new VigilError("unavailable", "the signal store is closed");
+  }
+
+  abstract put(signal: SignalInput): Promise<PutResult>;
+  abstract reinstate(subject: string, by: string, reason: string): Promise<PutResult>;
+  abstract useGrant(subject: string, name: string, nowMs: number): boolean;
+  abstract freshness(nowMs: number): Freshness;
+  abstract close(): Promise<void>;
+}

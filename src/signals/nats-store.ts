@@ -1,0 +1,568 @@
+// The cluster signal store (design §1, `--bus nats://…`): NATS JetStream KV is the source of
+// truth, every instance watches the bucket and serves reads from memory. Writes are compare-and-set
+// on the key's revision, so the write rules (latest observedAt wins, sticky revocations, grants
+// never below zero) hold across instances, not just inside one.
+
+import { setTimeout as sleep } from "node:timers/promises";
+import { Kvm, KvWatchInclude } from "@nats-io/kv";
+import type { KV, KvEntry, KvWatchEntry } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import { VigilError } from "../errors/index.js";
+import { SIGNAL_KINDS, signalSchema } from "./model.js";
+import type { Signal, SignalInput, SignalKind, SignalOf } from "./model.js";
+import type { Freshness, PutResult, SignalStore } from "./store.js";
+import type { StoreConfig } from "../config/schema.js";
+import { IndexedStore, storeLogger } from "./indexed-store.js";
+import type { IndexedStoreDeps } from "./indexed-store.js";
+import type { SignalAddress, WriteDecision } from "./signal-index.js";
+import { parseSignal } from "./validation.js";
+
+export interface NatsStoreDeps extends IndexedStoreDeps {
+  /** Connection name shown by the NATS server (e.g. the pod name). */
+  name?: string;
+}
+
+export interface NatsSignalStore extends SignalStore {
+  /** The KV bucket this store watches. */
+  readonly bucket: string;
+}
+
+/** KV bucket holding signals for a bucket prefix. */
+export function signalsBucketName(bucketPrefix: string): string {
+  return `${bucketPrefix}-signals`;
+}
+
+// KV keys allow only [-/_=.a-zA-Z0-9], and dots separate tokens. The kind stays readable as the
+// first token (so `risk.>` can be watched alone); subject and name are base64url, which uses
+// only [-_a-zA-Z0-9] and never pads. An empty name gets no token.
+const KINDS: ReadonlySet<string> = new Set(SIGNAL_KINDS);
+
+function keyToken(text: string, field: string): string {
+  const bytes = Buffer.from(text, "utf8");
+  // A lone UTF-16 surrogate has no UTF-8 form: the key would not decode back to the signal.
+  if (bytes.toString("utf8") !== text) {
+    throw new VigilError("invalid_input", `${field} is not well-formed Unicode text`);
+  }
+  return bytes.toString("base64url");
+}
+
+/** The KV key for a signal key; VigilError("invalid_input") for text with lone surrogates. */
+export function kvKeyFor(subject: string, kind: SignalKind, name: string): string {
+  const subjectToken = keyToken(subject, "subject");
+  if (name === "") return `${kind}.${subjectToken}`;
+  return `${kind}.${subjectToken}.${keyToken(name, "name")}`;
+}
+
+/** The signal a KV key holds, or undefined for a key Vigil did not write. */
+export function addressForKvKey(kvKey: string): SignalAddress | undefined {
+  const [kind, subjectToken, nameToken, ...rest] = kvKey.split(".");
+  if (kind === undefined || !KINDS.has(kind) || subjectToken === undefined || rest.length > 0) return undefined;
+  const subject = Buffer.from(subjectToken, "base64url").toString("utf8");
+  const name = nameToken === undefined ? "" : Buffer.from(nameToken, "base64url").toString("utf8");
+  // Decoding is lenient; only a key that encodes back to itself is one Vigil wrote.
+  if (subject === "" || kvKeyFor(subject, kind as SignalKind, name) !== kvKey) return undefined;
+  return { subject, kind: kind as SignalKind, name };
+}
+
+/** JetStream's answer when the expected last revision of a key is not the current one. */
+function isRevisionConflict(error: unknown): boolean {
+  if (!(error instanceof Error) || !("code" in error)) return false;
+  // 10071 StreamWrongLastSequence, 10164 StreamWrongLastSequenceUnknown.
+  return error.code === 10071 || error.code === 10164;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      reject(new VigilError("unavailable", `${what} timed out after ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Write attempts before a compare-and-set loop gives up under contention. */
+const MAX_CAS_ATTEMPTS = 10;
+/** How long close() waits for grant uses still being written. */
+const CLOSE_GRACE_MS = 2_000;
+
+/**
+ * Creates the store and starts connecting, creating the bucket if needed, and loading it.
+ * `ready()` resolves once the bucket's values at start are in memory; it rejects with
+ * VigilError("unavailable") if NATS cannot be reached or the bucket cannot be opened.
+ */
+export function createNatsStore(config: StoreConfig, deps: NatsStoreDeps): NatsSignalStore {
+  return new NatsStore(config, deps);
+}
+
+interface PendingUses {
+  /** The grant the uses were taken from; a replaced grant drops them. */
+  id: string;
+  /** Uses taken locally and not yet in the KV. */
+  count: number;
+  /** The newest value the KV holds for the key, before the local uses are taken off. */
+  remote?: { signal: SignalOf<"grant">; revision: number };
+}
+
+class NatsStore extends IndexedStore implements NatsSignalStore {
+  readonly bucket: string;
+  readonly #config: StoreConfig;
+  readonly #name: string;
+  readonly #writeTimeoutMs: number;
+  readonly #starting: Promise<void>;
+  readonly #stopping = new AbortController();
+  readonly #background = new Set<Promise<void>>();
+  #nc: NatsConnection | undefined;
+  #kv: KV | undefined;
+  #connected = false;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #beating = false;
+  #lastHeardAt = 0;
+
+  // Watch state. The watch delivers the bucket in revision (stream sequence) order.
+  #watcher: QueuedIterator<KvWatchEntry> | undefined;
+  /** Bumped for every (re)watch; a loop of an older generation stops applying. */
+  #generation = 0;
+  #lastRevision = 0;
+  /** The stream's last revision when the current watch started; reaching it = caught up. */
+  #catchUpTo = 0;
+  #caughtUp = false;
+  #rewatching = false;
+  #rewatchAgain = false;
+  /** KV key → revision of the value held: the expected revision of our next CAS. */
+  readonly #revisions = new Map<string, number>();
+
+  readonly #pendingUses = new Map<string, PendingUses>();
+  readonly #grantWriters = new Map<string, Promise<void>>();
+  #closing: Promise<void> | undefined;
+
+  constructor(config: StoreConfig, deps: NatsStoreDeps) {
+    super({ ...deps, logger: storeLogger(deps.logger, "nats") });
+    this.#config = config;
+    this.#name = deps.name ?? "vigil";
+    this.bucket = signalsBucketName(config.bucketPrefix);
+    this.#writeTimeoutMs = Math.max(1_000, config.freshnessBoundMs);
+    this.#starting = this.#start();
+  }
+
+  async #start(): Promise<void> {
+    const bound = this.#config.freshnessBoundMs;
+    try {
+      const nc = await connect({
+        servers: this.#config.bus.split(",").map((url) => url.trim()),
+        name: this.#name,
+        // A sidecar never gives up on the bus: while it is away, freshness says so.
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: Math.min(2_000, Math.max(100, Math.floor(bound / 4))),
+        // Notice a silently dead link (no TCP reset) within about two bounds.
+        pingInterval: Math.max(1_000, bound),
+        maxPingOut: 2,
+        timeout: 5_000,
+      });
+      this.#nc = nc;
+      this.#connected = true;
+      this.#track(this.#followConnection(nc));
+      if (this.#stopped()) return;
+      // One KV entry per signal key, history 1: signals are state, not events, so only the
+      // current value matters and the watch's initial load is one message per key. File
+      // storage because a JetStream ack is our durability promise (design §4).
+      this.#kv = await new Kvm(nc).create(this.bucket, {
+        history: 1,
+        storage: "file",
+        replicas: this.#config.replicas,
+        description: "Vigil signals: latest value per subject, kind and name",
+      });
+      if (this.#stopped()) return;
+      await this.#watch();
+      this.#heartbeat = setInterval(() => {
+        this.#beat();
+      }, Math.max(50, Math.floor(bound / 4)));
+      this.#heartbeat.unref();
+    } catch (error) {
+      this.logger.error({ err: error, bus: this.#config.bus, bucket: this.bucket }, "cannot open the signal bucket");
+      this.markFailed(new VigilError("unavailable", `cannot open signal bucket ${this.bucket} on ${this.#config.bus}`, {
+        cause: error,
+      }));
+      await this.#nc?.close().catch(() => undefined);
+    }
+  }
+
+  /** Read through a method: TypeScript would otherwise keep a narrowing across awaits. */
+  #stopped(): boolean {
+    return this.closed;
+  }
+
+  /** Runs a background task; its failure is logged, and close() waits for it. */
+  #track(task: Promise<void>): void {
+    const tracked = task.catch((error: unknown) => {
+      if (!this.closed) this.logger.error({ err: error }, "signal store background task failed");
+    }).finally(() => {
+      this.#background.delete(tracked);
+    });
+    this.#background.add(tracked);
+  }
+
+  async #followConnection(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") {
+        this.#connected = false;
+        this.#caughtUp = false;
+        this.logger.warn({ server: status.server }, "lost the signal bus; signals age from now");
+      } else if (status.type === "reconnect") {
+        this.#connected = true;
+        this.logger.info({ server: status.server }, "signal bus is back; catching up");
+        this.#rewatch();
+      }
+    }
+  }
+
+  /**
+   * (Re)starts the watch after the last applied revision. The KV watcher resumes by itself after
+   * a short outage, but anything the server pushed into the dying connection is only noticed at
+   * the next message; restarting from our own last revision never misses an update.
+   */
+  async #watch(): Promise<void> {
+    const kv = this.#kv;
+    if (kv === undefined) return;
+    const generation = ++this.#generation;
+    this.#watcher?.stop();
+    this.#watcher = undefined;
+    this.#caughtUp = false;
+    const status = await kv.status();
+    const target = status.values === 0 ? 0 : status.streamInfo.state.last_seq;
+    const watcher = await kv.watch(
+      this.#lastRevision > 0
+        ? { resumeFromRevision: this.#lastRevision + 1 }
+        : { include: KvWatchInclude.LastValue },
+    );
+    if (generation !== this.#generation || this.closed) {
+      watcher.stop();
+      return;
+    }
+    this.#watcher = watcher;
+    this.#catchUpTo = target;
+    this.#noteCaughtUp(false);
+    this.#track(this.#consume(watcher, generation));
+  }
+
+  async #consume(watcher: QueuedIterator<KvWatchEntry>, generation: number): Promise<void> {
+    try {
+      for await (const entry of watcher) {
+        if (generation !== this.#generation) break;
+        this.#applyEntry(entry);
+      }
+    } catch (error) {
+      this.logger.warn({ err: error, bucket: this.bucket }, "the signal watch failed");
+    }
+    // Still the current watch, yet ended: the consumer is gone (bucket recreated, server restart).
+    if (generation === this.#generation && !this.closed) {
+      this.logger.warn({ bucket: this.bucket }, "the signal watch ended; watching again");
+      this.#caughtUp = false;
+      this.#rewatch();
+    }
+  }
+
+  #rewatch(): void {
+    if (this.closed || this.#kv === undefined) return;
+    if (this.#rewatching) {
+      this.#rewatchAgain = true;
+      return;
+    }
+    this.#rewatching = true;
+    this.#track((async () => {
+      try {
+        let delay = 100;
+        do {
+          this.#rewatchAgain = false;
+          try {
+            await this.#watch();
+          } catch (error) {
+            if (this.closed) return;
+            this.logger.warn({ err: error, retryInMs: delay }, "cannot watch the signal bucket yet");
+            await sleep(delay, undefined, { signal: this.#stopping.signal }).catch(() => undefined);
+            delay = Math.min(delay * 2, 5_000);
+            this.#rewatchAgain = true;
+          }
+        } while (this.#rewatchAgain && !this.closed);
+      } finally {
+        this.#rewatching = false;
+      }
+    })());
+  }
+
+  #applyEntry(entry: KvWatchEntry): void {
+    if (entry.revision > this.#lastRevision) {
+      this.#lastRevision = entry.revision;
+      this.#applyKvEntry(entry, this.isReady);
+    }
+    this.#noteCaughtUp(entry.isUpdate);
+    this.#heard();
+  }
+
+  /** Applies one KV value if it is newer than what is held for its key. */
+  #applyKvEntry(entry: KvEntry, notify: boolean): void {
+    const address = addressForKvKey(entry.key);
+    if (address === undefined) {
+      this.logger.warn({ key: entry.key, revision: entry.revision }, "ignored a KV key Vigil did not write");
+      return;
+    }
+    if (entry.revision <= (this.#revisions.get(entry.key) ?? 0)) return;
+    if (entry.operation !== "PUT") {
+      this.#revisions.set(entry.key, entry.revision);
+      this.index.remove(address);
+      return;
+    }
+    const signal = this.#decode(entry);
+    if (signal !== undefined) this.#applyValue(entry.key, signal, entry.revision, notify);
+  }
+
+  #decode(entry: KvEntry): Signal | undefined {
+    let value: unknown;
+    try {
+      value = entry.json<unknown>();
+    } catch {
+      value = undefined;
+    }
+    const parsed = signalSchema.safeParse(value);
+    const address = addressForKvKey(entry.key);
+    if (
+      !parsed.success || address === undefined || parsed.data.subject !== address.subject
+      || parsed.data.kind !== address.kind || parsed.data.name !== address.name
+    ) {
+      this.logger.warn({ key: entry.key, revision: entry.revision }, "ignored a KV value that is not a valid signal for its key");
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /** Holds a value the KV has at `revision`, less any grant uses not yet written back. */
+  #applyValue(kvKey: string, signal: Signal, revision: number, notify: boolean): void {
+    this.#revisions.set(kvKey, revision);
+    let value = signal;
+    const pending = this.#pendingUses.get(kvKey);
+    if (pending !== undefined && signal.kind === "grant" && signal.id === pending.id) {
+      pending.remote = { signal, revision };
+      value = { ...signal, data: { ...signal.data, usesLeft: Math.max(0, signal.data.usesLeft - pending.count) } };
+    }
+    // Our own writes come back through the watch; listeners hear of a value once.
+    if (notify) {
+      const held = this.index.held(signal);
+      notify = held?.id !== value.id || JSON.stringify(held) !== JSON.stringify(value);
+    }
+    this.index.set(value, notify);
+  }
+
+  #noteCaughtUp(sawLastOfInitial: boolean): void {
+    if (this.#caughtUp || (!sawLastOfInitial && this.#lastRevision < this.#catchUpTo)) return;
+    this.#caughtUp = true;
+    this.#heard();
+    if (this.isReady) {
+      this.logger.info({ revision: this.#lastRevision }, "caught up with the signal bucket");
+    } else {
+      this.logger.info({ keys: this.index.size(), revision: this.#lastRevision }, "signal bucket loaded");
+      this.markReady();
+    }
+  }
+
+  /** Freshness only advances while connected and caught up: being connected but behind is stale. */
+  #heard(): void {
+    if (this.#connected && this.#caughtUp) this.#lastHeardAt = this.now();
+  }
+
+  #beat(): void {
+    const nc = this.#nc;
+    if (nc === undefined || this.#beating || !this.#connected || !this.#caughtUp || this.closed) return;
+    this.#beating = true;
+    void withTimeout(nc.flush(), this.#config.freshnessBoundMs, "bus heartbeat").then(
+      () => {
+        this.#heard();
+      },
+      (error: unknown) => {
+        this.logger.debug({ err: error }, "bus heartbeat failed");
+      },
+    ).finally(() => {
+      this.#beating = false;
+    });
+  }
+
+  freshness(nowMs: number): Freshness {
+    const ageMs = Math.max(0, nowMs - this.#lastHeardAt);
+    return {
+      fresh: this.isReady && !this.closed && this.#lastHeardAt > 0 && ageMs <= this.#config.freshnessBoundMs,
+      lastHeardAt: this.#lastHeardAt,
+      ageMs,
+    };
+  }
+
+  async put(input: SignalInput): Promise<PutResult> {
+    const signal = parseSignal(input);
+    return this.#write(() => this.index.decide(signal, this.now()));
+  }
+
+  async reinstate(subject: string, by: string, reason: string): Promise<PutResult> {
+    return this.#write(() => this.index.reinstatement(subject, by, reason, this.now()));
+  }
+
+  /**
+   * Decides against the local view, then writes only if the key is still at the revision that
+   * view was taken from. On a conflict the key is re-read and the decision made again, so a write
+   * racing another instance ends up stale, duplicate or refused exactly as it would locally.
+   */
+  async #write(decide: () => WriteDecision): Promise<PutResult> {
+    await this.writable();
+    const kv = this.#kvOrThrow();
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const decision = decide();
+      if (decision.status !== "write") return decision;
+      const signal = decision.signal;
+      const kvKey = kvKeyFor(signal.subject, signal.kind, signal.name);
+      const expected = this.#revisions.get(kvKey);
+      let revision: number;
+      try {
+        // previousSeq 0 = "no value yet": the create half of compare-and-set. The timeout keeps a
+        // write from hanging on an unreachable bus longer than the freshness bound.
+        revision = await kv.put(kvKey, JSON.stringify(signal), {
+          previousSeq: expected ?? 0,
+          timeout: this.#writeTimeoutMs,
+        });
+      } catch (error) {
+        if (!isRevisionConflict(error)) {
+          throw new VigilError("unavailable", `signal bus did not take the write: ${String(error)}`, { cause: error });
+        }
+        await this.#refresh(kv, kvKey, signal);
+        continue;
+      }
+      // Read-after-write on this instance; the watcher will skip the same revision.
+      if (revision > (this.#revisions.get(kvKey) ?? 0)) this.#applyValue(kvKey, signal, revision, true);
+      return { status: "written", signal };
+    }
+    throw new VigilError("unavailable", "signal write kept conflicting with concurrent writes; retry it");
+  }
+
+  async #refresh(kv: KV, kvKey: string, address: SignalAddress): Promise<void> {
+    const entry = await kv.get(kvKey);
+    if (entry === null) {
+      this.#revisions.delete(kvKey);
+      this.index.remove(address);
+      return;
+    }
+    this.#applyKvEntry(entry, true);
+  }
+
+  #kvOrThrow(): KV {
+    if (this.#kv === undefined) throw new VigilError("unavailable", "the signal bucket is not open");
+    return this.#kv;
+  }
+
+  /**
+   * Synchronous for the hot path; the use is written back in the background by compare-and-set
+   * against the KV's current value, so concurrent uses on several instances all count and the
+   * stored count never goes below zero. Until a use propagates, another instance may still grant
+   * one more use from its own view.
+   */
+  useGrant(subject: string, name: string, nowMs: number): boolean {
+    if (!this.isReady || this.closed) return false;
+    const used = this.index.grantAfterUse(subject, name, nowMs);
+    if (used === undefined) return false;
+    const kvKey = kvKeyFor(subject, "grant", name);
+    this.index.set(used, true);
+    const pending = this.#pendingUses.get(kvKey);
+    if (pending?.id === used.id) pending.count++;
+    else this.#pendingUses.set(kvKey, { id: used.id, count: 1 });
+    this.#startGrantWriter(kvKey);
+    return true;
+  }
+
+  #startGrantWriter(kvKey: string): void {
+    if (this.#grantWriters.has(kvKey)) return;
+    const writer = this.#writeGrantUses(kvKey)
+      .catch((error: unknown) => {
+        this.logger.error({ err: error, key: kvKey }, "could not write grant uses back");
+      })
+      .finally(() => {
+        this.#grantWriters.delete(kvKey);
+        // Uses taken while the writer was finishing still need a writer.
+        if (!this.closed && (this.#pendingUses.get(kvKey)?.count ?? 0) > 0) this.#startGrantWriter(kvKey);
+      });
+    this.#grantWriters.set(kvKey, writer);
+  }
+
+  async #writeGrantUses(kvKey: string): Promise<void> {
+    const kv = this.#kvOrThrow();
+    let delay = 50;
+    for (;;) {
+      const pending = this.#pendingUses.get(kvKey);
+      if (pending === undefined || pending.count <= 0) return;
+      let entry: KvEntry | null;
+      let revision: number;
+      let written: SignalOf<"grant">;
+      try {
+        entry = await kv.get(kvKey);
+        const remote = entry?.operation === "PUT" ? this.#decode(entry) : undefined;
+        if (entry === null || remote?.kind !== "grant" || remote.id !== pending.id) {
+          // Deleted or replaced by a new grant: the uses belonged to a grant that is gone.
+          if (this.#pendingUses.get(kvKey) === pending) this.#pendingUses.delete(kvKey);
+          return;
+        }
+        const take = pending.count;
+        written = { ...remote, data: { ...remote.data, usesLeft: Math.max(0, remote.data.usesLeft - take) } };
+        revision = await kv.put(kvKey, JSON.stringify(written), {
+          previousSeq: entry.revision,
+          timeout: this.#writeTimeoutMs,
+        });
+        pending.count -= take;
+      } catch (error) {
+        if (this.closed) throw error;
+        if (!isRevisionConflict(error)) {
+          this.logger.warn({ err: error, key: kvKey, retryInMs: delay }, "grant use not written yet; retrying");
+          await sleep(delay, undefined, { signal: this.#stopping.signal }).catch(() => undefined);
+          delay = Math.min(delay * 2, 2_000);
+        }
+        continue;
+      }
+      if (pending.count <= 0 && this.#pendingUses.get(kvKey) === pending) this.#pendingUses.delete(kvKey);
+      // Re-derive the local view now that these uses are in the KV: from our own write, or from
+      // a newer value the watcher already brought (which was built on top of ours).
+      const newest = pending.remote !== undefined && pending.remote.revision > revision
+        ? pending.remote
+        : { signal: written, revision };
+      if (newest.revision >= (this.#revisions.get(kvKey) ?? 0)) {
+        this.#applyValue(kvKey, newest.signal, newest.revision, false);
+      }
+    }
+  }
+
+  /**
+   * Stops the heartbeat and the watch, gives grant uses still in flight a moment to land, and
+   * drains the connection. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await withTimeout(Promise.allSettled(this.#grantWriters.values()), CLOSE_GRACE_MS, "grant write-back")
+      .catch(() => {
+        this.logger.warn({ keys: this.#pendingUses.size }, "closing with grant uses not written back");
+      });
+    this.closed = true;
+    this.#stopping.abort();
+    clearInterval(this.#heartbeat);
+    await this.#starting;
+    this.#generation++;
+    this.#watcher?.stop();
+    const nc = this.#nc;
+    if (nc !== undefined && !nc.isClosed()) {
+      await nc.drain().catch(async () => {
+        await nc.close();
+      });
+    }
+    await Promise.allSettled(this.#background);
+  }
+}

@@ -1,0 +1,77 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { SIGNAL_KINDS } from "../../src/signals/index.js";
+import type { Signal } from "../../src/signals/index.js";
+import { SignalIndex } from "../../src/signals/signal-index.js";
+import { kvKeyFor, addressForKvKey } from "../../src/signals/nats-store.js";
+
+const T0 = 1_750_000_000_000;
+
+function risk(id: string, subject: string, observedAt = T0): Signal {
+  return { id, kind: "risk", subject, name: "", source: "s", observedAt, data: { level: "low" } };
+}
+
+describe("SignalIndex", () => {
+  it("forgets the oldest event ids beyond its idempotency window", () => {
+    const index = new SignalIndex({ idempotencyWindow: 2 });
+    for (const id of ["a", "b", "c"]) index.set(risk(id, `s-${id}`), false);
+    // "a" left the window but is still the live value of its key: still a duplicate.
+    expect(index.decide(risk("a", "s-a"), T0).status).toBe("duplicate");
+    index.set(risk("a2", "s-a", T0 + 1), false);
+    index.set(risk("d", "s-d"), false);
+    // Now "a" is neither remembered nor live: judged by observedAt alone.
+    expect(index.decide(risk("a", "s-a", T0 + 5), T0).status).toBe("write");
+  });
+
+  it("takes back a value whose write failed, so a retry is not a duplicate", () => {
+    const index = new SignalIndex();
+    const first = risk("a", "s");
+    index.set(first, false);
+    const second = risk("b", "s", T0 + 1);
+    const previous = index.set(second, false);
+    index.revert(second, previous);
+    expect(index.held({ subject: "s", kind: "risk", name: "" })).toBe(first);
+    expect(index.decide(second, T0).status).toBe("write");
+  });
+
+  it("keeps the per-subject list in step with sets and removes", () => {
+    const index = new SignalIndex();
+    index.set(risk("a", "s"), false);
+    index.set({ ...risk("b", "s"), kind: "behavior", data: { anomalies: ["rate_spike"] } }, false);
+    index.set(risk("c", "s", T0 + 1), false);
+    expect(index.list("s", T0).map((s) => s.id).sort()).toEqual(["b", "c"]);
+    index.remove({ subject: "s", kind: "risk", name: "" });
+    expect(index.list("s", T0).map((s) => s.id)).toEqual(["b"]);
+    index.remove({ subject: "s", kind: "behavior", name: "" });
+    expect(index.list("s", T0)).toEqual([]);
+  });
+});
+
+describe("NATS KV keys", () => {
+  it("encode any subject and name into allowed KV characters and back", () => {
+    fc.assert(fc.property(
+      fc.constantFrom(...SIGNAL_KINDS), fc.string({ minLength: 1, maxLength: 200 }), fc.string({ maxLength: 50 }),
+      (kind, subject, name) => {
+        const key = kvKeyFor(subject, kind, name);
+        expect(key).toMatch(/^[-/_=.a-zA-Z0-9]+$/);
+        expect(key.startsWith(`${kind}.`)).toBe(true);
+        expect(addressForKvKey(key)).toEqual({ subject, kind, name });
+      },
+    ));
+  });
+
+  it("refuses text with a lone surrogate rather than writing a key that cannot be read back", () => {
+    expect(() => kvKeyFor("spiffe://example.org/\ud800", "risk", "")).toThrow(/not well-formed/);
+    fc.assert(fc.property(fc.string({ unit: "binary", minLength: 1 }), (subject) => {
+      try {
+        expect(addressForKvKey(kvKeyFor(subject, "risk", ""))).toEqual({ subject, kind: "risk", name: "" });
+      } catch (error) {
+        expect(error).toMatchObject({ code: "invalid_input" });
+      }
+    }));
+  });
+
+  it.each(["foo", "risk", "mood.abc", "risk.abc.def.ghi", "risk.a+b"])("does not claim the foreign key %s", (key) => {
+    expect(addressForKvKey(key)).toBeUndefined();
+  });
+});
