@@ -28,6 +28,9 @@ export interface SignalIndexOptions {
   onListenerError?: (error: unknown, signal: Signal) => void;
 }
 
+/** Credential states no later write may soften (latest-wins must never un-leak a key). */
+const TERMINAL_CREDENTIAL_STATES: ReadonlySet<string> = new Set(["leaked", "compromised", "revoked"]);
+
 export const DEFAULT_IDEMPOTENCY_WINDOW = 100_000;
 
 /** Source recorded on signals Vigil derives itself (reinstatements). */
@@ -110,6 +113,16 @@ export class SignalIndex {
       throw new VigilError(
         "conflict",
         `${signal.subject} is revoked; a put cannot lift a revocation, use reinstate (audited)`,
+      );
+    }
+    if (
+      signal.kind === "credential" && !TERMINAL_CREDENTIAL_STATES.has(signal.data.state)
+      && held.kind === "credential" && TERMINAL_CREDENTIAL_STATES.has(held.data.state) && !isExpired(held, nowMs)
+    ) {
+      // A key that leaked stays leaked: the way out is rotation, which gives a new fingerprint.
+      throw new VigilError(
+        "conflict",
+        `credential ${signal.subject} is ${held.data.state}; it cannot become ${signal.data.state} again — rotate it (a new key has a new fingerprint)`,
       );
     }
     if (signal.observedAt < held.observedAt) return { status: "stale", signal: held };

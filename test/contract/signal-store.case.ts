@@ -166,6 +166,20 @@ export function runSignalStoreContract(name: string, factory: SignalStoreFactory
       expect(store.get(KEY, "revocation")?.data.revoked).toBe(true);
     });
 
+    it("never lets a later write soften a leaked, compromised or revoked credential", async () => {
+      const credential = (state: "active" | "leaked" | "compromised" | "revoked", observedAt: number): SignalInput => ({
+        id: nextId(), kind: "credential", subject: KEY, source: "secret-scanner", observedAt, data: { state },
+      });
+      await store.put(credential("active", T0));
+      expect((await store.put(credential("leaked", T0 + 10))).status).toBe("written");
+      const soften = await rejection(store.put(credential("active", T0 + 20)));
+      expect(soften.code).toBe("conflict");
+      expect(store.get(KEY, "credential")?.data.state).toBe("leaked");
+      // Hardening further is an ordinary write.
+      expect((await store.put(credential("revoked", T0 + 30))).status).toBe("written");
+      expect(store.get(KEY, "credential")?.data.state).toBe("revoked");
+    });
+
     it("reinstates even when the revocation was observed in the future", async () => {
       await store.put(revocation(true, T0 + 60_000));
       const reinstated = await store.reinstate(KEY, "bob", "clock skew on the scanner");

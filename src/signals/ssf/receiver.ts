@@ -172,6 +172,14 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
     } catch (err) {
       replay.release(set.iss, set.jti);
       const error = VigilError.from(err);
+      if (error.code === "conflict") {
+        // The store holds a more severe, sticky state (a revocation, a leaked key) that this event
+        // would soften. Acknowledge so the transmitter stops retrying; the state stays as it is.
+        replay.commit(set.iss, set.jti, now());
+        count("ignored", event);
+        logger.warn({ event, jti: set.jti, subject: signal.subject, err: error }, "a SET would soften a sticky state; acknowledged and ignored");
+        return { status: 202, headers: {}, body: "" };
+      }
       if (error.code === "invalid_input") {
         count("rejected", event);
         logger.warn({ event, jti: set.jti, err: error }, "the store refused the signal of a SET");
