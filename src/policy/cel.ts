@@ -1,0 +1,202 @@
+// `when:` conditions: CEL over request, source, context, signals and now. Each expression is
+// parsed once and type-checked against the exact PolicyInput shape (so `signals.rsk` or
+// `signals.risk == 1` fail at load time, not at request time), then evaluated in an environment
+// that takes the plain objects as they are, without converting them per call.
+//
+// The CEL surface:
+//   request   RequestView fields (request.method, request.path_only, request.headers["x"], …)
+//   source    SourceView fields (source.spiffe_id, source.trust_domain, …)
+//   context   map<string, string>: the route's context_extensions
+//   signals   SignalsView fields; numbers such as risk_age_seconds are doubles
+//   now       google.protobuf.Timestamp of the decision (PolicyInput.now): now.getHours("UTC"),
+//             now.getDayOfWeek("Europe/Berlin") (0 = Sunday), now > timestamp("2026-01-01T00:00:00Z")
+//   inCidr(ip, cidr) / inCidr(ip, [cidr, …])   bool; false for an empty or malformed ip
+//
+// A missing map key (context.env on a route without env, request.headers["x"] when absent) is an
+// evaluation error, which the evaluator treats as deny: guard with `"env" in context` or
+// `has(context.env)`, or use the rule's `context:` matcher instead.
+
+import { Environment } from "@marcbachmann/cel-js";
+import { directCondition } from "./cel-direct.js";
+import type { FieldKinds } from "./cel-direct.js";
+import { CidrCache, cidrProblem } from "./cidr.js";
+import type { PolicyInput, RequestView, SignalsView, SourceView } from "./types.js";
+
+const REQUEST_FIELDS: Record<keyof RequestView, string> = {
+  method: "string",
+  path: "string",
+  path_only: "string",
+  host: "string",
+  scheme: "string",
+  headers: "map<string, string>",
+  grpc_service: "string",
+  grpc_method: "string",
+  mcp_method: "string",
+  mcp_tool: "string",
+  source_ip: "string",
+  destination: "string",
+};
+
+const SOURCE_FIELDS: Record<keyof SourceView, string> = {
+  spiffe_id: "string",
+  trust_domain: "string",
+  path: "string",
+  identity_source: "string",
+  credential_fingerprint: "string",
+  credential_scheme: "string",
+};
+
+const SIGNALS_FIELDS: Record<keyof SignalsView, string> = {
+  fresh: "bool",
+  risk: "string",
+  risk_reason: "string",
+  risk_age_seconds: "double",
+  posture: "string",
+  posture_attributes: "map<string, string>",
+  credential: "string",
+  credential_overdue: "bool",
+  credential_owner: "string",
+  revoked: "bool",
+  anomalies: "list<string>",
+  attested: "bool",
+  attestation_signer: "string",
+};
+
+export const CEL_FIELDS: FieldKinds = { request: REQUEST_FIELDS, source: SOURCE_FIELDS, signals: SIGNALS_FIELDS };
+
+const TIMESTAMP = "google.protobuf.Timestamp";
+
+/** What a condition is evaluated against; built once per decision, only if a condition runs. */
+export interface CelActivation {
+  request: RequestView;
+  source: SourceView;
+  context: Record<string, string>;
+  signals: SignalsView;
+  now: Date;
+}
+
+export function celActivation(input: PolicyInput): CelActivation {
+  return {
+    request: input.request,
+    source: input.source,
+    context: input.context,
+    signals: input.signals,
+    now: new Date(input.now),
+  };
+}
+
+/** Returns true or false, or throws when the expression cannot be evaluated for this input. */
+export type Condition = (activation: CelActivation) => boolean;
+
+export type ConditionCompileResult = { ok: true; condition: Condition } | { ok: false; error: string };
+
+function registerFunctions(env: Environment, cidrs: CidrCache): Environment {
+  return env
+    .registerFunction("inCidr(string, string): bool", (ip: string, range: string) => cidrs.contains(ip, range), {
+      description: "Whether the IP address is inside the CIDR range (false for an empty or malformed address)",
+    })
+    .registerFunction("inCidr(string, list<string>): bool", (ip: string, ranges: string[]) => ranges.some((range) => cidrs.contains(ip, range)), {
+      description: "Whether the IP address is inside any of the CIDR ranges",
+    });
+}
+
+interface Node {
+  op: string;
+  args: unknown;
+}
+
+function isNode(value: unknown): value is Node {
+  return typeof value === "object" && value !== null && "op" in value && "args" in value;
+}
+
+/** Literal ranges given to inCidr are checked at load time rather than failing every request. */
+function literalCidrProblems(root: unknown): string[] {
+  const problems: string[] = [];
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item);
+      return;
+    }
+    if (!isNode(value)) return;
+    if (value.op === "call" && Array.isArray(value.args) && value.args[0] === "inCidr") {
+      const rangeArg: unknown = Array.isArray(value.args[1]) ? value.args[1][1] : undefined;
+      const literals = isNode(rangeArg) && rangeArg.op === "list" && Array.isArray(rangeArg.args) ? rangeArg.args : [rangeArg];
+      for (const literal of literals) {
+        if (isNode(literal) && literal.op === "value" && typeof literal.args === "string" && cidrProblem(literal.args) !== undefined) {
+          problems.push(`inCidr: invalid CIDR "${literal.args}"`);
+        }
+      }
+    }
+    visit(value.args);
+  };
+  visit(root);
+  return problems;
+}
+
+export interface ConditionCompilerOptions {
+  /** Evaluate simple expressions without the interpreter (default true; off to compare both). */
+  direct?: boolean;
+}
+
+/** One per compiled policy: the two environments, the inCidr range cache, compiled conditions. */
+export class ConditionCompiler {
+  readonly #check: Environment;
+  readonly #run: Environment;
+  readonly #direct: boolean;
+  /** Policies repeat conditions a lot; each distinct expression is compiled once. */
+  readonly #compiled = new Map<string, ConditionCompileResult>();
+
+  constructor(options: ConditionCompilerOptions = {}) {
+    this.#direct = options.direct ?? true;
+    const cidrs = new CidrCache();
+    this.#check = registerFunctions(new Environment(), cidrs)
+      .registerVariable({ name: "request", schema: REQUEST_FIELDS })
+      .registerVariable({ name: "source", schema: SOURCE_FIELDS })
+      .registerVariable({ name: "signals", schema: SIGNALS_FIELDS })
+      .registerVariable("context", "map<string, string>")
+      .registerVariable("now", TIMESTAMP);
+    // Evaluation takes the objects as dyn: the types were proven by the check above, and typed
+    // schema variables would copy every object into a Map on each call.
+    this.#run = registerFunctions(new Environment(), cidrs)
+      .registerVariable("request", "dyn")
+      .registerVariable("source", "dyn")
+      .registerVariable("signals", "dyn")
+      .registerVariable("context", "dyn")
+      .registerVariable("now", TIMESTAMP);
+  }
+
+  compile(expression: string): ConditionCompileResult {
+    let result = this.#compiled.get(expression);
+    if (result === undefined) {
+      result = this.#compile(expression);
+      this.#compiled.set(expression, result);
+    }
+    return result;
+  }
+
+  #compile(expression: string): ConditionCompileResult {
+    let parsed: ReturnType<Environment["parse"]>;
+    try {
+      parsed = this.#run.parse(expression);
+    } catch (error) {
+      return { ok: false, error: error instanceof Error ? error.message : String(error) };
+    }
+    const checked = this.#check.check(expression);
+    if (!checked.valid) {
+      return { ok: false, error: checked.error?.message ?? "type error" };
+    }
+    if (checked.type !== "bool" && checked.type !== "dyn") {
+      return { ok: false, error: `must be a boolean expression, but it gives ${checked.type ?? "an unknown type"}` };
+    }
+    const problems = literalCidrProblems(parsed.ast);
+    if (problems.length > 0) return { ok: false, error: problems.join("; ") };
+    const direct = this.#direct ? directCondition(parsed.ast, CEL_FIELDS) : undefined;
+    if (direct !== undefined) return { ok: true, condition: direct };
+    const condition: Condition = (activation) => {
+      const value: unknown = parsed(activation);
+      if (typeof value !== "boolean") throw new TypeError(`condition gave ${typeof value}, not bool`);
+      return value;
+    };
+    return { ok: true, condition };
+  }
+}

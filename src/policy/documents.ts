@@ -1,0 +1,93 @@
+// YAML text to validated Policy documents. A file may hold several documents ("---"); empty
+// documents are skipped but still counted, so "doc 3" is the third document in the file.
+
+import { setImmediate } from "node:timers/promises";
+import { Composer, LineCounter, Parser } from "yaml";
+import type { Document } from "yaml";
+import type { PolicyIssue, PolicySource, PathSegment } from "./diagnostics.js";
+import { issuesFromZod, policyError } from "./diagnostics.js";
+import { policyManifestSchema } from "./schema.js";
+import type { PolicyManifest } from "./schema.js";
+
+export interface PolicyDocument {
+  source: PolicySource;
+  manifest: PolicyManifest;
+}
+
+export interface ReadResult {
+  documents: PolicyDocument[];
+  issues: PolicyIssue[];
+}
+
+/**
+ * Parses and validates one document at a time, appending to `out`; a step per document lets the
+ * async reader give the event loop back between documents of a large policy.
+ */
+function* readSteps(text: string, file: string, out: ReadResult): Generator<void, void, undefined> {
+  const lineCounter = new LineCounter();
+  const parser = new Parser(lineCounter.addNewLine);
+  const composer = new Composer({ uniqueKeys: true, version: "1.2" });
+  const lines = text.split("\n");
+  let number = 0;
+  for (const doc of composer.compose(parser.parse(text))) {
+    number++;
+    readDocument(doc, number, file, lineCounter, lines, out);
+    yield;
+  }
+}
+
+function readDocument(doc: Document.Parsed, number: number, file: string, lineCounter: LineCounter, lines: readonly string[], out: ReadResult): void {
+  if (doc.errors.length > 0) {
+    for (const error of doc.errors) {
+      const line = lineCounter.linePos(error.pos[0]).line;
+      const excerpt = lines[line - 1]?.trimEnd() ?? "";
+      out.issues.push({ file, document: number, path: "", message: `YAML: ${error.message}${excerpt === "" ? "" : `\n> ${excerpt}`}`, line });
+    }
+    return;
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    out.issues.push({ file, document: number, path: "", message: `YAML: ${error instanceof Error ? error.message : String(error)}` });
+    return;
+  }
+  if (raw === null || raw === undefined) return;
+  const source: PolicySource = {
+    file,
+    document: number,
+    line: (path: readonly PathSegment[]) => {
+      const node: unknown = path.length === 0 ? doc.contents : doc.getIn(path, true);
+      if (typeof node !== "object" || node === null || !("range" in node)) return undefined;
+      const range = (node as { range?: unknown }).range;
+      if (!Array.isArray(range) || typeof range[0] !== "number") return undefined;
+      return lineCounter.linePos(range[0]).line;
+    },
+  };
+  const result = policyManifestSchema.safeParse(raw);
+  if (result.success) out.documents.push({ source, manifest: result.data });
+  else out.issues.push(...issuesFromZod(result.error, raw, source));
+}
+
+/** Parses and validates every document of one file, collecting all problems instead of stopping. */
+export function readPolicyDocuments(text: string, file: string): ReadResult {
+  const out: ReadResult = { documents: [], issues: [] };
+  for (const _step of readSteps(text, file, out)) {
+    // every document is read by the step itself
+  }
+  return out;
+}
+
+/** readPolicyDocuments, giving the event loop back after each document (for reloads). */
+export async function readPolicyDocumentsAsync(text: string, file: string): Promise<ReadResult> {
+  const out: ReadResult = { documents: [], issues: [] };
+  for (const _step of readSteps(text, file, out)) await setImmediate();
+  return out;
+}
+
+/** Parses one file's text; throws a VigilError (invalid_input) listing every problem. */
+export function parsePolicyDocuments(text: string, file = "<inline>"): PolicyDocument[] {
+  const { documents, issues } = readPolicyDocuments(text, file);
+  if (issues.length > 0) throw policyError(issues);
+  return documents;
+}

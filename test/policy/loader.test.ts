@@ -1,0 +1,91 @@
+// Loading a policy directory: YAML files in name order, multi-document files, hidden files and
+// ConfigMap "..data" entries skipped, symlinks followed, one error listing every problem.
+
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { VigilError } from "../../src/errors/index.js";
+import { compilePolicy, loadCompiledPolicy, loadPolicyDir } from "../../src/policy/index.js";
+import { policyYaml } from "./policy-files.js";
+import { policyInput } from "./policy-input.js";
+
+describe("loadPolicyDir", () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "vigil-policy-"));
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reads *.yaml and *.yml files in name order, with several documents per file", async () => {
+    await writeFile(join(dir, "b.yml"), policyYaml("bravo"));
+    await writeFile(join(dir, "a.yaml"), `${policyYaml("alpha")}---\n${policyYaml("alpha-two")}`);
+    await writeFile(join(dir, "README.md"), "not a policy");
+    await writeFile(join(dir, "c.yaml.bak"), "not: a policy");
+    const loaded = await loadPolicyDir(dir);
+    expect(loaded.files).toEqual([join(dir, "a.yaml"), join(dir, "b.yml")]);
+    expect(loaded.documents.map((d) => [d.manifest.metadata.name, d.source.document])).toEqual([["alpha", 1], ["alpha-two", 2], ["bravo", 1]]);
+    expect(loaded.version).toBe(compilePolicy(loaded.documents).version);
+  });
+
+  it("skips hidden files", async () => {
+    await writeFile(join(dir, "a.yaml"), policyYaml("alpha"));
+    await writeFile(join(dir, ".draft.yaml"), "this: [is not valid");
+    expect((await loadPolicyDir(dir)).files).toEqual([join(dir, "a.yaml")]);
+  });
+
+  it("reads a Kubernetes ConfigMap mount through its ..data symlinks", async () => {
+    const generation = join(dir, "..2025_06_11_10_00_00.123456789");
+    await mkdir(generation);
+    await writeFile(join(generation, "guards.yaml"), policyYaml("guards", "deny", "*"));
+    await writeFile(join(generation, "tickets.yaml"), policyYaml("tickets"));
+    await symlink("..2025_06_11_10_00_00.123456789", join(dir, "..data"));
+    await symlink("..data/guards.yaml", join(dir, "guards.yaml"));
+    await symlink("..data/tickets.yaml", join(dir, "tickets.yaml"));
+    const loaded = await loadCompiledPolicy(dir);
+    expect(loaded.files).toEqual([join(dir, "guards.yaml"), join(dir, "tickets.yaml")]);
+    expect(loaded.policy.ruleCount).toBe(2);
+    expect(loaded.policy.evaluate(policyInput("tickets", "GET", "/")).rule).toBe("guards/everything");
+  });
+
+  it("skips a dangling symlink", async () => {
+    await writeFile(join(dir, "a.yaml"), policyYaml("alpha"));
+    await symlink("..data/gone.yaml", join(dir, "gone.yaml"));
+    expect((await loadPolicyDir(dir)).files).toEqual([join(dir, "a.yaml")]);
+  });
+
+  it("lists the problems of all files in one error", async () => {
+    await writeFile(join(dir, "a.yaml"), policyYaml("alpha", "maybe"));
+    await writeFile(join(dir, "b.yaml"), policyYaml("bravo").replace("kind: Policy", "kind: Policy\nextra: 1"));
+    const error = await loadPolicyDir(dir).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(VigilError);
+    expect((error as VigilError).code).toBe("invalid_input");
+    expect((error as VigilError).message).toContain(`${join(dir, "a.yaml")} doc 1: spec.rules[0].outcome: expected one of`);
+    expect((error as VigilError).message).toContain(`${join(dir, "b.yaml")} doc 1: extra: unknown field (line 3)`);
+  });
+
+  it("reports CEL errors with their file when compiling", async () => {
+    await writeFile(join(dir, "a.yaml"), policyYaml("alpha").replace("outcome: allow", "outcome: allow\n      when: signals.nope"));
+    await expect(loadCompiledPolicy(dir)).rejects.toThrow(`${join(dir, "a.yaml")} doc 1: spec.rules[0].when: No such key: nope (line 10)`);
+  });
+
+  it("refuses a missing directory, an empty one, and one with only empty files", async () => {
+    await expect(loadPolicyDir(join(dir, "missing"))).rejects.toMatchObject({ code: "not_found" });
+    await expect(loadPolicyDir(dir)).rejects.toMatchObject({ code: "invalid_input", message: expect.stringContaining("no policy files") as unknown });
+    await writeFile(join(dir, "empty.yaml"), "# nothing yet\n");
+    await expect(loadPolicyDir(dir)).rejects.toMatchObject({ code: "invalid_input", message: expect.stringContaining("no policy documents") as unknown });
+  });
+
+  it("versions the content, not the formatting", async () => {
+    await writeFile(join(dir, "a.yaml"), policyYaml("alpha"));
+    const first = (await loadPolicyDir(dir)).version;
+    await writeFile(join(dir, "a.yaml"), `# a comment\n${policyYaml("alpha")}`);
+    expect((await loadPolicyDir(dir)).version).toBe(first);
+    await writeFile(join(dir, "a.yaml"), policyYaml("alpha", "deny"));
+    expect((await loadPolicyDir(dir)).version).not.toBe(first);
+  });
+});
