@@ -1,0 +1,181 @@
+// The gRPC server Envoy calls: envoy.service.auth.v3.Authorization/Check plus grpc.health.v1.
+// It swaps proto-loader's (de)serialisers for Vigil's own decoder and encoder, and guarantees that
+// every Check gets an answer Envoy reads as a decision, never a failed RPC that
+// failure_mode_allow could turn into an allow.
+
+import { randomUUID } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import type { AccessRequest, Decision } from "../../decision/request.js";
+import { VigilError } from "../../errors/index.js";
+import { createCheckRequestDecoder, decodeCheckRequest } from "./decode.js";
+import { encodeCheckResponse, encodeFailClosed } from "./encode.js";
+import type { ProtoGrpcType } from "./gen/external_auth.js";
+import { loadAuthorizationPackage } from "./proto.js";
+
+/** Fully qualified service name, also the health-check service name Envoy and probes may ask for. */
+export const AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization";
+
+const VIGIL_HEADER_PREFIX = "x-vigil-";
+
+export interface AuthzServerOptions {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  /** The decision pipeline; synchronous, memory only. A throw becomes a fail-closed deny. */
+  decide: (req: AccessRequest) => Decision;
+  /** Header bytes beyond this make the request malformed (config grpc.maxHeaderBytes). */
+  maxHeaderBytes: number;
+  /** Told about every failure that was answered with a fail-closed deny. */
+  onError?: (err: unknown) => void;
+  /** How long close() waits for in-flight calls before cutting connections (default 5000). */
+  shutdownGraceMs?: number;
+}
+
+export interface AuthzServer {
+  /** The bound port (useful when options.port was 0). */
+  port: number;
+  /** Flips health for "" and the Authorization service: SERVING once signals are synced. */
+  setServing(serving: boolean): void;
+  /** Stops accepting calls, lets in-flight ones finish (up to the grace period), then closes. */
+  close(): Promise<void>;
+}
+
+/** What the handler hands to responseSerialize: a decision, or an answer already encoded. */
+type CheckAnswer = Decision | Buffer;
+
+export async function startAuthzServer(options: AuthzServerOptions): Promise<AuthzServer> {
+  const { decide, maxHeaderBytes } = options;
+  const reportError = (err: unknown): void => {
+    try {
+      options.onError?.(err);
+    } catch {
+      // A failing error reporter must not turn a fail-closed answer into a failed RPC.
+    }
+  };
+
+  const decodeRequest = createCheckRequestDecoder({ maxHeaderBytes });
+  const loaded = grpc.loadPackageDefinition(loadAuthorizationPackage()) as unknown as ProtoGrpcType;
+  const generated = loaded.envoy.service.auth.v3.Authorization.service.Check;
+
+  const check: grpc.MethodDefinition<AccessRequest, CheckAnswer> = {
+    path: generated.path,
+    originalName: generated.originalName,
+    requestStream: false,
+    responseStream: false,
+    // Client-side halves: this definition only ever serves.
+    requestSerialize: () => {
+      throw new VigilError("internal", "the server-side Check definition cannot send requests");
+    },
+    responseDeserialize: () => {
+      throw new VigilError("internal", "the server-side Check definition cannot read responses");
+    },
+    requestDeserialize: (bytes: Buffer): AccessRequest => {
+      try {
+        return decodeRequest(bytes);
+      } catch (err) {
+        // The decoder is built not to throw; if it ever does, decide still sees a request that
+        // must fail closed rather than grpc-js answering INTERNAL (an RPC error).
+        reportError(err);
+        const request = decodeCheckRequest(Buffer.alloc(0), maxHeaderBytes);
+        request.malformed = ["CheckRequest could not be decoded"];
+        return request;
+      }
+    },
+    responseSerialize: (answer: CheckAnswer): Buffer => {
+      if (Buffer.isBuffer(answer)) return answer;
+      try {
+        return encodeCheckResponse(answer);
+      } catch (err) {
+        reportError(err);
+        return encodeFailClosed(randomUUID());
+      }
+    },
+  };
+
+  const handleCheck: grpc.handleUnaryCall<AccessRequest, CheckAnswer> = (call, callback) => {
+    if (isPastDeadline(call.getDeadline())) {
+      // Envoy has already given up and applied its own failure handling; deciding now would only
+      // queue side effects (approvals, revocations) for a request nobody is waiting for.
+      callback({ code: grpc.status.DEADLINE_EXCEEDED, details: "deadline passed before the check ran" });
+      return;
+    }
+    let answer: CheckAnswer;
+    try {
+      const decision = decide(call.request);
+      answer = decision.outcome === "allow" ? stripClientVigilHeaders(decision, call.request) : decision;
+    } catch (err) {
+      reportError(err);
+      answer = encodeFailClosed(randomUUID());
+    }
+    callback(null, answer);
+  };
+
+  const server = new grpc.Server();
+  server.addService({ Check: check }, { Check: handleCheck });
+
+  const health = new HealthImplementation({ "": "NOT_SERVING", [AUTHORIZATION_SERVICE]: "NOT_SERVING" });
+  health.addToServer(server);
+
+  let port: number;
+  try {
+    port = await bind(server, options.host, options.port);
+  } catch (err) {
+    server.forceShutdown();
+    throw new VigilError("unavailable", `cannot listen for gRPC on ${options.host}:${options.port}: ${VigilError.from(err).message}`, { cause: err });
+  }
+
+  const setServing = (serving: boolean): void => {
+    const status = serving ? "SERVING" : "NOT_SERVING";
+    health.setStatus("", status);
+    health.setStatus(AUTHORIZATION_SERVICE, status);
+  };
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      setServing(false);
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+      }, options.shutdownGraceMs ?? 5000);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return closing;
+  };
+
+  return { port, setServing, close };
+}
+
+function bind(server: grpc.Server, host: string, port: number): Promise<number> {
+  // An IPv6 literal needs brackets in a gRPC target.
+  const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      if (err !== null) reject(err);
+      else resolve(bound);
+    });
+  });
+}
+
+function isPastDeadline(deadline: grpc.Deadline): boolean {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return at <= Date.now();
+}
+
+/**
+ * Any x-vigil-* header the client sent must not reach the upstream looking like Vigil wrote it.
+ * The decision is expected to list them already; this is the transport's own guarantee, and costs
+ * nothing when none are present. The encoder drops names it sets this time from the list.
+ */
+function stripClientVigilHeaders(decision: Decision, request: AccessRequest): Decision {
+  let extra: string[] | undefined;
+  for (const name in request.headers) {
+    if (name.startsWith(VIGIL_HEADER_PREFIX) && !decision.headersToRemove.includes(name)) {
+      (extra ??= []).push(name);
+    }
+  }
+  return extra === undefined ? decision : { ...decision, headersToRemove: [...decision.headersToRemove, ...extra] };
+}

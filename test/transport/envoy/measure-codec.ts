@@ -1,0 +1,90 @@
+// Measures, in process, what the Envoy transport spends per Check on protobuf: Vigil's selective
+// decoder and hand-written encoder against what proto-loader does by default. Rounds of every
+// candidate are interleaved so that load from other processes hits all of them alike; compare the
+// ratios within one run, not absolute times across runs (hot-path.md).
+// Run: node --import tsx test/transport/envoy/measure-codec.ts [rounds=40]
+
+import type { Decision } from "../../../src/decision/request.js";
+import {
+  createCheckRequestDecoder,
+  decodeCheckRequest,
+  encodeCheckResponse,
+  loadAuthorizationPackage,
+} from "../../../src/transport/envoy/index.js";
+import { benchmarkCheckRequestBytes, envoyType } from "../../support/envoy-client.js";
+
+interface ProtoLoaderCheck {
+  requestDeserialize(bytes: Buffer): unknown;
+  responseSerialize(value: unknown): Buffer;
+}
+
+const bytes = benchmarkCheckRequestBytes();
+const standard = (loadAuthorizationPackage()["envoy.service.auth.v3.Authorization"] as unknown as { Check: ProtoLoaderCheck }).Check;
+const checkRequestType = envoyType("envoy.service.auth.v3.CheckRequest");
+const decoder = createCheckRequestDecoder();
+
+const allow: Decision = {
+  id: "0b0e5a5e-6f61-4b7a-9a0e-1b2c3d4e5f60",
+  outcome: "allow",
+  rule: "ci-may-deploy",
+  reason: "allowed",
+  caller: "spiffe://example.org/ns/ci/sa/release-pipeline",
+  trustDomain: "example.org",
+  credentialFingerprint: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+  headersToRemove: [],
+  durationNs: 0,
+};
+const deny: Decision = { ...allow, outcome: "deny", reason: "caller risk is high" };
+const option = (key: string, value: string): object => ({ header: { key, value }, append: { value: false } });
+/** The same allow as an object for proto-loader's serialiser. */
+const allowObject = {
+  status: { code: 0 },
+  ok_response: {
+    headers: [
+      option("x-vigil-decision-id", allow.id),
+      option("x-vigil-caller", allow.caller),
+      option("x-vigil-trust-domain", allow.trustDomain),
+      option("x-vigil-credential-fingerprint", allow.credentialFingerprint),
+    ],
+    response_headers_to_add: [option("x-vigil-decision-id", allow.id)],
+  },
+  dynamic_metadata: {
+    fields: {
+      decision_id: { stringValue: allow.id },
+      outcome: { stringValue: "allow" },
+      rule: { stringValue: allow.rule },
+    },
+  },
+};
+
+const candidates: [string, () => unknown][] = [
+  ["decode: proto-loader (decode + toObject)", () => standard.requestDeserialize(bytes)],
+  ["decode: protobufjs decode only", () => checkRequestType.decode(bytes)],
+  ["decode: vigil decodeCheckRequest (one-off)", () => decodeCheckRequest(bytes)],
+  ["decode: vigil createCheckRequestDecoder()", () => decoder(bytes)],
+  ["encode: proto-loader allow (fromObject + encode)", () => standard.responseSerialize(allowObject)],
+  ["encode: vigil encodeCheckResponse allow", () => encodeCheckResponse(allow)],
+  ["encode: vigil encodeCheckResponse deny", () => encodeCheckResponse(deny)],
+];
+
+let sink: unknown;
+const rounds = Number(process.argv[2] ?? 40);
+const perRound = 5_000;
+for (let i = 0; i < 30_000; i++) for (const [, run] of candidates) sink = run();
+const samples = candidates.map((): number[] => []);
+for (let round = 0; round < rounds; round++) {
+  candidates.forEach(([, run], j) => {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < perRound; i++) sink = run();
+    samples[j]?.push(Number(process.hrtime.bigint() - start) / perRound / 1000);
+  });
+}
+if (sink === undefined) throw new Error("nothing ran");
+
+console.log(`node ${process.version}, CheckRequest ${bytes.length} bytes, ${rounds} interleaved rounds of ${perRound} calls`);
+console.log("µs per call".padStart(56), "   min  median");
+candidates.forEach(([name], j) => {
+  const sorted = (samples[j] ?? []).sort((a, b) => a - b);
+  const at = (q: number): string => (sorted[Math.floor(q * (sorted.length - 1))] ?? NaN).toFixed(2).padStart(6);
+  console.log(name.padEnd(56), at(0), at(0.5));
+});
