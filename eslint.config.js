@@ -1,10 +1,11 @@
 // One lint gate for the whole tree: typed strict rules catch floating promises and
 // non-exhaustive switches; @stylistic keeps layout uniform.
 import js from "@eslint/js";
+import { defineConfig } from "eslint/config";
 import tseslint from "typescript-eslint";
 import stylistic from "@stylistic/eslint-plugin";
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ["dist/**", "node_modules/**", "src/transport/envoy/gen/**", "coverage/**"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,

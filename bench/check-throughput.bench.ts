@@ -19,7 +19,7 @@ const STREAMS = 64;
 
 async function startTarget(kind: "vigil" | "floor"): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ["--import", "tsx", "bench/target.ts", kind], { stdio: ["ignore", "ignore", "pipe"] });
-  const lines = createInterface({ input: child.stderr! });
+  const lines = createInterface({ input: child.stderr });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => { reject(new Error(`${kind} target exited with ${code ?? "signal"}`)); });
     lines.on("line", (line) => {

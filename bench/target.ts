@@ -13,14 +13,14 @@ const kind = process.argv[2];
 let close: () => Promise<void>;
 if (kind === "floor") {
   const floor = await startFloorServer(0);
-  close = floor.close;
+  close = () => floor.close();
   process.stderr.write(`ready ${floor.port}\n`);
 } else if (kind === "vigil") {
   const vigil = await startVigil(parseConfig({
     grpc: { port: 0 }, http: { port: 0 }, policyDir: "examples/policies", signalsFile: "examples/signals.yaml",
     store: { journalPath: "" },
-  }), { logger: pino({ level: "info" }, pino.destination({ dest: 1, sync: false, minLength: 4096 })) });
-  close = vigil.close;
+  }), { logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? "info" }, pino.destination({ dest: 1, sync: false, minLength: 4096 })) });
+  close = () => vigil.close();
   process.stderr.write(`ready ${vigil.grpcPort}\n`);
 } else {
   throw new Error("usage: target.ts vigil|floor");

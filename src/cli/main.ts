@@ -193,6 +193,7 @@ async function signal(argv: string[]): Promise<number> {
     case "reinstate":
       if (values.reason === undefined) throw new VigilError("invalid_input", "signal reinstate needs --reason (it is audited)");
       return call(target, "POST", `${PATH_SIGNALS}/reinstate`, { subject, reason: values.reason });
+    case undefined:
     default:
       throw new VigilError("invalid_input", "usage: vigil signal put|get|reinstate ...");
   }

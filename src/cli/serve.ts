@@ -71,7 +71,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
         policyLog.error({ err: { message: VigilError.from(err).message } }, "policy change refused; keeping the last good policy");
       },
     });
-    closers.push(() => Promise.resolve(watcher.close()));
+    closers.push(() => { watcher.close(); return Promise.resolve(); });
 
     await store.ready();
     if (config.signalsFile !== "") {
@@ -80,7 +80,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
-    const approvals = new ApprovalBook({ store, now, onChange: (n) => metrics.approvalsPending.set(n) });
+    const approvals = new ApprovalBook({ store, now, onChange: (n) => { metrics.approvalsPending.set(n); } });
     const effects = new Effects({ store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl });
     closers.push(() => effects.close());
 
@@ -118,7 +118,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     const ssf = config.ssf.issuer === "" ? undefined : createSsfReceiver({
       config: config.ssf, store, logger: logger.child({ component: "ssf" }), metrics, now,
     });
-    if (ssf !== undefined) closers.push(() => Promise.resolve(ssf.close()));
+    if (ssf !== undefined) closers.push(() => { ssf.close(); return Promise.resolve(); });
 
     const refreshGauges = (): void => {
       const fresh = store.freshness(now());

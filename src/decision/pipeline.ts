@@ -31,7 +31,7 @@ export interface DeciderDeps {
 
 export type Decide = (request: AccessRequest) => Decision;
 
-const EMPTY_RECORD: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const EMPTY_RECORD: Record<string, string> = Object.freeze({});
 
 /** Builds the policy's view of the request: host without port, path without query, gRPC and MCP names. */
 export function requestView(req: AccessRequest): RequestView {

@@ -29,8 +29,8 @@ function mcpCall(tool: string): string {
 
 /** The deciding rule, from the dynamic metadata Envoy puts in its access log. */
 function ruleOf(res: DecodedCheckResponse): string {
-  const value = res.dynamic_metadata?.fields?.rule as { string_value?: string; stringValue?: string } | undefined;
-  return value?.string_value ?? value?.stringValue ?? "";
+  // protobufjs's bundled well-known types name Struct values in camelCase even with keepCase.
+  return res.dynamic_metadata?.fields?.rule?.stringValue ?? "";
 }
 
 /** What the caller (and Envoy) sees, reduced to the product's words. */
@@ -38,7 +38,7 @@ function outcomeOf(res: DecodedCheckResponse): { outcome: Expected; http: string
   if (res.status?.code === undefined || res.status.code === 0) return { outcome: "allow", http: "OK", body: {} };
   const denied = res.denied_response;
   const body = JSON.parse(denied?.body ?? "{}") as Record<string, unknown>;
-  return { outcome: body.outcome as Expected, http: String(denied?.status?.code ?? ""), body };
+  return { outcome: body.outcome as Expected, http: denied?.status?.code ?? "", body };
 }
 
 describe("acceptance scenarios through a real gRPC client", () => {
