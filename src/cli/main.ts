@@ -15,6 +15,7 @@ import { createEmbeddedStore, loadSignalsFile } from "../signals/index.js";
 import { createLogger, createMetrics } from "../telemetry/index.js";
 import { accessRequestFromJson } from "./request-json.js";
 import { startVigil } from "./serve.js";
+import { createCheckClient, type CheckRequest } from "../transport/envoy/index.js";
 
 const USAGE = `vigil — ext_authz sidecar deciding every non-human request at the moment it is made
 
@@ -23,6 +24,7 @@ usage:
               [--bus nats://127.0.0.1:4222] [--admin-tokens-file FILE] [--xfcc-trusted-hops N]
               [--ssf-issuer URL --ssf-jwks-file FILE] [--config settings.yaml] ...
   vigil check --policy DIR [--signals FILE] [--now ISO-TIME] [--xfcc-trusted-hops N] REQUEST.json|-
+  vigil check --server 127.0.0.1:9191 REQUEST.json|-   (ask a running sidecar, as Envoy would)
   vigil validate --policy DIR
   vigil signal put --kind KIND --subject S --data JSON [--name N] [--expires-in SECONDS]
   vigil signal get --subject S [--kind KIND]
@@ -74,10 +76,12 @@ async function check(argv: string[]): Promise<number> {
     options: {
       "policy": { type: "string" }, "signals": { type: "string" }, "now": { type: "string" },
       "xfcc-trusted-hops": { type: "string" }, "trust-domain": { type: "string", multiple: true },
+      "server": { type: "string" },
     },
   });
   const file = positionals[0];
   if (file === undefined) throw new VigilError("invalid_input", "check needs a request file (JSON CheckRequest) or - for stdin");
+  if (values.server !== undefined) return checkRemote(values.server, readJsonFile(file));
   const nowMs = values.now !== undefined ? Date.parse(values.now) : Date.now();
   if (Number.isNaN(nowMs)) throw new VigilError("invalid_input", `--now is not a date: ${values.now ?? ""}`);
   const config = loadConfig({
@@ -97,14 +101,7 @@ async function check(argv: string[]): Promise<number> {
   const resolveCaller = createCallerResolver(config.identity);
   const decide = createDecider({ policy: () => policy, resolveCaller, store, approvals, effects, now });
 
-  const text = file === "-" ? readFileSync(0, "utf8") : readFileSync(file, "utf8");
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new VigilError("invalid_input", `${file} is not valid JSON`, { cause });
-  }
-  const request = accessRequestFromJson(json, nowMs);
+  const request = accessRequestFromJson(readJsonFile(file), nowMs);
   const caller = resolveCaller({ principal: request.source.principal, certificate: request.source.certificate, headers: request.headers });
   const decision = decide(request);
   const view = requestView(request);
@@ -124,6 +121,43 @@ async function check(argv: string[]): Promise<number> {
   }, null, 2)}\n`);
   await store.close();
   return decision.outcome === "allow" ? 0 : 1;
+}
+
+function readJsonFile(file: string): unknown {
+  const text = file === "-" ? readFileSync(0, "utf8") : readFileSync(file, "utf8");
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new VigilError("invalid_input", `${file} is not valid JSON`, { cause });
+  }
+}
+
+/** Sends the request to a running sidecar over gRPC, as Envoy would, and prints what Envoy would get. */
+async function checkRemote(address: string, json: unknown): Promise<number> {
+  const request = (typeof json === "object" && json !== null && "attributes" in json ? json : { attributes: json }) as CheckRequest;
+  const client = createCheckClient(address);
+  try {
+    const res = await client.check(request);
+    const allowed = (res.status?.code ?? 0) === 0;
+    const headers = (list: readonly { header?: { key?: string; value?: string } | null }[] | undefined): Record<string, string> =>
+      Object.fromEntries((list ?? []).map((h) => [h.header?.key ?? "", h.header?.value ?? ""]));
+    const body = res.denied_response?.body ?? "";
+    process.stdout.write(`${JSON.stringify(allowed
+      ? {
+        grpc_status: 0, allowed: true,
+        upstream_headers_set: headers(res.ok_response?.headers),
+        upstream_headers_removed: res.ok_response?.headers_to_remove ?? [],
+      }
+      : {
+        grpc_status: res.status?.code, allowed: false,
+        http_status: res.denied_response?.status?.code,
+        client_headers: headers(res.denied_response?.headers),
+        body: body === "" ? "" : JSON.parse(body) as unknown,
+      }, null, 2)}\n`);
+    return allowed ? 0 : 1;
+  } finally {
+    client.close();
+  }
 }
 
 async function validate(argv: string[]): Promise<number> {

@@ -31,7 +31,9 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: options.sync ?? false, minLength: options.sync === true ? 0 : 4096 });
+  // minLength 0: lines go out as soon as the previous write finished, so a quiet sidecar never holds
+  // decision lines back; under load sonic-boom still batches whatever queued during a write.
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: options.sync ?? false, minLength: 0 });
   return pino(
     {
       level: options.level,

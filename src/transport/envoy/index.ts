@@ -6,6 +6,7 @@ export type { AuthzServer, AuthzServerOptions } from "./server.js";
 export { createCheckRequestDecoder, decodeCheckRequest, DEFAULT_MAX_HEADER_BYTES } from "./decode.js";
 export type { CheckRequestDecoder, CheckRequestDecoderOptions } from "./decode.js";
 export { encodeCheckResponse, encodeFailClosed, OUTCOME_WIRE, GrpcCode, FAIL_CLOSED_REASON } from "./encode.js";
+export { createCheckClient, type CheckClient } from "./client.js";
 export { LOADER_OPTIONS, PROTO_DIR, EXTERNAL_AUTH_PROTO, loadAuthorizationPackage } from "./proto.js";
 export type { CheckRequest } from "./gen/envoy/service/auth/v3/CheckRequest.js";
 export type { CheckResponse__Output as CheckResponseMessage } from "./gen/envoy/service/auth/v3/CheckResponse.js";
