@@ -1,5 +1,5 @@
 // One source of truth: the ports, addresses, HTTP paths and header names written in envoy/,
-// deploy/, the Dockerfile and docs/deploying.md are the ones src/config/defaults.ts defines.
+// deploy/, the Dockerfile and README.md are the ones src/config/defaults.ts defines.
 // The files are parsed and their values compared; nothing here trusts a comment.
 
 import { describe, expect, it } from "vitest";
@@ -63,7 +63,7 @@ function findTyped(value: unknown, typeUrl: string): unknown {
 
 /** Text of every shipped configuration file and the deploying guide. */
 function shippedTexts(): { file: string; text: string }[] {
-  const files = [...filesUnder("envoy"), ...filesUnder("deploy"), "Dockerfile", "docs/deploying.md"];
+  const files = [...filesUnder("envoy"), ...filesUnder("deploy"), "Dockerfile", "README.md"];
   return files.map((file) => ({ file, text: readRepoFile(file) }));
 }
 
@@ -135,7 +135,7 @@ describe("src/config/defaults.ts is the source of truth", () => {
     }
   });
 
-  it("every x-vigil-* header named in envoy/, deploy/, the Dockerfile and docs/deploying.md is one Vigil defines", () => {
+  it("every x-vigil-* header named in envoy/, deploy/, the Dockerfile and README.md is one Vigil defines", () => {
     const unknown = shippedTexts().flatMap(({ file, text }) => [...text.matchAll(/\bx-vigil-[a-z0-9-]+/gi)]
       .map((m) => m[0].toLowerCase())
       .filter((h) => !HEADERS.has(h))

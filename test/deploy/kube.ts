@@ -22,7 +22,7 @@ import { isRecord, readRepoFile, readYamlDocuments, repoFileExists } from "./rep
 interface Validatable { validate(): void }
 type ModelClass = new (data: never) => Validatable;
 
-/** The object kinds shipped in deploy/ and docs/deploying.md, by "apiVersion/kind". Anything else is refused. */
+/** The object kinds shipped in deploy/ and README.md, by "apiVersion/kind". Anything else is refused. */
 const MODELS: Readonly<Record<string, ModelClass>> = {
   "v1/Namespace": Namespace,
   "v1/ServiceAccount": ServiceAccount,
