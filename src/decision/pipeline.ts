@@ -12,6 +12,7 @@ import type { Caller } from "../identity/caller.js";
 import type { CompiledPolicy, PolicyInput, PolicyResult, RequestView, SignalsView, SourceView } from "../policy/types.js";
 import type { SignalStore } from "../signals/store.js";
 import type { Metrics } from "../telemetry/metrics.js";
+import { createDecisionLog } from "../telemetry/decision-log.js";
 import type { Effects } from "./effects.js";
 import type { AccessRequest, Decision, Outcome } from "./request.js";
 
@@ -152,14 +153,8 @@ function resourceOf(view: RequestView): string {
 export function createDecider(deps: DeciderDeps): Decide {
   const now = deps.now ?? Date.now;
   const newId = deps.newId ?? randomUUID;
-  const { store, effects, approvals, metrics, logger } = deps;
-  const outcomeCounters = metrics === undefined ? undefined : {
-    allow: metrics.decisions.labels("allow"),
-    deny: metrics.decisions.labels("deny"),
-    step_up: metrics.decisions.labels("step_up"),
-    delay: metrics.decisions.labels("delay"),
-    revoke: metrics.decisions.labels("revoke"),
-  } satisfies Record<Outcome, unknown>;
+  const { store, effects, approvals, metrics } = deps;
+  const decisionLog = deps.logger === undefined ? undefined : createDecisionLog(deps.logger);
 
   return function decide(req: AccessRequest): Decision {
     const started = performance.now();
@@ -184,9 +179,9 @@ export function createDecider(deps: DeciderDeps): Decide {
       decision = finish(id, result, caller, view, input, at);
     }
     decision.durationNs = Math.round((performance.now() - started) * 1e6);
-    outcomeCounters?.[decision.outcome].inc();
+    metrics?.decisions.inc(decision.outcome);
     metrics?.decisionDuration.observe(decision.durationNs / 1e9);
-    logger?.info({
+    decisionLog?.({
       decision_id: decision.id,
       caller: decision.caller,
       credential: decision.credentialFingerprint,
@@ -199,7 +194,7 @@ export function createDecider(deps: DeciderDeps): Decide {
       rule: decision.rule,
       reason: decision.reason,
       latency_us: Math.round(decision.durationNs / 1000),
-    }, "decision");
+    });
     return decision;
   };
 

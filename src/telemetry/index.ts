@@ -1,2 +1,4 @@
 export * from "./logger.js";
 export * from "./metrics.js";
+export * from "./decision-log.js";
+export * from "./hot-metrics.js";

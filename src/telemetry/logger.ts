@@ -31,9 +31,16 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  // minLength 0: lines go out as soon as the previous write finished, so a quiet sidecar never holds
-  // decision lines back; under load sonic-boom still batches whatever queued during a write.
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: options.sync ?? false, minLength: 0 });
+  // Asynchronous writes are batched (4 KiB) so a busy sidecar does not pay a write per decision,
+  // and flushed every 250 ms so a quiet one never holds a decision line back for long. On a crash
+  // at most those buffered lines are lost; shutdown flushes them (flushLogger).
+  let destination = options.destination;
+  if (destination === undefined) {
+    const sync = options.sync ?? false;
+    const sonic = pino.destination({ dest: 1, sync, minLength: sync ? 0 : 4096 });
+    if (!sync) setInterval(() => { sonic.flush(); }, 250).unref();
+    destination = sonic;
+  }
   return pino(
     {
       level: options.level,

@@ -2,15 +2,16 @@
 // Names follow Prometheus conventions: vigil_ prefix, base units, low-cardinality labels only
 // (never a SPIFFE ID or a path as a label value).
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { HotHistogram, HotLabeledCounter } from "./hot-metrics.js";
 import type { Outcome } from "../decision/request.js";
 
 export const OUTCOMES: readonly Outcome[] = ["allow", "deny", "step_up", "delay", "revoke"];
 
 export interface Metrics {
   registry: Registry;
-  decisions: Counter<"outcome">;
-  decisionDuration: Histogram;
+  decisions: HotLabeledCounter<Outcome>;
+  decisionDuration: HotHistogram;
   checkErrors: Counter<"reason">;
   policyReloads: Counter<"result">;
   policyRules: Gauge;
@@ -34,12 +35,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registers = [registry];
   const metrics: Metrics = {
     registry,
-    decisions: new Counter({
-      name: "vigil_decisions_total", help: "Check decisions by outcome.", labelNames: ["outcome"], registers,
+    decisions: new HotLabeledCounter({
+      name: "vigil_decisions_total", help: "Check decisions by outcome.", label: "outcome", values: OUTCOMES, registers,
     }),
-    decisionDuration: new Histogram({
+    decisionDuration: new HotHistogram({
       name: "vigil_decision_duration_seconds",
-      help: "Time from CheckRequest decoded to CheckResponse built.",
+      help: "Time Vigil spends deciding one Check (identity, signals, policy, effects queued).",
       buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
       registers,
     }),
@@ -92,7 +93,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: "vigil_admin_requests_total", help: "Admin/ingest HTTP requests by result.", labelNames: ["result"], registers,
     }),
   };
-  for (const outcome of OUTCOMES) metrics.decisions.labels(outcome).inc(0);
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
   return metrics;
 }

@@ -1,0 +1,78 @@
+// The one decision line per Check, written straight to the logger's destination. A pino `info`
+// call with this many fields costs about 5 µs (hot-path.md), as much as the whole decision; this
+// builds the same JSON line (same level, time, bindings and msg as pino would write) with one
+// JSON.stringify per value. Nothing here may carry a secret: callers pass fingerprints, paths
+// without their query, and reasons written for the caller.
+
+import { pino, type Logger } from "pino";
+
+export interface DecisionLine {
+  decision_id: string;
+  caller: string;
+  credential: string;
+  method: string;
+  host: string;
+  path: string;
+  tool: string;
+  context: Record<string, string>;
+  outcome: string;
+  rule: string;
+  reason: string;
+  latency_us: number;
+}
+
+export type DecisionLog = (line: DecisionLine) => void;
+
+interface Writable { write(chunk: string): unknown }
+
+/**
+ * A writer for `logger`'s destination, or undefined when info lines are disabled (then the Check
+ * path pays nothing). The line has pino's shape: level, time, the logger's bindings, fields, msg.
+ */
+export function createDecisionLog(logger: Logger): DecisionLog | undefined {
+  if (!logger.isLevelEnabled("info")) return undefined;
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as Writable | undefined;
+  if (stream === undefined || typeof stream.write !== "function") {
+    return (line) => { logger.info(line, "decision"); };
+  }
+  const bindings = JSON.stringify(logger.bindings()).slice(1, -1);
+  const prefix = bindings === "" ? "" : `,${bindings}`;
+  const s = quote;
+  const clock = isoClock();
+  return (line) => {
+    stream.write(
+      `{"level":"info","time":"${clock()}"${prefix},"decision_id":${s(line.decision_id)},"caller":${s(line.caller)}`
+      + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"path":${s(line.path)}`
+      + `,"tool":${s(line.tool)},"context":${JSON.stringify(line.context)},"outcome":${s(line.outcome)},"rule":${s(line.rule)}`
+      + `,"reason":${s(line.reason)},"latency_us":${line.latency_us},"msg":"decision"}\n`,
+    );
+  };
+}
+
+/** Characters JSON must escape (and U+2028/9, which some log shippers choke on). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029]/;
+
+/** A JSON string literal; most values (IDs, hosts, rule names) need no escaping at all. */
+function quote(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+}
+
+/**
+ * The ISO-8601 time pino's isoTime writes, without a Date.toISOString per line (about 1.3 µs on
+ * Node 20): the part up to the seconds is rebuilt only when the second changes.
+ */
+function isoClock(): () => string {
+  let second = -1;
+  let prefix = "";
+  return () => {
+    const now = Date.now();
+    const s = Math.floor(now / 1000);
+    if (s !== second) {
+      second = s;
+      prefix = new Date(s * 1000).toISOString().slice(0, 20);
+    }
+    const ms = now - s * 1000;
+    return `${prefix}${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}Z`;
+  };
+}
