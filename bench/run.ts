@@ -1,0 +1,74 @@
+// Runs every benchmark and writes BENCHMARKS.md from the results: machine, Node version, the
+// command behind each figure, and the goals they are measured against. Needs h2load (Debian
+// nghttp2-client) and NATS JetStream on 127.0.0.1:4222; builds dist/ first.
+// Run: npm run bench   (or: npx tsx bench/run.ts --quick for a short smoke run)
+
+import { execFileSync, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { runThroughputBench } from "./check-throughput.bench.js";
+import { runDecisionBench } from "./decision.bench.js";
+import { machine, type BenchResult } from "./lib.js";
+import { runPolicyBench } from "./policy.bench.js";
+import { runSignalLatencyBench } from "./signal-latency.bench.js";
+
+const quick = process.argv.includes("--quick");
+
+function memoryBench(): BenchResult {
+  // Its own process, so the RSS it reports is the store's and nothing else's.
+  const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/memory.bench.ts"], { encoding: "utf8" });
+  if (out.status !== 0) throw new Error(`memory bench failed: ${out.stderr}`);
+  return JSON.parse(out.stdout) as BenchResult;
+}
+
+function table(result: BenchResult): string {
+  const rows = Object.entries(result.figures).map(([k, v]) => `| ${k} | ${String(v)} |`);
+  return [`### ${result.name}`, "", `Command: \`${result.command}\``, "", "| figure | value |", "|---|---|", ...rows,
+    ...(result.notes === undefined ? [] : ["", result.notes]), ""].join("\n");
+}
+
+execFileSync("npm", ["run", "build"], { stdio: "inherit" });
+const started = new Date();
+const results: BenchResult[] = [];
+const step = async (name: string, run: () => Promise<BenchResult | BenchResult[]> | BenchResult): Promise<void> => {
+  process.stderr.write(`bench: ${name}…\n`);
+  const r = await run();
+  results.push(...(Array.isArray(r) ? r : [r]));
+};
+await step("decision", () => runDecisionBench({ iterations: quick ? 50_000 : 300_000 }));
+await step("policy", () => runPolicyBench());
+await step("memory", () => memoryBench());
+await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
+await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
+
+const doc = `# Benchmarks
+
+Written by \`npm run bench\` (bench/run.ts) on ${started.toISOString()}${quick ? " (--quick: fewer iterations)" : ""}.
+Machine: ${machine()}. Each figure says the command that produced it; they are noisy from run to
+run on this shared 2-core VM (steal time is visible in \`top\`), so compare ratios taken in one
+run, never absolute times across runs.
+
+## Goals
+
+| goal | figure below |
+|---|---|
+| in-process decision p50 ≤ 5 µs with 1,000 rules and 100k signal subjects | "in-process decision" p50_us |
+| gRPC Check throughput ≥ 80% of a do-nothing grpc-js server on the same machine | "gRPC Check throughput" vigil_over_floor |
+| signal-to-enforcement p99 ≤ 20 ms with 50 watching instances | "signal to enforcement, N = 50" ack_to_deny_p99_ms |
+| ≤ 100 MB RSS per 100k signal subjects | "memory per 100k subjects" rss_added_mb |
+
+## For comparison
+
+- OPA-Envoy picks up policy and data changes by polling bundles: 60–120 s by default. Vigil
+  applies a pushed signal on every sidecar in the milliseconds measured below.
+- Continuous-access systems state "up to 15 minutes" of propagation for some events (Microsoft
+  Entra CAE); Okta and Google state no figure.
+- OPA-Envoy's published gRPC handler latency (Minikube, 1,000 rps, RBAC policy): p50 398 µs,
+  p99 4.6 ms; its OPA evaluation alone p50 207 µs. Authorino's micro-benchmarks: API-key
+  identity 3.1 µs, JSON-pattern authorization 1.8 µs per evaluator.
+
+## Results
+
+${results.map(table).join("\n")}`;
+writeFileSync("BENCHMARKS.md", doc);
+process.stderr.write("bench: wrote BENCHMARKS.md\n");
+process.exit(0);
