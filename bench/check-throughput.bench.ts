@@ -38,9 +38,9 @@ async function stop(child: ChildProcess): Promise<void> {
 
 interface H2loadRun { rps: number; p50Ms: number; p99Ms: number; ok: number; failed: number }
 
-function h2load(port: number, dataFile: string, requests: number, logFile: string): H2loadRun {
+function h2load(port: number, dataFile: string, requests: number, logFile: string, connections = CONNECTIONS, streams = STREAMS): H2loadRun {
   const res = spawnSync("h2load", [
-    "-n", String(requests), "-c", String(CONNECTIONS), "-m", String(STREAMS), "-t", "1",
+    "-n", String(requests), "-c", String(connections), "-m", String(streams), "-t", "1",
     "-d", dataFile, "-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", logFile,
     `http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`,
   ], { encoding: "utf8", timeout: 300_000 });
@@ -50,6 +50,12 @@ function h2load(port: number, dataFile: string, requests: number, logFile: strin
   const latencies = readFileSync(logFile, "utf8").trim().split("\n").map((line) => Number(line.split("\t")[2]) / 1000);
   const sorted = sortedCopy(latencies);
   return { rps, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), ok: Number(statusLine?.[3] ?? 0), failed: Number(statusLine?.[4] ?? 0) };
+}
+
+function residentMb(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match === null ? Number.NaN : Number(match[1]) / 1024;
 }
 
 export async function runThroughputBench(runs = 3, requests = 100_000): Promise<BenchResult> {
@@ -62,6 +68,8 @@ export async function runThroughputBench(runs = 3, requests = 100_000): Promise<
   });
   writeFileSync(dataFile, grpcFrame(request));
   const results: Record<"vigil" | "floor", H2loadRun[]> = { vigil: [], floor: [] };
+  let single: H2loadRun | undefined;
+  let rssMb = Number.NaN;
   try {
     for (let r = 0; r < runs; r++) {
       for (const kind of ["floor", "vigil"] as const) {
@@ -69,6 +77,11 @@ export async function runThroughputBench(runs = 3, requests = 100_000): Promise<
         try {
           h2load(port, dataFile, Math.min(20_000, requests), join(dir, "warmup.log"));
           results[kind].push(h2load(port, dataFile, requests, join(dir, `${kind}-${r}.log`)));
+          if (kind === "vigil" && r === runs - 1) {
+            rssMb = residentMb(child.pid);
+            // One request at a time: the latency one Envoy sees when Vigil is not saturated.
+            single = h2load(port, dataFile, Math.min(10_000, requests), join(dir, "single.log"), 1, 1);
+          }
         } finally {
           await stop(child);
         }
@@ -94,8 +107,11 @@ export async function runThroughputBench(runs = 3, requests = 100_000): Promise<
       vigil_p50_ms: round(median(results.vigil.map((x) => x.p50Ms))),
       vigil_p99_ms: round(median(results.vigil.map((x) => x.p99Ms))),
       failed_requests: [...results.floor, ...results.vigil].reduce((n, x) => n + x.failed, 0),
+      vigil_one_at_a_time_p50_ms: round(single?.p50Ms ?? Number.NaN, 3),
+      vigil_one_at_a_time_p99_ms: round(single?.p99Ms ?? Number.NaN, 3),
+      vigil_rss_after_load_mb: round(rssMb, 1),
     },
-    notes: `h2load latencies are per request at ${CONNECTIONS * STREAMS} requests in flight, so they include queueing; they are not the latency one Envoy sees at low load.`,
+    notes: `p50/p99 under load are per request with ${CONNECTIONS * STREAMS} requests in flight, so they are mostly queueing; the one-at-a-time figures (h2load -c 1 -m 1) are what one Envoy waits for a Check when Vigil is not saturated.`,
   };
 }
 
