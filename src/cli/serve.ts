@@ -10,7 +10,7 @@ import { createCallerResolver } from "../identity/index.js";
 import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
 import { createSignalStore, loadSignalsFile, type SignalStore } from "../signals/index.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
-import { createLogger, createMetrics, flushLogger, type Metrics } from "../telemetry/index.js";
+import { createDecisionLog, createLogger, createMetrics, flushLogger, type Metrics } from "../telemetry/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
 import { startOpsServer, type Readiness } from "../transport/http/index.js";
 
@@ -84,11 +84,12 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     const effects = new Effects({ store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl });
     closers.push(() => effects.close());
 
+    const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
+    if (decisionLog !== undefined) closers.push(() => decisionLog.close());
     const decide = createDecider({
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
-      store, approvals, effects, metrics, now,
-      logger: logger.child({ component: "decision" }),
+      store, approvals, effects, metrics, now, decisionLog,
     });
 
     const grpcLog = logger.child({ component: "grpc" });

@@ -4,7 +4,6 @@
 
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import type { Logger } from "pino";
 import type { ApprovalBook } from "../approvals/book.js";
 import { approvalScope, grantNameFor } from "../approvals/book.js";
 import { HEADER_RELEASE_DIGEST } from "../config/defaults.js";
@@ -12,7 +11,7 @@ import type { Caller } from "../identity/caller.js";
 import type { CompiledPolicy, PolicyInput, PolicyResult, RequestView, SignalsView, SourceView } from "../policy/types.js";
 import type { SignalStore } from "../signals/store.js";
 import type { Metrics } from "../telemetry/metrics.js";
-import { createDecisionLog } from "../telemetry/decision-log.js";
+import type { DecisionLog } from "../telemetry/decision-log.js";
 import type { Effects } from "./effects.js";
 import type { AccessRequest, Decision, Outcome } from "./request.js";
 
@@ -24,8 +23,8 @@ export interface DeciderDeps {
   approvals: ApprovalBook;
   effects: Effects;
   metrics?: Metrics;
-  /** Decision log; one line per Check at info. */
-  logger?: Logger;
+  /** Decision log: one line per Check (createDecisionLog). */
+  decisionLog?: DecisionLog;
   now?: () => number;
   newId?: () => string;
 }
@@ -154,7 +153,7 @@ export function createDecider(deps: DeciderDeps): Decide {
   const now = deps.now ?? Date.now;
   const newId = deps.newId ?? randomUUID;
   const { store, effects, approvals, metrics } = deps;
-  const decisionLog = deps.logger === undefined ? undefined : createDecisionLog(deps.logger);
+  const { decisionLog } = deps;
 
   return function decide(req: AccessRequest): Decision {
     const started = performance.now();

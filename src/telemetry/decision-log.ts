@@ -5,6 +5,7 @@
 // without their query, and reasons written for the caller.
 
 import { pino, type Logger } from "pino";
+import { LineWriter } from "./line-writer.js";
 
 export interface DecisionLine {
   decision_id: string;
@@ -21,9 +22,9 @@ export interface DecisionLine {
   latency_us: number;
 }
 
-export type DecisionLog = (line: DecisionLine) => void;
+export type DecisionLog = ((line: DecisionLine) => void) & { close(): Promise<void> };
 
-interface Writable { write(chunk: string): unknown }
+interface Writable { write(chunk: string): unknown; fd?: unknown }
 
 /**
  * A writer for `logger`'s destination, or undefined when info lines are disabled (then the Check
@@ -33,20 +34,26 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
   if (!logger.isLevelEnabled("info")) return undefined;
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as Writable | undefined;
   if (stream === undefined || typeof stream.write !== "function") {
-    return (line) => { logger.info(line, "decision"); };
+    return Object.assign((line: DecisionLine) => { logger.info(line, "decision"); }, { close: () => Promise.resolve() });
   }
+  // The logger's own destination on a file descriptor (stdout in production): decision lines get
+  // their own batched writer on the same descriptor; other destinations (tests) get the lines as is.
+  const sink: { write(line: string): unknown; close?: () => Promise<void> } = typeof stream.fd === "number"
+    ? new LineWriter(stream.fd, { onError: (err) => { logger.error({ err }, "decision log write failed"); } })
+    : stream;
   const bindings = JSON.stringify(logger.bindings()).slice(1, -1);
   const prefix = bindings === "" ? "" : `,${bindings}`;
   const s = quote;
   const clock = isoClock();
-  return (line) => {
-    stream.write(
+  const log = (line: DecisionLine): void => {
+    sink.write(
       `{"level":"info","time":"${clock()}"${prefix},"decision_id":${s(line.decision_id)},"caller":${s(line.caller)}`
       + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"path":${s(line.path)}`
       + `,"tool":${s(line.tool)},"context":${JSON.stringify(line.context)},"outcome":${s(line.outcome)},"rule":${s(line.rule)}`
       + `,"reason":${s(line.reason)},"latency_us":${line.latency_us},"msg":"decision"}\n`,
     );
   };
+  return Object.assign(log, { close: async () => { await sink.close?.(); } });
 }
 
 /** Characters JSON must escape (and U+2028/9, which some log shippers choke on). */

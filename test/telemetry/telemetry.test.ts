@@ -1,9 +1,13 @@
 // The Check path's own telemetry: the hand-built decision line must be exactly what pino would
 // have written, and the hot metrics must expose what prom-client would.
 
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { createDecisionLog, createLogger, createMetrics, type DecisionLine } from "../../src/telemetry/index.js";
+import { LineWriter } from "../../src/telemetry/line-writer.js";
 
 function capture(): { lines: string[]; stream: Writable } {
   const lines: string[] = [];
@@ -61,5 +65,27 @@ describe("hot metrics", () => {
     expect(text).toMatch(/^vigil_decision_duration_seconds_bucket\{le="\+Inf"\} 4$/m);
     expect(text).toMatch(/^vigil_decision_duration_seconds_count 4$/m);
     expect(text).toMatch(/^vigil_decision_duration_seconds_sum 3.00004/m);
+  });
+});
+
+describe("line writer", () => {
+  it("writes every line, whole and in order, batched, and the rest on close", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-lines-"));
+    const fd = openSync(join(dir, "out.log"), "w");
+    const writer = new LineWriter(fd, { flushIntervalMs: 5 });
+    const expected: string[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const line = `{"n":${i},"pad":"${"é".repeat(i % 50)}"}`;
+      expected.push(line);
+      writer.write(`${line}\n`);
+      if (i === 2500) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const huge = `{"huge":"${"x".repeat(40_000)}"}`;
+    expected.push(huge);
+    writer.write(`${huge}\n`);
+    await writer.close();
+    closeSync(fd);
+    expect(readFileSync(join(dir, "out.log"), "utf8").split("\n").slice(0, -1)).toEqual(expected);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
