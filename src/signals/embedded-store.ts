@@ -3,14 +3,13 @@
 // journal replayed at start. `journalPath: ""` keeps everything in memory (tests, `vigil check`).
 
 import { isExpired } from "./model.js";
-import type { Signal, SignalInput } from "./model.js";
+import type { Signal } from "./model.js";
 import type { Freshness, PutResult } from "./store.js";
 import type { StoreConfig } from "../config/schema.js";
 import { IndexedStore, storeLogger } from "./indexed-store.js";
 import type { IndexedStoreDeps } from "./indexed-store.js";
 import { JournalWriter, encodeRecord, replayJournal } from "./journal.js";
 import type { JournalRecovery, JournalStats } from "./journal.js";
-import { parseSignal } from "./validation.js";
 import type { WriteDecision } from "./signal-index.js";
 import type { SignalStore } from "./store.js";
 
@@ -90,21 +89,12 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
     }
   }
 
-  async put(input: SignalInput): Promise<PutResult> {
-    const signal = parseSignal(input);
-    return this.#write(() => this.index.decide(signal, this.now()));
-  }
-
-  async reinstate(subject: string, by: string, reason: string): Promise<PutResult> {
-    return this.#write(() => this.index.reinstatement(subject, by, reason, this.now()));
-  }
-
   /**
    * A duplicate or stale answer may point at a value whose own write is still being fsynced; it
    * is given only once that value is durable (and re-decided if that write failed), so "duplicate"
    * always means "already safe on disk".
    */
-  async #write(decide: () => WriteDecision): Promise<PutResult> {
+  protected async write(decide: () => WriteDecision): Promise<PutResult> {
     await this.writable();
     for (;;) {
       const decision = decide();

@@ -3,7 +3,8 @@
 
 import type { Logger } from "pino";
 import { VigilError } from "../errors/index.js";
-import { SignalIndex } from "./signal-index.js";
+import { SignalIndex, type WriteDecision } from "./signal-index.js";
+import { parseSignal } from "./validation.js";
 import type { Signal, SignalInput, SignalKind, SignalOf } from "./model.js";
 import type { Freshness, PutResult, SignalStore } from "./store.js";
 
@@ -88,8 +89,17 @@ export abstract class IndexedStore implements SignalStore {
     if (this.closed) throw new VigilError("unavailable", "the signal store is closed");
   }
 
-  abstract put(signal: SignalInput): Promise<PutResult>;
-  abstract reinstate(subject: string, by: string, reason: string): Promise<PutResult>;
+  async put(input: SignalInput): Promise<PutResult> {
+    const signal = parseSignal(input);
+    return this.write(() => this.index.decide(signal, this.now()));
+  }
+
+  async reinstate(subject: string, by: string, reason: string): Promise<PutResult> {
+    return this.write(() => this.index.reinstatement(subject, by, reason, this.now()));
+  }
+
+  /** Makes a decided write durable in the store's own way; `decide` may be called again on a retry. */
+  protected abstract write(decide: () => WriteDecision): Promise<PutResult>;
   abstract useGrant(subject: string, name: string, nowMs: number): boolean;
   abstract freshness(nowMs: number): Freshness;
   abstract close(): Promise<void>;

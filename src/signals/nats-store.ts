@@ -10,13 +10,12 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import { VigilError } from "../errors/index.js";
 import { SIGNAL_KINDS, signalSchema } from "./model.js";
-import type { Signal, SignalInput, SignalKind, SignalOf } from "./model.js";
+import type { Signal, SignalKind, SignalOf } from "./model.js";
 import type { Freshness, PutResult, SignalStore } from "./store.js";
 import type { StoreConfig } from "../config/schema.js";
 import { IndexedStore, storeLogger } from "./indexed-store.js";
 import type { IndexedStoreDeps } from "./indexed-store.js";
 import type { SignalAddress, WriteDecision } from "./signal-index.js";
-import { parseSignal } from "./validation.js";
 
 export interface NatsStoreDeps extends IndexedStoreDeps {
   /** Connection name shown by the NATS server (e.g. the pod name). */
@@ -399,21 +398,12 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     };
   }
 
-  async put(input: SignalInput): Promise<PutResult> {
-    const signal = parseSignal(input);
-    return this.#write(() => this.index.decide(signal, this.now()));
-  }
-
-  async reinstate(subject: string, by: string, reason: string): Promise<PutResult> {
-    return this.#write(() => this.index.reinstatement(subject, by, reason, this.now()));
-  }
-
   /**
    * Decides against the local view, then writes only if the key is still at the revision that
    * view was taken from. On a conflict the key is re-read and the decision made again, so a write
    * racing another instance ends up stale, duplicate or refused exactly as it would locally.
    */
-  async #write(decide: () => WriteDecision): Promise<PutResult> {
+  protected async write(decide: () => WriteDecision): Promise<PutResult> {
     await this.writable();
     const kv = this.#kvOrThrow();
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
