@@ -3,15 +3,15 @@
 // (group commit) at several concurrency levels, and journal replay time. It belongs in bench/ as
 // a *.bench file; it lives here until bench/ exists.
 //
-//   node --expose-gc --import tsx test/signals/store-figures.script.ts [memory|throughput|all]
+//   node --expose-gc --import tsx bench/store.bench.ts [memory|throughput|all]
 
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { storeSchema } from "../../src/config/schema.js";
-import { createEmbeddedStore } from "../../src/signals/index.js";
-import type { SignalInput } from "../../src/signals/index.js";
+import { storeSchema } from "../src/config/schema.js";
+import { createEmbeddedStore } from "../src/signals/index.js";
+import type { SignalInput } from "../src/signals/index.js";
 
 const logger = pino({ level: "silent" });
 const gc = (globalThis as { gc?: () => void }).gc ?? ((): void => undefined);

@@ -2,16 +2,16 @@
 // decoder and hand-written encoder against what proto-loader does by default. Rounds of every
 // candidate are interleaved so that load from other processes hits all of them alike; compare the
 // ratios within one run, not absolute times across runs (hot-path.md).
-// Run: node --import tsx test/transport/envoy/measure-codec.ts [rounds=40]
+// Run: node --import tsx bench/codec.bench.ts [rounds=40]
 
-import type { Decision } from "../../../src/decision/request.js";
+import type { Decision } from "../src/decision/request.js";
 import {
   createCheckRequestDecoder,
   decodeCheckRequest,
   encodeCheckResponse,
   loadAuthorizationPackage,
-} from "../../../src/transport/envoy/index.js";
-import { benchmarkCheckRequestBytes, envoyType } from "../../support/envoy-client.js";
+} from "../src/transport/envoy/index.js";
+import { benchmarkCheckRequestBytes, envoyType } from "../test/support/envoy-client.js";
 
 interface ProtoLoaderCheck {
   requestDeserialize(bytes: Buffer): unknown;

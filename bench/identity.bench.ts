@@ -1,11 +1,11 @@
 // Rough per-request cost of identity resolution, for the numbers quoted in reviews; not a test
-// (vitest only runs *.test.ts). Run: npx tsx test/identity/measure-resolve.ts
+// (vitest only runs *.test.ts). Run: npx tsx bench/identity.bench.ts
 // Each request gets freshly decoded strings, as a protobuf decode would give, so string hashing
 // and cache lookups are paid as they are in production; the cost of making the input is measured
 // separately and subtracted.
 
-import { identitySchema } from "../../src/config/schema.js";
-import { createCallerResolver, fingerprintSecret, parseWorkloadSpiffeId, type CallerInput } from "../../src/identity/index.js";
+import { identitySchema } from "../src/config/schema.js";
+import { createCallerResolver, fingerprintSecret, parseWorkloadSpiffeId, type CallerInput } from "../src/identity/index.js";
 
 const ITERATIONS = 1_000_000;
 const ROUNDS = 5;
