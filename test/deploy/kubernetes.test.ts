@@ -161,7 +161,7 @@ describe("the vigil container", () => {
   });
 
   it("gets the resources measured for it (BENCHMARKS.md)", () => {
-    expect(vigil.resources).toEqual({ requests: { cpu: "100m", memory: "64Mi" }, limits: { cpu: "500m", memory: "256Mi" } });
+    expect(vigil.resources).toEqual({ requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "500m", memory: "384Mi" } });
   });
 
   it("reads policies from a mounted ConfigMap directory and its signals from a ConfigMap file", () => {
