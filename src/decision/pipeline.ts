@@ -152,8 +152,7 @@ function resourceOf(view: RequestView): string {
 export function createDecider(deps: DeciderDeps): Decide {
   const now = deps.now ?? Date.now;
   const newId = deps.newId ?? randomUUID;
-  const { store, effects, approvals, metrics } = deps;
-  const { decisionLog } = deps;
+  const { store, effects, approvals, metrics, decisionLog } = deps;
 
   return function decide(req: AccessRequest): Decision {
     const started = performance.now();

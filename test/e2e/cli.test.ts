@@ -1,0 +1,62 @@
+// The `vigil` command as an operator runs it: validate, check offline with its "why", check
+// against a running sidecar, and clear errors with exit codes.
+
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestVigil, type TestVigil } from "../support/vigil.js";
+
+function vigilCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { timeout: 30_000, env: { ...process.env, VIGIL_ADMIN_TOKEN: "" } }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("vigil CLI", () => {
+  let vigil: TestVigil;
+  const dir = mkdtempSync(join(tmpdir(), "vigil-cli-"));
+  beforeAll(async () => { vigil = await startTestVigil(); });
+  afterAll(async () => {
+    await vigil.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("validates the example policy", async () => {
+    const res = await vigilCli(["validate", "--policy", "examples/policies"]);
+    expect(res).toMatchObject({ code: 0 });
+    expect(res.stdout).toMatch(/^ok: examples\/policies: 7 file\(s\), \d+ document\(s\), \d+ rule\(s\)/);
+  });
+
+  it("refuses a broken policy naming file, document and path, with exit code 2", async () => {
+    writeFileSync(join(dir, "bad.yaml"), "apiVersion: vigil.dev/v1alpha1\nkind: Policy\nmetadata: { name: bad }\nspec:\n  destinations: [x]\n  rules:\n    - name: r\n      outcome: allw\n");
+    const res = await vigilCli(["validate", "--policy", dir]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("bad.yaml doc 1: spec.rules[0].outcome");
+  });
+
+  it("checks a request offline and says why", async () => {
+    const res = await vigilCli(["check", "--policy", "examples/policies", "--signals", "examples/signals.yaml", "--now", "2026-11-25T12:00:00Z", "examples/requests/deploy-staging.json"]);
+    expect(res.code).toBe(0);
+    const out = JSON.parse(res.stdout) as { outcome: string; rule: string; why: { caller: { spiffe_id: string }; signals: { risk: string } } };
+    expect(out).toMatchObject({ outcome: "allow", rule: "deploy-api/staging-deploy" });
+    expect(out.why.caller.spiffe_id).toBe("spiffe://example.org/ns/ci/sa/deployer");
+    expect(out.why.signals.risk).toBe("low");
+  });
+
+  it("asks a running sidecar exactly what Envoy would, exit code 1 for a denial", async () => {
+    const res = await vigilCli(["check", "--server", vigil.grpcAddress, "examples/requests/no-identity.json"]);
+    expect(res.code).toBe(1);
+    expect(JSON.parse(res.stdout)).toMatchObject({ allowed: false, http_status: "Forbidden", body: { outcome: "deny" } });
+  });
+
+  it("refuses an admin command without a token, naming what is missing", async () => {
+    const res = await vigilCli(["signal", "get", "--url", vigil.httpUrl, "--subject", "x"]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("no admin token");
+  });
+});
