@@ -11,12 +11,8 @@ import { VigilError } from "../errors/index.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired";
 
-export interface ApprovalRequest {
-  id: string;
-  /** caller|rule|destination|resource: what a grant from this approval covers. */
-  scope: string;
-  /** Grant name derived from the scope (the key a grant is stored under). */
-  grantName: string;
+/** What a step-up decision asks approval for. */
+export interface OpenApproval {
   caller: string;
   /** Owner identity of the credential the caller presented, when known. */
   credentialOwner: string;
@@ -26,22 +22,19 @@ export interface ApprovalRequest {
   approvers: string[];
   grantTtlSeconds: number;
   grantUses: number;
+}
+
+export interface ApprovalRequest extends OpenApproval {
+  id: string;
+  /** caller|rule|destination|resource: what a grant from this approval covers. */
+  scope: string;
+  /** Grant name derived from the scope (the key a grant is stored under). */
+  grantName: string;
   requestedAt: number;
   expiresAt: number;
   status: ApprovalStatus;
   decidedBy: string;
   decidedAt: number;
-}
-
-export interface OpenApproval {
-  caller: string;
-  credentialOwner: string;
-  rule: string;
-  destination: string;
-  resource: string;
-  approvers: string[];
-  grantTtlSeconds: number;
-  grantUses: number;
 }
 
 /** The scope string a grant covers. */
