@@ -116,14 +116,14 @@ export function signalsView(
 ): SignalsView {
   const id = caller.spiffeId;
   const fp = caller.credential?.fingerprint ?? "";
-  const risk = id !== "" ? store.get(id, "risk") : undefined;
-  const posture = id !== "" ? store.get(id, "posture") : undefined;
-  const behavior = id !== "" ? store.get(id, "behavior") : undefined;
-  const credential = fp !== "" ? store.get(fp, "credential") : undefined;
-  const revokedId = id !== "" && (store.get(id, "revocation")?.data.revoked === true || effects.pendingRevoked(id));
-  const revokedCred = fp !== "" && (store.get(fp, "revocation")?.data.revoked === true || effects.pendingRevoked(fp));
+  const risk = id !== "" ? store.get(id, "risk", "", now) : undefined;
+  const posture = id !== "" ? store.get(id, "posture", "", now) : undefined;
+  const behavior = id !== "" ? store.get(id, "behavior", "", now) : undefined;
+  const credential = fp !== "" ? store.get(fp, "credential", "", now) : undefined;
+  const revokedId = id !== "" && (store.get(id, "revocation", "", now)?.data.revoked === true || effects.pendingRevoked(id));
+  const revokedCred = fp !== "" && (store.get(fp, "revocation", "", now)?.data.revoked === true || effects.pendingRevoked(fp));
   const digest = headers[HEADER_RELEASE_DIGEST] ?? "";
-  const attestation = digest !== "" ? store.get(digest, "attestation") : undefined;
+  const attestation = digest !== "" ? store.get(digest, "attestation", "", now) : undefined;
   const rotateBy = credential?.data.rotateBy;
   return {
     fresh: store.freshness(now).fresh,

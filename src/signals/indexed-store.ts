@@ -57,8 +57,8 @@ export abstract class IndexedStore implements SignalStore {
     return this.#ready;
   }
 
-  get<K extends SignalKind>(subject: string, kind: K, name = ""): SignalOf<K> | undefined {
-    return this.index.get(subject, kind, name, this.now());
+  get<K extends SignalKind>(subject: string, kind: K, name = "", nowMs = this.now()): SignalOf<K> | undefined {
+    return this.index.get(subject, kind, name, nowMs);
   }
 
   list(subject: string): Signal[] {

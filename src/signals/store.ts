@@ -20,8 +20,11 @@ export interface Freshness {
 }
 
 export interface SignalStore {
-  /** Latest unexpired signal for the key, from memory. */
-  get<K extends SignalKind>(subject: string, kind: K, name?: string): SignalOf<K> | undefined;
+  /**
+   * Latest unexpired signal for the key, from memory. `nowMs` (default: the store's clock) lets
+   * the Check path read several signals against the one time it decides at.
+   */
+  get<K extends SignalKind>(subject: string, kind: K, name?: string, nowMs?: number): SignalOf<K> | undefined;
   /** Every unexpired signal held for a subject, from memory. */
   list(subject: string): Signal[];
   /**

@@ -148,6 +148,12 @@ export function runSignalStoreContract(name: string, factory: SignalStoreFactory
       expect(store.list(AGENT).map((s) => s.kind)).toEqual(["grant"]);
     });
 
+    it("reads against an explicit time when asked (the Check path's decision time)", async () => {
+      await store.put(risk("high", T0, { expiresAt: T0 + 1_000 }));
+      expect(store.get(AGENT, "risk", "", T0 + 999)?.data.level).toBe("high");
+      expect(store.get(AGENT, "risk", "", T0 + 1_000)).toBeUndefined();
+    });
+
     it("refuses to lift a revocation by put, keeps it revoked, and lets reinstate lift it", async () => {
       await store.put(revocation(true, T0));
       const lift = await rejection(store.put(revocation(false, T0 + 10)));
