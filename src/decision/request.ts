@@ -39,7 +39,9 @@ export interface AccessRequest {
   malformed: string[];
 }
 
-export type Outcome = "allow" | "deny" | "step_up" | "delay" | "revoke";
+/** Every outcome a decision can have; policies, metrics and the wire all take them from here. */
+export const OUTCOMES = ["allow", "deny", "step_up", "delay", "revoke"] as const;
+export type Outcome = (typeof OUTCOMES)[number];
 
 /** Most restrictive first: revoke > deny > step_up > delay > allow. */
 export const OUTCOME_SEVERITY: Readonly<Record<Outcome, number>> = {

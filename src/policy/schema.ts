@@ -3,14 +3,15 @@
 // the compiler only ever sees documents that make sense.
 
 import * as z from "zod";
+import { OUTCOMES } from "../decision/request.js";
 import { cidrProblem } from "./cidr.js";
 import { globProblem } from "./glob.js";
 import { timezoneProblem } from "./change-window.js";
 
+export { OUTCOMES };
 export const POLICY_API_VERSION = "vigil.dev/v1alpha1";
 export const POLICY_KIND = "Policy";
 
-export const OUTCOMES = ["allow", "deny", "step_up", "delay", "revoke"] as const;
 export const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 export const REVOCATION_TARGETS = ["credential", "identity"] as const;
 

@@ -4,9 +4,8 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { HotHistogram, HotLabeledCounter } from "./hot-metrics.js";
-import type { Outcome } from "../decision/request.js";
+import { OUTCOMES, type Outcome } from "../decision/request.js";
 
-export const OUTCOMES: readonly Outcome[] = ["allow", "deny", "step_up", "delay", "revoke"];
 
 export interface Metrics {
   registry: Registry;

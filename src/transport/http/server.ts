@@ -14,6 +14,7 @@ import {
 import { VigilError, type ErrorCode } from "../../errors/index.js";
 import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
 import type { PutResult, SignalStore } from "../../signals/store.js";
+import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
 import { AdminAuth, type AdminPrincipal } from "./auth.js";
 
@@ -51,7 +52,6 @@ export interface OpsServer {
 }
 
 const MAX_ADMIN_BODY = 1024 * 1024;
-const MAX_SSF_BODY = 64 * 1024;
 
 /** The one place VigilError codes become HTTP statuses. */
 export function httpStatusOf(code: ErrorCode): number {
@@ -102,7 +102,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     }
     if (path === PATH_SSF_EVENTS) {
       if (options.ssf === undefined) throw new VigilError("not_found", "the SSF receiver is not configured (--ssf-issuer)");
-      const body = await readBody(req, MAX_SSF_BODY);
+      const body = await readBody(req, SSF_MAX_BODY_BYTES);
       const answer = await options.ssf.handle({ method, headers: flatHeaders(req), body });
       res.writeHead(answer.status, answer.headers);
       res.end(answer.body);
