@@ -6,18 +6,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createEnvoyClient, headerValue, type DecodedCheckResponse, type EnvoyClient, type EnvoyLikeRequest } from "../support/envoy-client.js";
+import { CRM_SYNC, DEPLOYER, ETL, IR_BOT, K1, K1_FP, K2, K2_FP, SIGNED_DIGEST, SUPPORT_BOT } from "../support/example-world.js";
 import { APPROVER_TOKEN, IR_BOT_TOKEN, startTestVigil, type TestVigil } from "../support/vigil.js";
 
-const DEPLOYER = "spiffe://example.org/ns/ci/sa/deployer";
-const BOT = "spiffe://example.org/ns/agents/sa/support-bot";
-const ETL = "spiffe://example.org/ns/data/sa/etl";
-const IR_BOT = "spiffe://example.org/ns/secops/sa/ir-bot";
-const CRM = "spiffe://example.org/ns/crm/sa/sync";
-const SIGNED_DIGEST = "sha256:4f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a19";
-const K1 = "demo-api-key-K1-0001";
-const K1_FP = "sha256:5758e9e1549258c7211b453c281275ace84e9bc6c07dc485c58c29e58c260bba";
-const K2 = "demo-api-key-K2-0002";
-const K2_FP = "sha256:2cebfb82a859f33ce971cad5bf90133202b9f97fa259b8b032442ea0a2eb2de8";
 const WEDNESDAY_NOON = Date.UTC(2026, 10, 25, 12, 0, 0);
 const SATURDAY_NOON = Date.UTC(2026, 10, 28, 12, 0, 0);
 
@@ -89,7 +80,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
     },
     {
       scenario: "6: support agent reads tickets",
-      request: { sourcePrincipal: BOT, host: "tickets", method: "GET", path: "/api/tickets/4711" }, expected: "allow", rule: "tickets/support-bot-read",
+      request: { sourcePrincipal: SUPPORT_BOT, host: "tickets", method: "GET", path: "/api/tickets/4711" }, expected: "allow", rule: "tickets/support-bot-read",
     },
     {
       scenario: "9: etl reads the reports bucket",
@@ -116,7 +107,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
     },
     {
       scenario: "15: forged x-forwarded-client-cert without a trusted hop",
-      request: { sourcePrincipal: "", host: "tickets", method: "GET", path: "/api/tickets/4711", xfcc: `By=spiffe://example.org/ns/x/sa/x;URI=${BOT}` },
+      request: { sourcePrincipal: "", host: "tickets", method: "GET", path: "/api/tickets/4711", xfcc: `By=spiffe://example.org/ns/x/sa/x;URI=${SUPPORT_BOT}` },
       expected: "deny", rule: "",
     },
   ];
@@ -159,7 +150,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
   });
 
   it("strips an untrusted x-forwarded-client-cert before it reaches the upstream", async () => {
-    const res = await client.check(deploy("staging", { xfcc: `By=spiffe://example.org/ns/x/sa/x;URI=${BOT}` }));
+    const res = await client.check(deploy("staging", { xfcc: `By=spiffe://example.org/ns/x/sa/x;URI=${SUPPORT_BOT}` }));
     expect(res.status?.code ?? 0).toBe(0);
     expect(res.ok_response?.headers_to_remove).toContain("x-forwarded-client-cert");
     expect(headerValue(res.ok_response?.headers, "x-vigil-caller")).toBe(DEPLOYER);
@@ -188,7 +179,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
     expect(outcomeOf(later)).toMatchObject({ outcome: "revoke", http: "Forbidden" });
     expect(ruleOf(later)).toBe("guards/compromised-credential");
     // Even a clean caller identity on another route cannot use the revoked key.
-    const elsewhere = await client.check({ sourcePrincipal: BOT, host: "tickets", method: "GET", path: "/api/tickets/1", apiKey: K1 });
+    const elsewhere = await client.check({ sourcePrincipal: SUPPORT_BOT, host: "tickets", method: "GET", path: "/api/tickets/1", apiKey: K1 });
     expect(outcomeOf(elsewhere).outcome).not.toBe("allow");
     expect(hookCalls).toContainEqual(expect.objectContaining({ type: "vigil.revocation", target: "credential", subject: K1_FP }));
     // The secret itself never appears in what Vigil answers or hooks.
@@ -211,7 +202,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
 
   it("steps up an agent's production change and allows exactly one retry after approval (scenario 7)", async () => {
     const call: EnvoyLikeRequest = {
-      sourcePrincipal: BOT, host: "change-mgmt", method: "POST", path: "/mcp",
+      sourcePrincipal: SUPPORT_BOT, host: "change-mgmt", method: "POST", path: "/mcp",
       headers: { "content-type": "application/json" }, body: mcpCall("create_change"), contextExtensions: { env: "prod" },
     };
     const first = await client.check(call);
@@ -244,19 +235,19 @@ describe("acceptance scenarios through a real gRPC client", () => {
 
   it("denies agent tool access when its posture turns non-compliant (scenario 8)", async () => {
     const call: EnvoyLikeRequest = {
-      sourcePrincipal: BOT, host: "tickets", method: "GET", path: "/api/tickets/1",
+      sourcePrincipal: SUPPORT_BOT, host: "tickets", method: "GET", path: "/api/tickets/1",
     };
     expect(outcomeOf(await client.check(call)).outcome).toBe("allow");
-    await vigil.admin("POST", "/v1/signals", { kind: "posture", subject: BOT, data: { status: "non_compliant" } });
+    await vigil.admin("POST", "/v1/signals", { kind: "posture", subject: SUPPORT_BOT, data: { status: "non_compliant" } });
     expect(outcomeOf(await client.check(call)).outcome).toBe("deny");
-    await vigil.admin("POST", "/v1/signals", { kind: "posture", subject: BOT, data: { status: "compliant" } });
+    await vigil.admin("POST", "/v1/signals", { kind: "posture", subject: SUPPORT_BOT, data: { status: "compliant" } });
   });
 
   it("denies a crown-jewel read the moment another sidecar raises the caller's risk (scenario 13)", async () => {
-    const read: EnvoyLikeRequest = { sourcePrincipal: CRM, host: "payments", method: "GET", path: "/v1/payments/991" };
+    const read: EnvoyLikeRequest = { sourcePrincipal: CRM_SYNC, host: "payments", method: "GET", path: "/v1/payments/991" };
     expect(outcomeOf(await client.check(read)).outcome).toBe("allow");
     await vigil.admin("POST", "/v1/signals", {
-      kind: "risk", subject: CRM, source: "vigil-sidecar-b", data: { level: "high", reason: "new action + rate spike" },
+      kind: "risk", subject: CRM_SYNC, source: "vigil-sidecar-b", data: { level: "high", reason: "new action + rate spike" },
     });
     expect(outcomeOf(await client.check(read)).outcome).toBe("deny");
   });

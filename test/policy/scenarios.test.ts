@@ -6,15 +6,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { compilePolicy, loadPolicyDir } from "../../src/policy/index.js";
 import type { CompiledPolicy, PolicyInput, PolicyResult } from "../../src/policy/index.js";
 import { WEDNESDAY_10_UTC, mcpToolCall, policyInput } from "./policy-input.js";
+import { CRM_SYNC, DEPLOYER, ETL, IR_BOT, RELEASE_PIPELINE, SUPPORT_BOT } from "../support/example-world.js";
 
 const EXAMPLES = fileURLToPath(new URL("../../examples/policies", import.meta.url));
-
-const DEPLOYER = "spiffe://example.org/ns/ci/sa/deployer";
-const RELEASE_PIPELINE = "spiffe://example.org/ns/ci/sa/release-pipeline";
-const SUPPORT_BOT = "spiffe://example.org/ns/agents/sa/support-bot";
-const ETL = "spiffe://example.org/ns/data/sa/etl";
-const IR_BOT = "spiffe://example.org/ns/secops/sa/ir-bot";
-const CRM_SYNC = "spiffe://example.org/ns/crm/sa/sync";
 
 const SATURDAY_10_UTC = Date.UTC(2025, 5, 14, 10, 0, 0);
 const WEDNESDAY_1730_UTC = Date.UTC(2025, 5, 11, 17, 30, 0);
