@@ -103,8 +103,11 @@ async function check(argv: string[]): Promise<number> {
 
   const request = accessRequestFromJson(readJsonFile(file), nowMs);
   const caller = resolveCaller({ principal: request.source.principal, certificate: request.source.certificate, headers: request.headers });
-  const decision = decide(request);
+  // What the policy saw, read before deciding: a revoke decision queues a revocation that would
+  // otherwise show up here as if it had been there already.
+  const signals = signalsView(store, effects, caller, request.headers, nowMs);
   const view = requestView(request);
+  const decision = decide(request);
   process.stdout.write(`${JSON.stringify({
     outcome: decision.outcome,
     rule: decision.rule,
@@ -114,7 +117,7 @@ async function check(argv: string[]): Promise<number> {
     why: {
       caller: { spiffe_id: caller.spiffeId, identity_source: caller.source, credential: caller.credential?.fingerprint ?? "", problems: caller.problems },
       action: { destination: view.destination, method: view.method, path: view.path_only, grpc: view.grpc_service === "" ? "" : `${view.grpc_service}/${view.grpc_method}`, mcp_tool: view.mcp_tool, context: request.contextExtensions },
-      signals: signalsView(store, effects, caller, request.headers, nowMs),
+      signals,
       policy: { version: policy.version, rules: policy.ruleCount },
       now: new Date(nowMs).toISOString(),
     },
