@@ -141,7 +141,7 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   #closing: Promise<void> | undefined;
 
   constructor(config: StoreConfig, deps: NatsStoreDeps) {
-    super({ ...deps, logger: storeLogger(deps.logger, "nats") });
+    super({ ...deps, logger: storeLogger(deps.logger, "nats"), maxClockSkewMs: config.maxClockSkewMs });
     this.#config = config;
     this.#name = deps.name ?? "vigil";
     this.bucket = signalsBucketName(config.bucketPrefix);

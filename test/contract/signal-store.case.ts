@@ -18,7 +18,7 @@ export type SignalStoreFactory = (now: () => number) => Promise<SignalStoreHarne
 const T0 = 1_750_000_000_000;
 const AGENT = "spiffe://example.org/ns/agents/sa/planner";
 const OTHER = "spiffe://example.org/ns/ci/sa/release";
-const KEY = "sha256:6b86b273ff34fce19d6b804eff5a3f5747ada4ea22f1d49c01e52ddb7875b4b";
+const KEY = "sha256:6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b";
 
 let sequence = 0;
 function nextId(): string {

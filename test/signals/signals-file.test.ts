@@ -64,7 +64,7 @@ describe("loadSignalsFile", () => {
 
   it("reads a JSON list", async () => {
     const path = await file("signals.json", JSON.stringify([{
-      id: "a1", kind: "attestation", subject: "sha256:abc", source: "ci", observedAt: "2025-06-01T00:00:00Z",
+      id: "a1", kind: "attestation", subject: "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", source: "ci", observedAt: "2025-06-01T00:00:00Z",
       data: { signer: "spiffe://example.org/ns/ci/sa/release-pipeline", signedAt: "2025-06-01T00:00:00Z" },
     }]));
     const [signal] = await loadSignalsFile(path);
