@@ -108,7 +108,9 @@ export abstract class IndexedStore implements SignalStore {
     return this.write(() => this.index.decide(signal));
   }
 
+  /** Lifts a revocation; the subject, `by` and `reason` are validated like any revocation write. */
   async reinstate(subject: string, by: string, reason: string): Promise<PutResult> {
+    parseSignal({ id: "reinstate", kind: "revocation", subject, source: "vigil", observedAt: 0, data: { revoked: false, reason, by } });
     return this.write(() => this.index.reinstatement(subject, by, reason, this.now()));
   }
 

@@ -202,6 +202,13 @@ export function runSignalStoreContract(name: string, factory: SignalStoreFactory
       expect(store.get(KEY, "revocation")?.data.revoked).toBe(false);
     });
 
+    it("validates a reinstate like any revocation write", async () => {
+      await store.put(revocation(true, T0));
+      expect((await rejection(store.reinstate(KEY, "bob", "x".repeat(5_000)))).code).toBe("invalid_input");
+      expect((await rejection(store.reinstate(RAW_KEY, "bob", "typo"))).message).not.toContain(RAW_KEY);
+      expect(store.get(KEY, "revocation")?.data.revoked).toBe(true);
+    });
+
     it("answers reinstate of a subject that is not revoked as a duplicate, and of an unknown one as not_found", async () => {
       expect((await rejection(store.reinstate(KEY, "bob", "nothing to lift"))).code).toBe("not_found");
       await store.put(revocation(false, T0));
