@@ -51,7 +51,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
 
   try {
     const storeLogger = logger.child({ component: "signals" });
-    const store = createSignalStore(config.store, { logger: storeLogger, now, ...(options.instance === undefined ? {} : { name: options.instance }) });
+    const store = createSignalStore(config.store, { logger: storeLogger, now, metrics, ...(options.instance === undefined ? {} : { name: options.instance }) });
     closers.push(() => store.close());
 
     const policyLog = logger.child({ component: "policy" });

@@ -31,6 +31,11 @@ export const storeSchema = z.strictObject({
   freshnessBoundMs: z.number().int().positive().default(5_000),
   /** Journal compaction threshold: rewrite when the file holds this many superseded records. */
   compactAfterRecords: z.number().int().positive().default(10_000),
+  /**
+   * How far a signal's observedAt may be ahead of this instance's clock, on a write or in a bus
+   * value; further ahead is refused (it would win every latest-wins comparison until it came true).
+   */
+  maxClockSkewMs: z.number().int().nonnegative().max(24 * 3600 * 1000).default(5 * 60_000),
 });
 
 export const ssfSchema = z.strictObject({

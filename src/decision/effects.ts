@@ -1,10 +1,12 @@
 // Side effects of decisions (revocations and the outbound revocation hook) leave the Check path
 // here: the hot path only records them in memory; a background loop makes them durable, with
 // retries, and counts failures. A revocation is enforced locally from the moment it is queued
-// (pendingRevoked), so the next request on this sidecar is denied even before the write lands.
+// (pendingRevoked) until the store holds it, so the next request on this sidecar is denied even
+// before the write lands, and it is reported done ("revoked") only once the store holds it.
 
 import type { Logger } from "pino";
-import type { SignalStore } from "../signals/store.js";
+import { VigilError } from "../errors/index.js";
+import type { PutResult, SignalStore } from "../signals/store.js";
 import type { Metrics } from "../telemetry/metrics.js";
 
 export interface RevocationEffect {
@@ -34,13 +36,18 @@ export class Effects {
   readonly #inflight = new Set<Promise<void>>();
   readonly #retryDelays: number[];
   #closed = false;
+  /** Ends the retry sleeps when closing. */
+  readonly #stopping = new AbortController();
 
   constructor(options: EffectsOptions) {
     this.#options = options;
     this.#retryDelays = options.retryDelaysMs ?? [50, 200, 1000, 5000, 15000];
   }
 
-  /** True while a revocation of this subject is queued but not yet durable in the store. */
+  /**
+   * True while a revocation of this subject is queued and the store has not acknowledged holding
+   * it, including when the store refused it for good: it is then enforced on this instance only.
+   */
   pendingRevoked(subject: string): boolean {
     return this.#pending.has(subject);
   }
@@ -51,6 +58,7 @@ export class Effects {
     const current = this.#options.store.get(effect.subject, "revocation");
     if (current?.data.revoked === true) return;
     this.#pending.set(effect.subject, effect);
+    this.#options.metrics.revocationsPending.set(this.#pending.size);
     this.#options.metrics.revocations.labels(effect.target).inc();
     this.#track(this.#persist(effect));
   }
@@ -60,9 +68,17 @@ export class Effects {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
   }
 
+  /**
+   * Stops retrying and waits for what is in flight. Revocations the store never acknowledged are
+   * logged as not durable: they were enforced on this instance only and end with it.
+   */
   async close(): Promise<void> {
-    await this.drain();
     this.#closed = true;
+    this.#stopping.abort();
+    await this.drain();
+    if (this.#pending.size > 0) {
+      this.#options.logger.error({ pending: this.#pending.size }, "shutting down with revocations the signal store never acknowledged");
+    }
   }
 
   #track(p: Promise<void>): void {
@@ -72,10 +88,14 @@ export class Effects {
 
   async #persist(effect: RevocationEffect): Promise<void> {
     const { store, logger, metrics } = this.#options;
-    // The store write is retried until it lands (or the process stops): a revocation must not be lost.
+    const line = { decision_id: effect.decisionId, target: effect.target, rule: effect.rule };
+    // The store write is retried until the store holds the revocation (or the process stops): a
+    // revocation must not be lost, and must not be called done when the store did not take it.
     for (let attempt = 0; ; attempt++) {
+      let result: PutResult | undefined;
+      let failure: VigilError | undefined;
       try {
-        await store.put({
+        result = await store.put({
           id: `vigil-revoke:${effect.decisionId}:${effect.target}`,
           kind: "revocation",
           subject: effect.subject,
@@ -83,18 +103,27 @@ export class Effects {
           observedAt: effect.at,
           data: { revoked: true, reason: effect.reason, by: `vigil:${effect.rule}` },
         });
-        break;
       } catch (err) {
-        metrics.effectsFailed.labels("revocation").inc();
-        logger.error({ err, decision_id: effect.decisionId, target: effect.target }, "revocation write failed; retrying");
-        if (this.#closed) return;
-        await sleep(this.#retryDelays[Math.min(attempt, this.#retryDelays.length - 1)] ?? 1000);
+        failure = VigilError.from(err);
       }
+      if (result !== undefined && holdsRevocation(result, effect.subject)) break;
+      metrics.effectsFailed.labels("revocation").inc();
+      if (failure?.code === "invalid_input") {
+        // Retrying cannot change the answer: keep denying here, and say the mesh does not know.
+        logger.error({ err: failure, ...line }, "revocation refused by the signal store; enforced on this instance only");
+        return;
+      }
+      const why = failure ?? `the store answered ${result?.status ?? "nothing"} without holding the revocation`;
+      if (this.#closed) {
+        logger.error({ err: why, ...line }, "revocation not durable at shutdown; it was enforced on this instance only");
+        return;
+      }
+      logger.error({ err: why, ...line, attempt }, "revocation not durable yet; still enforced here, retrying");
+      await sleep(this.#retryDelays[Math.min(attempt, this.#retryDelays.length - 1)] ?? 1000, this.#stopping.signal);
     }
     this.#pending.delete(effect.subject);
-    logger.warn({
-      decision_id: effect.decisionId, target: effect.target, subject: effect.subject, caller: effect.caller, rule: effect.rule,
-    }, "revoked");
+    metrics.revocationsPending.set(this.#pending.size);
+    logger.warn({ ...line, subject: effect.subject, caller: effect.caller }, "revoked");
     if (this.#options.hookUrl !== "") await this.#fireHook(effect);
   }
 
@@ -125,6 +154,26 @@ export class Effects {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/**
+ * Whether a put's answer means the store now holds the subject revoked: written, a duplicate of
+ * our own event id, or superseded by a revocation already held. Anything else is not done.
+ */
+function holdsRevocation(result: PutResult, subject: string): boolean {
+  const held = result.signal;
+  return held.kind === "revocation" && held.subject === subject && held.data.revoked;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
 }

@@ -39,7 +39,7 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
   readonly #opening: Promise<void>;
 
   constructor(config: StoreConfig, deps: EmbeddedStoreDeps) {
-    super({ ...deps, logger: storeLogger(deps.logger, "embedded") });
+    super({ ...deps, logger: storeLogger(deps.logger, "embedded"), maxClockSkewMs: config.maxClockSkewMs });
     this.#config = config;
     this.#opening = this.#open();
   }

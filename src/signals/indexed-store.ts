@@ -4,7 +4,7 @@
 import type { Logger } from "pino";
 import { VigilError } from "../errors/index.js";
 import { SignalIndex, type WriteDecision } from "./signal-index.js";
-import { parseSignal } from "./validation.js";
+import { DEFAULT_MAX_CLOCK_SKEW_MS, futureProblem, parseSignal } from "./validation.js";
 import type { Signal, SignalInput, SignalKind, SignalOf } from "./model.js";
 import type { Freshness, PutResult, SignalStore } from "./store.js";
 
@@ -14,6 +14,11 @@ export interface IndexedStoreDeps {
   now?: () => number;
   /** Event ids remembered for idempotency; see SignalIndexOptions. */
   idempotencyWindow?: number;
+  /**
+   * How far ahead of this instance's clock an observedAt may be (store.maxClockSkewMs). A value
+   * dated further ahead would win every latest-wins comparison until its date came true.
+   */
+  maxClockSkewMs?: number;
 }
 
 /** A child logger for a store, adding `component: "signals"` unless the caller's logger has one. */
@@ -26,6 +31,7 @@ export abstract class IndexedStore implements SignalStore {
   protected readonly index: SignalIndex;
   protected readonly logger: Logger;
   protected readonly now: () => number;
+  protected readonly maxClockSkewMs: number;
   protected closed = false;
   readonly #ready: Promise<void>;
   #markReady: () => void = () => undefined;
@@ -35,6 +41,7 @@ export abstract class IndexedStore implements SignalStore {
   protected constructor(deps: IndexedStoreDeps) {
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
+    this.maxClockSkewMs = deps.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     this.index = new SignalIndex({
       idempotencyWindow: deps.idempotencyWindow,
       onListenerError: (error, signal) => {
@@ -89,12 +96,21 @@ export abstract class IndexedStore implements SignalStore {
     if (this.closed) throw new VigilError("unavailable", "the signal store is closed");
   }
 
+  /**
+   * Validates (shape, subject form, no expiry on sticky values, observedAt within the clock skew)
+   * and writes by the rules of SignalIndex.decide. Every refusal is VigilError("invalid_input")
+   * or ("conflict") with a message that never quotes the refused value.
+   */
   async put(input: SignalInput): Promise<PutResult> {
     const signal = parseSignal(input);
-    return this.write(() => this.index.decide(signal, this.now()));
+    const future = futureProblem(signal.observedAt, this.now(), this.maxClockSkewMs);
+    if (future !== undefined) throw new VigilError("invalid_input", `invalid signal: ${future}`);
+    return this.write(() => this.index.decide(signal));
   }
 
+  /** Lifts a revocation; the subject, `by` and `reason` are validated like any revocation write. */
   async reinstate(subject: string, by: string, reason: string): Promise<PutResult> {
+    parseSignal({ id: "reinstate", kind: "revocation", subject, source: "vigil", observedAt: 0, data: { revoked: false, reason, by } });
     return this.write(() => this.index.reinstatement(subject, by, reason, this.now()));
   }
 

@@ -1,8 +1,11 @@
 // The cluster signal store (design §1, `--bus nats://…`): NATS JetStream KV is the source of
 // truth, every instance watches the bucket and serves reads from memory. Writes are compare-and-set
-// on the key's revision, so the write rules (latest observedAt wins, sticky revocations, grants
-// never below zero) hold across instances, not just inside one.
+// on the key's revision, so the write rules (signal-index.ts: sticky revocations and credential
+// states, latest-wins otherwise, grants never below zero) hold across instances, not just inside
+// one. Values read from the bus are judged by the same rules before they are applied: any client
+// that can write to the bucket could have put them there.
 
+import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV, KvEntry, KvWatchEntry } from "@nats-io/kv";
@@ -13,13 +16,40 @@ import { SIGNAL_KINDS, signalSchema } from "./model.js";
 import type { Signal, SignalKind, SignalOf } from "./model.js";
 import type { Freshness, PutResult, SignalStore } from "./store.js";
 import type { StoreConfig } from "../config/schema.js";
+import type { Metrics } from "../telemetry/metrics.js";
+import { futureProblem } from "./validation.js";
 import { IndexedStore, storeLogger } from "./indexed-store.js";
 import type { IndexedStoreDeps } from "./indexed-store.js";
-import type { SignalAddress, WriteDecision } from "./signal-index.js";
+import type { Refusal, SignalAddress, WriteDecision } from "./signal-index.js";
 
 export interface NatsStoreDeps extends IndexedStoreDeps {
   /** Connection name shown by the NATS server (e.g. the pod name). */
   name?: string;
+  /** Where refused bus values are counted (vigil_signal_bus_refused_total). */
+  metrics?: Pick<Metrics, "busValuesRefused">;
+}
+
+/**
+ * Why a value read from the bus was not applied; the label values of
+ * vigil_signal_bus_refused_total, so a closed set.
+ */
+export type BusRefusal =
+  /** A key that is not kind.subject[.name] as Vigil writes it. */
+  | "unknown_key"
+  /** Not JSON, not a signal, or a subject not of its kind's form. */
+  | "invalid"
+  /** A valid signal stored under another signal's key. */
+  | "wrong_key"
+  /** observedAt beyond this instance's clock plus store.maxClockSkewMs. */
+  | "future"
+  /** A delete of a revocation in force or a terminal credential state. */
+  | "deletes_sticky"
+  | Refusal
+  | "reused_id";
+
+/** A short digest naming a refused key in logs: the key encodes its subject, which may be a secret. */
+function keyDigest(kvKey: string): string {
+  return `sha256:${createHash("sha256").update(kvKey).digest("hex").slice(0, 16)}`;
 }
 
 export interface NatsSignalStore extends SignalStore {
@@ -136,14 +166,16 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   /** KV key → revision of the value held: the expected revision of our next CAS. */
   readonly #revisions = new Map<string, number>();
 
+  readonly #metrics: Pick<Metrics, "busValuesRefused"> | undefined;
   readonly #pendingUses = new Map<string, PendingUses>();
   readonly #grantWriters = new Map<string, Promise<void>>();
   #closing: Promise<void> | undefined;
 
   constructor(config: StoreConfig, deps: NatsStoreDeps) {
-    super({ ...deps, logger: storeLogger(deps.logger, "nats") });
+    super({ ...deps, logger: storeLogger(deps.logger, "nats"), maxClockSkewMs: config.maxClockSkewMs });
     this.#config = config;
     this.#name = deps.name ?? "vigil";
+    this.#metrics = deps.metrics;
     this.bucket = signalsBucketName(config.bucketPrefix);
     this.#writeTimeoutMs = Math.max(1_000, config.freshnessBoundMs);
     this.#starting = this.#start();
@@ -303,24 +335,80 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     this.#heard();
   }
 
-  /** Applies one KV value if it is newer than what is held for its key. */
+  /**
+   * Applies one KV entry if it is newer than what is held for its key and passes the write rules.
+   * A refused entry still advances the key's revision, so that our next compare-and-set replaces
+   * it; a refused entry that tried to undo a sticky state is overwritten at once with the value
+   * held (repair), so that an instance starting later does not load the forgery as the truth.
+   */
   #applyKvEntry(entry: KvEntry, notify: boolean): void {
     const address = addressForKvKey(entry.key);
     if (address === undefined) {
-      this.logger.warn({ key: entry.key, revision: entry.revision }, "ignored a KV key Vigil did not write");
+      this.#refuse(entry, "unknown_key");
       return;
     }
     if (entry.revision <= (this.#revisions.get(entry.key) ?? 0)) return;
+    this.#revisions.set(entry.key, entry.revision);
     if (entry.operation !== "PUT") {
-      this.#revisions.set(entry.key, entry.revision);
+      if (this.index.holdsSticky(address)) {
+        this.#refuse(entry, "deletes_sticky", address);
+        return;
+      }
       this.index.remove(address);
       return;
     }
-    const signal = this.#decode(entry);
-    if (signal !== undefined) this.#applyValue(entry.key, signal, entry.revision, notify);
+    const decoded = this.#decode(entry);
+    if ("refused" in decoded) {
+      this.#refuse(entry, decoded.refused, this.index.holdsSticky(address) ? address : undefined);
+      return;
+    }
+    const signal = decoded.signal;
+    const future = futureProblem(signal.observedAt, this.now(), this.maxClockSkewMs);
+    if (future !== undefined) {
+      this.#refuse(entry, "future", this.index.holdsSticky(address) ? address : undefined);
+      return;
+    }
+    const pending = this.#pendingUses.get(entry.key);
+    const verdict = this.index.judgeRemote(signal, pending?.id === signal.id ? pending.count : 0);
+    if (!verdict.accept) {
+      this.#refuse(entry, verdict.reason, this.index.holdsSticky(address) ? address : undefined);
+      return;
+    }
+    if (verdict.reinstated === true && signal.kind === "revocation") {
+      // The audit line every instance writes: a revocation stopped being enforced here.
+      this.logger.warn({
+        subject: signal.subject, id: signal.id, by: signal.data.by, reason: signal.data.reason, revision: entry.revision,
+      }, "revocation lifted by a reinstatement from the signal bus");
+    }
+    this.#applyValue(entry.key, signal, entry.revision, notify);
   }
 
-  #decode(entry: KvEntry): Signal | undefined {
+  /** Logs and counts a bus value not applied; never quotes it (the key encodes the subject). */
+  #refuse(entry: KvEntry, reason: BusRefusal, repair?: SignalAddress): void {
+    this.#metrics?.busValuesRefused.labels(reason).inc();
+    const [kind] = entry.key.split(".", 1);
+    this.logger.warn({
+      reason, revision: entry.revision, key: keyDigest(entry.key), kind: kind !== undefined && KINDS.has(kind) ? kind : "unknown",
+    }, "refused a value from the signal bus");
+    const held = repair === undefined ? undefined : this.index.held(repair);
+    if (held !== undefined && !this.closed) this.#track(this.#repair(entry.key, held, entry.revision));
+  }
+
+  /** Puts the held sticky value back over a refused one, unless the key moved on meanwhile. */
+  async #repair(kvKey: string, held: Signal, revision: number): Promise<void> {
+    const kv = this.#kv;
+    if (kv === undefined) return;
+    try {
+      await kv.put(kvKey, JSON.stringify(held), { previousSeq: revision, timeout: this.#writeTimeoutMs });
+      this.logger.warn({ key: keyDigest(kvKey), kind: held.kind, subject: held.subject, revision }, "restored a sticky value on the signal bus");
+    } catch (error) {
+      // A conflict means another instance repaired it or something newer came: the watch judges that.
+      if (!isRevisionConflict(error)) this.logger.error({ err: error, key: keyDigest(kvKey) }, "could not restore a sticky value on the signal bus");
+    }
+  }
+
+  /** The signal an entry holds, if it is a valid signal for the entry's own key. */
+  #decode(entry: KvEntry): { signal: Signal } | { refused: "invalid" | "wrong_key" } {
     let value: unknown;
     try {
       value = entry.json<unknown>();
@@ -328,15 +416,15 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
       value = undefined;
     }
     const parsed = signalSchema.safeParse(value);
+    if (!parsed.success) return { refused: "invalid" };
     const address = addressForKvKey(entry.key);
     if (
-      !parsed.success || address === undefined || parsed.data.subject !== address.subject
+      address === undefined || parsed.data.subject !== address.subject
       || parsed.data.kind !== address.kind || parsed.data.name !== address.name
     ) {
-      this.logger.warn({ key: entry.key, revision: entry.revision }, "ignored a KV value that is not a valid signal for its key");
-      return undefined;
+      return { refused: "wrong_key" };
     }
-    return parsed.data;
+    return { signal: parsed.data };
   }
 
   /** Holds a value the KV has at `revision`, less any grant uses not yet written back. */
@@ -438,7 +526,9 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     const entry = await kv.get(kvKey);
     if (entry === null) {
       this.#revisions.delete(kvKey);
-      this.index.remove(address);
+      // Gone from the bucket altogether (a purged stream): a sticky value is kept, and the next
+      // write of this key, made against it, puts it back.
+      if (!this.index.holdsSticky(address)) this.index.remove(address);
       return;
     }
     this.#applyKvEntry(entry, true);
@@ -493,7 +583,8 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
       let written: SignalOf<"grant">;
       try {
         entry = await kv.get(kvKey);
-        const remote = entry?.operation === "PUT" ? this.#decode(entry) : undefined;
+        const decoded = entry?.operation === "PUT" ? this.#decode(entry) : undefined;
+        const remote = decoded !== undefined && "signal" in decoded ? decoded.signal : undefined;
         if (entry === null || remote?.kind !== "grant" || remote.id !== pending.id) {
           // Deleted or replaced by a new grant: the uses belonged to a grant that is gone.
           if (this.#pendingUses.get(kvKey) === pending) this.#pendingUses.delete(kvKey);

@@ -1,10 +1,11 @@
-// The in-memory state every SignalStore serves reads from, and the write rules both stores apply:
-// latest observedAt wins, writes are idempotent on the event id, revocations are sticky, expired
-// signals are invisible. Stores decide with it, persist in their own way, then apply to it.
+// The in-memory state every SignalStore serves reads from, and the write rules both stores apply
+// to local writes and bus values alike: revocations and terminal credential states move one way
+// whatever their timestamps, otherwise the latest observedAt wins; writes are idempotent on the
+// event id; expired signals are invisible. Stores decide with it, persist, then apply to it.
 
 import { randomUUID } from "node:crypto";
 import { VigilError } from "../errors/index.js";
-import { isExpired } from "./model.js";
+import { CREDENTIAL_SEVERITY, isExpired, isSticky } from "./model.js";
 import type { Signal, SignalKind, SignalOf } from "./model.js";
 
 /** What a write would do to the index, decided before anything is persisted. */
@@ -28,13 +29,71 @@ export interface SignalIndexOptions {
   onListenerError?: (error: unknown, signal: Signal) => void;
 }
 
-/** Credential states no later write may soften (latest-wins must never un-leak a key). */
-const TERMINAL_CREDENTIAL_STATES: ReadonlySet<string> = new Set(["leaked", "compromised", "revoked"]);
+/** Source recorded on signals Vigil derives itself (reinstatements). */
+export const VIGIL_SOURCE = "vigil";
+/** Event ids of reinstatements start with this. */
+const REINSTATE_ID_PREFIX = "reinstate-";
+
+/** Why a value does not replace the one held: it is older, or it would undo a sticky state. */
+export type Refusal = "stale" | "lifts_revocation" | "softens_credential";
+
+/** What to do with a value read from the bus. */
+export type RemoteVerdict =
+  | { accept: true; /** A revocation lifted by a reinstatement another instance wrote: audit it. */ reinstated?: true }
+  | { accept: false; reason: Refusal | "reused_id" };
+
+/**
+ * The write rules (design §4), for a value at an address that already holds `held`:
+ * - a revocation in force is lifted only by reinstate; a new revocation always applies, whatever
+ *   its timestamp (a late-arriving revocation must not be dropped as "older" than a reinstate);
+ * - a credential never leaves a terminal state, and a more severe state always applies, whatever
+ *   its timestamp (a compromise observed before a held "active" still compromises);
+ * - otherwise the latest observedAt wins (risk, posture, behaviour, grants, attestations, a
+ *   credential between active and expired, a revocation refreshed by another revocation).
+ * Expiry plays no part: a sticky value never expires (isExpired).
+ */
+function judge(signal: Signal, held: Signal): "write" | Refusal {
+  if (signal.kind === "revocation" && held.kind === "revocation") {
+    if (held.data.revoked && !signal.data.revoked) return "lifts_revocation";
+    if (signal.data.revoked && !held.data.revoked) return "write";
+  } else if (signal.kind === "credential" && held.kind === "credential") {
+    const from = CREDENTIAL_SEVERITY[held.data.state];
+    const to = CREDENTIAL_SEVERITY[signal.data.state];
+    if (from > 0 && to === 0) return "softens_credential";
+    if (to > from) return "write";
+    if (to < from) return "stale";
+  }
+  return signal.observedAt < held.observedAt ? "stale" : "write";
+}
+
+/**
+ * What `SignalIndex.reinstatement` writes: the only revocation=false value that may replace one in
+ * force. Its form can be copied by whoever may write to the bus, which is why NATS credentials
+ * limit who may, and why every instance logs a lift it applies from the bus.
+ */
+function isReinstatement(signal: Signal, held: Signal): boolean {
+  return signal.kind === "revocation" && !signal.data.revoked && signal.source === VIGIL_SOURCE
+    && signal.id.startsWith(REINSTATE_ID_PREFIX) && signal.observedAt >= held.observedAt;
+}
+
+/**
+ * A bus value carrying the event id of the value held: our own write coming back, a repair that
+ * restored it, or a grant with uses taken on another instance. Anything else re-using an id is
+ * refused: an event id names one fact.
+ */
+function sameEvent(signal: Signal, held: Signal, allowance: number): RemoteVerdict {
+  if (signal.kind === "grant" && held.kind === "grant") {
+    const same = JSON.stringify({ ...signal, data: { ...signal.data, usesLeft: 0 } })
+      === JSON.stringify({ ...held, data: { ...held.data, usesLeft: 0 } });
+    // Uses only go down; the ones this instance took are not in the bus value yet.
+    if (same && signal.data.usesLeft <= held.data.usesLeft + allowance) return { accept: true };
+    return { accept: false, reason: "reused_id" };
+  }
+  return JSON.stringify(signal) === JSON.stringify(held) ? { accept: true } : { accept: false, reason: "reused_id" };
+}
 
 export const DEFAULT_IDEMPOTENCY_WINDOW = 100_000;
 
-/** Source recorded on signals Vigil derives itself (reinstatements). */
-export const VIGIL_SOURCE = "vigil";
 
 /** Where a value lives: one per (subject, kind, name). */
 export interface SignalAddress {
@@ -97,36 +156,57 @@ export class SignalIndex {
   }
 
   /**
-   * Judges a validated write against what is held. Throws VigilError("conflict") when a put would
-   * lift an unexpired revocation: only `reinstate` may do that.
+   * Judges a validated write against what is held (see {@link judge}). Throws
+   * VigilError("conflict") when a put would lift a revocation (only `reinstate` may) or bring a
+   * credential back from a terminal state.
    */
-  decide(signal: Signal, nowMs: number): WriteDecision {
+  decide(signal: Signal): WriteDecision {
     const seen = this.#seenIds.get(signal.id);
     if (seen !== undefined) return { status: "duplicate", signal: seen };
     const held = this.held(signal);
     if (held === undefined) return { status: "write", signal };
     if (held.id === signal.id) return { status: "duplicate", signal: held };
-    if (
-      signal.kind === "revocation" && !signal.data.revoked
-      && held.kind === "revocation" && held.data.revoked && !isExpired(held, nowMs)
-    ) {
-      throw new VigilError(
-        "conflict",
-        `${signal.subject} is revoked; a put cannot lift a revocation, use reinstate (audited)`,
-      );
+    const verdict = judge(signal, held);
+    switch (verdict) {
+      case "write": return { status: "write", signal };
+      case "stale": return { status: "stale", signal: held };
+      case "lifts_revocation":
+        throw new VigilError(
+          "conflict",
+          `${held.subject} is revoked; a put cannot lift a revocation, use reinstate (audited)`,
+        );
+      case "softens_credential":
+        // A key that leaked stays leaked: the way out is rotation, which gives a new fingerprint.
+        throw new VigilError(
+          "conflict",
+          `credential ${held.subject} is ${held.kind === "credential" ? held.data.state : "terminal"}; it cannot become `
+          + `${signal.kind === "credential" ? signal.data.state : "live"} again — rotate it (a new key has a new fingerprint)`,
+        );
     }
-    if (
-      signal.kind === "credential" && !TERMINAL_CREDENTIAL_STATES.has(signal.data.state)
-      && held.kind === "credential" && TERMINAL_CREDENTIAL_STATES.has(held.data.state) && !isExpired(held, nowMs)
-    ) {
-      // A key that leaked stays leaked: the way out is rotation, which gives a new fingerprint.
-      throw new VigilError(
-        "conflict",
-        `credential ${signal.subject} is ${held.data.state}; it cannot become ${signal.data.state} again — rotate it (a new key has a new fingerprint)`,
-      );
+  }
+
+  /**
+   * Judges a value read from the bus, which no instance decided for us: anything a rogue bus
+   * client could write. Honest values always pass, because the instance that wrote one decided
+   * it against the value it replaced by these same rules (compare-and-set on the revision).
+   * `allowance` is the grant uses this instance took locally and has not written back yet.
+   */
+  judgeRemote(signal: Signal, allowance = 0): RemoteVerdict {
+    const held = this.held(signal);
+    if (held === undefined) return { accept: true };
+    if (held.id === signal.id) return sameEvent(signal, held, allowance);
+    const verdict = judge(signal, held);
+    if (verdict === "write") return { accept: true };
+    if (verdict === "lifts_revocation" && isReinstatement(signal, held) && !this.#seenIds.has(signal.id)) {
+      return { accept: true, reinstated: true };
     }
-    if (signal.observedAt < held.observedAt) return { status: "stale", signal: held };
-    return { status: "write", signal };
+    return { accept: false, reason: verdict };
+  }
+
+  /** The address holds a sticky value: a delete from the bus must not forget it. */
+  holdsSticky(address: SignalAddress): boolean {
+    const held = this.held(address);
+    return held !== undefined && isSticky(held);
   }
 
   /**
@@ -139,11 +219,11 @@ export class SignalIndex {
     if (held?.kind !== "revocation") {
       throw new VigilError("not_found", `no revocation is held for ${subject}`);
     }
-    if (!held.data.revoked || isExpired(held, nowMs)) return { status: "duplicate", signal: held };
+    if (!held.data.revoked) return { status: "duplicate", signal: held };
     return {
       status: "write",
       signal: {
-        id: `reinstate-${randomUUID()}`,
+        id: `${REINSTATE_ID_PREFIX}${randomUUID()}`,
         kind: "revocation",
         subject,
         name: "",

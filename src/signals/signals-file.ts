@@ -8,7 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { VigilError } from "../errors/index.js";
 import { signalSchema } from "./model.js";
 import type { Signal } from "./model.js";
-import { describeIssues } from "./validation.js";
+import { describeIssues, writeProblems } from "./validation.js";
 
 /** Fields holding epoch ms, where a file may give an ISO string instead. */
 const TOP_LEVEL_TIMES = ["observedAt", "expiresAt"] as const;
@@ -79,8 +79,13 @@ export async function loadSignalsFile(path: string): Promise<Signal[]> {
       return;
     }
     const parsed = signalSchema.safeParse(copy);
-    if (parsed.success) signals.push(parsed.data);
-    else problems.push(...describeIssues(parsed.error.issues).map((problem) => `${where}: ${problem}`));
+    if (!parsed.success) {
+      problems.push(...describeIssues(parsed.error.issues).map((problem) => `${where}: ${problem}`));
+      return;
+    }
+    const refused = writeProblems(parsed.data);
+    if (refused.length > 0) problems.push(...refused.map((problem) => `${where}: ${problem}`));
+    else signals.push(parsed.data);
   });
   if (problems.length > 0) {
     throw new VigilError("invalid_input", `invalid signals file:\n${problems.join("\n")}`);

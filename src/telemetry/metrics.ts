@@ -25,6 +25,10 @@ export interface Metrics {
   approvalsPending: Gauge;
   approvalsResolved: Counter<"result">;
   effectsFailed: Counter<"effect">;
+  /** Values read from the signal bus and not applied (forged, malformed, undoing a sticky state). */
+  busValuesRefused: Counter<"reason">;
+  /** Revocations Vigil decided that the store has not acknowledged yet (enforced locally meanwhile). */
+  revocationsPending: Gauge;
   adminRequests: Counter<"result">;
 }
 
@@ -87,6 +91,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     effectsFailed: new Counter({
       name: "vigil_effect_failures_total", help: "Side effects of decisions that failed and were retried or dropped.",
       labelNames: ["effect"], registers,
+    }),
+    busValuesRefused: new Counter({
+      name: "vigil_signal_bus_refused_total",
+      help: "Values read from the signal bus and not applied, by reason (bounded set, see signals/nats-store.ts).",
+      labelNames: ["reason"], registers,
+    }),
+    revocationsPending: new Gauge({
+      name: "vigil_revocations_pending",
+      help: "Revocations decided by Vigil and not yet acknowledged by the signal store; enforced on this instance meanwhile.",
+      registers,
     }),
     adminRequests: new Counter({
       name: "vigil_admin_requests_total", help: "Admin/ingest HTTP requests by result.", labelNames: ["result"], registers,

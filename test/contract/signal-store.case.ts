@@ -18,7 +18,7 @@ export type SignalStoreFactory = (now: () => number) => Promise<SignalStoreHarne
 const T0 = 1_750_000_000_000;
 const AGENT = "spiffe://example.org/ns/agents/sa/planner";
 const OTHER = "spiffe://example.org/ns/ci/sa/release";
-const KEY = "sha256:6b86b273ff34fce19d6b804eff5a3f5747ada4ea22f1d49c01e52ddb7875b4b";
+const KEY = "sha256:6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b";
 
 let sequence = 0;
 function nextId(): string {
@@ -36,6 +36,15 @@ function revocation(revoked: boolean, observedAt: number): SignalInput {
     data: { revoked, reason: revoked ? "leaked in a public repo" : "rotated", by: "scanner" },
   };
 }
+
+type CredentialState = "active" | "expired" | "leaked" | "compromised" | "revoked";
+
+function credential(state: CredentialState, observedAt: number, extra: Partial<SignalInput> = {}): SignalInput {
+  return { id: nextId(), kind: "credential", subject: KEY, source: "secret-scanner", observedAt, data: { state }, ...extra } as SignalInput;
+}
+
+/** A raw API key written where its fingerprint belongs: it must never come back in an answer. */
+const RAW_KEY = "demo-api-key-K1-0001";
 
 function grant(usesLeft: number, observedAt: number, extra: Partial<SignalInput> = {}): SignalInput {
   return {
@@ -193,6 +202,13 @@ export function runSignalStoreContract(name: string, factory: SignalStoreFactory
       expect(store.get(KEY, "revocation")?.data.revoked).toBe(false);
     });
 
+    it("validates a reinstate like any revocation write", async () => {
+      await store.put(revocation(true, T0));
+      expect((await rejection(store.reinstate(KEY, "bob", "x".repeat(5_000)))).code).toBe("invalid_input");
+      expect((await rejection(store.reinstate(RAW_KEY, "bob", "typo"))).message).not.toContain(RAW_KEY);
+      expect(store.get(KEY, "revocation")?.data.revoked).toBe(true);
+    });
+
     it("answers reinstate of a subject that is not revoked as a duplicate, and of an unknown one as not_found", async () => {
       expect((await rejection(store.reinstate(KEY, "bob", "nothing to lift"))).code).toBe("not_found");
       await store.put(revocation(false, T0));
@@ -246,6 +262,113 @@ export function runSignalStoreContract(name: string, factory: SignalStoreFactory
       });
       expect((await store.put(risk("high", T0))).status).toBe("written");
       expect(store.get(AGENT, "risk")?.data.level).toBe("high");
+    });
+
+    // Terminal credential states, each pair tried in both timestamp orders: the held state first,
+    // then a write dated before and one dated after it.
+    it.each([
+      // held,         written,        expected status of the write,   state kept
+      ["active", "compromised", "written", "compromised"],
+      ["active", "leaked", "written", "leaked"],
+      ["expired", "revoked", "written", "revoked"],
+      ["leaked", "compromised", "written", "compromised"],
+      ["compromised", "revoked", "written", "revoked"],
+      ["revoked", "leaked", "stale", "revoked"],
+      ["compromised", "leaked", "stale", "compromised"],
+      ["leaked", "active", "conflict", "leaked"],
+      ["compromised", "expired", "conflict", "compromised"],
+      ["revoked", "active", "conflict", "revoked"],
+      ["active", "expired", "latest", "latest"],
+    ] as const)("holds %s, then a write of %s dated before and after it ends %s", async (held, written, outcome, kept) => {
+      for (const offset of [-60_000, 60_000]) {
+        await harness.dispose();
+        harness = await factory(() => clock);
+        store = harness.store;
+        await store.ready();
+        await store.put(credential(held, T0));
+        const write = store.put(credential(written, T0 + offset));
+        if (outcome === "conflict") {
+          expect((await rejection(write)).code).toBe("conflict");
+        } else if (outcome === "latest") {
+          expect((await write).status).toBe(offset < 0 ? "stale" : "written");
+        } else {
+          expect((await write).status).toBe(outcome);
+        }
+        const expected = kept === "latest" ? (offset < 0 ? held : written) : kept;
+        expect(store.get(KEY, "credential")?.data.state, `written ${offset < 0 ? "before" : "after"}`).toBe(expected);
+      }
+    });
+
+    it("applies a revocation dated before a reinstatement: revocations win whatever their time", async () => {
+      await store.put(revocation(true, T0));
+      clock = T0 + 1_000;
+      await store.reinstate(KEY, "bob", "false positive");
+      // A late delivery of an earlier revocation (an SSF retry, Vigil's own queued revocation).
+      const late = await store.put(revocation(true, T0 + 500));
+      expect(late.status).toBe("written");
+      expect(store.get(KEY, "revocation")?.data.revoked).toBe(true);
+    });
+
+    it("refuses an expiry on a revocation or a terminal credential, and keeps the revocation held", async () => {
+      await store.put(revocation(true, T0));
+      clock = T0 + 10_000;
+      const lift = await rejection(store.put({ ...revocation(true, T0 + 5_000), expiresAt: T0 + 6_000 }));
+      expect(lift.code).toBe("invalid_input");
+      expect(lift.message).toContain("reinstate");
+      const lapse = await rejection(store.put({ ...revocation(false, T0 + 5_000), expiresAt: T0 + 6_000 }));
+      expect(lapse.code).toBe("invalid_input");
+      expect(store.get(KEY, "revocation")?.data.revoked).toBe(true);
+      expect((await rejection(store.put(credential("leaked", T0, { expiresAt: T0 + 1 })))).code).toBe("invalid_input");
+      // A live credential state may still lapse.
+      expect((await store.put(credential("active", T0, { expiresAt: T0 + 20_000 }))).status).toBe("written");
+    });
+
+    it("refuses an observedAt beyond the allowed clock skew, and takes one within it", async () => {
+      const ahead = await rejection(store.put(risk("none", T0 + 3_600_000)));
+      expect(ahead.code).toBe("invalid_input");
+      expect(ahead.message).toContain("observedAt");
+      expect(store.size()).toBe(0);
+      expect((await store.put(risk("high", T0 + 60_000))).status).toBe("written");
+      // Nothing dated far ahead was taken, so a revocation written now is not "stale".
+      await rejection(store.put({ ...revocation(false, T0 + 86_400_000) }));
+      expect((await store.put(revocation(true, T0))).status).toBe("written");
+      expect(store.get(KEY, "revocation")?.data.revoked).toBe(true);
+    });
+
+    it.each([
+      ["risk", "bot", { level: "high" }],
+      ["risk", "spiffe://example.org", { level: "high" }],
+      ["risk", KEY, { level: "high" }],
+      ["posture", "SPIFFE://example.org/ns/a/sa/b", { status: "compliant" }],
+      ["behavior", "spiffe://example.org/ns/a/../b", { anomalies: [] }],
+      ["grant", "https://example.org/ns/a", { approvalId: "a", scope: "s", approver: "b", usesLeft: 1 }],
+      ["credential", RAW_KEY, { state: "active" }],
+      ["credential", AGENT, { state: "leaked" }],
+      ["credential", KEY.toUpperCase().replace("SHA256", "sha256"), { state: "leaked" }],
+      ["credential", `${KEY}0`, { state: "leaked" }],
+      ["revocation", RAW_KEY, { revoked: true, reason: "r", by: "b" }],
+      ["revocation", "bot", { revoked: true, reason: "r", by: "b" }],
+      ["attestation", "sha256:abc", { signer: AGENT, signedAt: T0 }],
+      ["attestation", AGENT, { signer: AGENT, signedAt: T0 }],
+    ])("refuses a %s signal for subject %s without echoing it", async (kind, subject, data) => {
+      const error = await rejection(store.put({ id: "x", kind, subject, source: "s", observedAt: T0, data } as SignalInput));
+      expect(error.code).toBe("invalid_input");
+      expect(error.message).toContain("subject");
+      expect(error.message).toContain(`got ${subject.length} characters`);
+      if (subject.length > 8) expect(error.message).not.toContain(subject);
+      expect(error.message).not.toContain("K1-0001");
+      expect(store.size()).toBe(0);
+    });
+
+    it.each([
+      ["risk", AGENT, { level: "high" }],
+      ["credential", KEY, { state: "active" }],
+      ["revocation", AGENT, { revoked: true, reason: "r", by: "b" }],
+      ["revocation", KEY, { revoked: true, reason: "r", by: "b" }],
+      ["attestation", KEY, { signer: AGENT, signedAt: T0 }],
+    ])("takes a %s signal for subject %s", async (kind, subject, data) => {
+      const result = await store.put({ id: nextId(), kind, subject, source: "s", observedAt: T0, data } as SignalInput);
+      expect(result.status).toBe("written");
     });
 
     it.each([

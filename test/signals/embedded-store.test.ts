@@ -119,7 +119,7 @@ describe("embedded store journal", () => {
   });
 
   it("keeps a revocation sticky across a restart", async () => {
-    const subject = "sha256:abc";
+    const subject = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
     const first = await open();
     await first.put({
       id: "rev-1", kind: "revocation", subject, source: "scanner", observedAt: T0,

@@ -153,7 +153,7 @@ suite(title, () => {
       const config = configFor(uniquePrefix());
       const a = await open(config, "a");
       const b = await open(config, "b");
-      const subject = "sha256:leaked";
+      const subject = "sha256:60cb0264f067b82086bf37362f4341ee232a83909f6afdbccea57e32323c16a0";
       await a.put({
         id: "rev-1", kind: "revocation", subject, source: "scanner", observedAt: Date.now(),
         data: { revoked: true, reason: "leaked", by: "scanner" },

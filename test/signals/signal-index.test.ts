@@ -16,11 +16,11 @@ describe("SignalIndex", () => {
     const index = new SignalIndex({ idempotencyWindow: 2 });
     for (const id of ["a", "b", "c"]) index.set(risk(id, `s-${id}`), false);
     // "a" left the window but is still the live value of its key: still a duplicate.
-    expect(index.decide(risk("a", "s-a"), T0).status).toBe("duplicate");
+    expect(index.decide(risk("a", "s-a")).status).toBe("duplicate");
     index.set(risk("a2", "s-a", T0 + 1), false);
     index.set(risk("d", "s-d"), false);
     // Now "a" is neither remembered nor live: judged by observedAt alone.
-    expect(index.decide(risk("a", "s-a", T0 + 5), T0).status).toBe("write");
+    expect(index.decide(risk("a", "s-a", T0 + 5)).status).toBe("write");
   });
 
   it("takes back a value whose write failed, so a retry is not a duplicate", () => {
@@ -31,7 +31,7 @@ describe("SignalIndex", () => {
     const previous = index.set(second, false);
     index.revert(second, previous);
     expect(index.held({ subject: "s", kind: "risk", name: "" })).toBe(first);
-    expect(index.decide(second, T0).status).toBe("write");
+    expect(index.decide(second).status).toBe("write");
   });
 
   it("keeps the per-subject list in step with sets and removes", () => {

@@ -64,11 +64,22 @@ describe("loadSignalsFile", () => {
 
   it("reads a JSON list", async () => {
     const path = await file("signals.json", JSON.stringify([{
-      id: "a1", kind: "attestation", subject: "sha256:abc", source: "ci", observedAt: "2025-06-01T00:00:00Z",
+      id: "a1", kind: "attestation", subject: "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", source: "ci", observedAt: "2025-06-01T00:00:00Z",
       data: { signer: "spiffe://example.org/ns/ci/sa/release-pipeline", signedAt: "2025-06-01T00:00:00Z" },
     }]));
     const [signal] = await loadSignalsFile(path);
     expect(signal).toMatchObject({ kind: "attestation", data: { signedAt: Date.parse("2025-06-01T00:00:00Z") } });
+  });
+
+  it("refuses a seed that would let a revocation expire, or a subject of the wrong form, without quoting it", async () => {
+    const path = await file("sticky.json", JSON.stringify([
+      { id: "r1", kind: "revocation", subject: "spiffe://example.org/ns/a/sa/b", source: "seed", observedAt: 1, expiresAt: 2, data: { revoked: true, reason: "r", by: "b" } },
+      { id: "c1", kind: "credential", subject: "demo-api-key-K1-0001", source: "seed", observedAt: 1, data: { state: "active" } },
+    ]));
+    const error = await loadSignalsFile(path).then(() => undefined, (e: unknown) => e as Error);
+    expect(error?.message).toContain("signal at index 0: expiresAt: a revocation cannot expire");
+    expect(error?.message).toContain("signal at index 1: subject: a credential subject must be");
+    expect(error?.message).not.toContain("demo-api-key-K1-0001");
   });
 
   it("reads an empty file as no signals", async () => {

@@ -6,7 +6,7 @@
 //   uri "spiffe://…" (validated)          → that SPIFFE ID
 //   opaque "sha256:<64 hex>"              → that credential fingerprint (lower-cased)
 //   opaque holding a valid SPIFFE ID      → that SPIFFE ID
-//   iss_sub {iss, sub}                    → "iss_sub:<iss>#<sub>"
+//   iss_sub {iss, sub}                    → 202, nothing written (no Check presents an account)
 //   anything else well formed             → 202, nothing written (result "ignored")
 //
 // Events (source "ssf:<iss>", id "ssf:<iss>:<jti>", observedAt = event_timestamp, else toe, else iat):

@@ -1,8 +1,10 @@
 // What a verified CAEP/RISC event means for Vigil: at most one signal, keyed by the SET's subject.
 // The whole table is in index.ts; each case below says why where the choice is not obvious.
 //
-// Signals are state with latest-observedAt-wins, so every signal written here carries the event's
-// own time (event_timestamp, else toe, else iat) and the SET's identity as its event id.
+// Every signal written here carries the event's own time (event_timestamp, else toe, else iat) and
+// the SET's identity as its event id. The store orders them: latest-wins for risk, posture and
+// behaviour, while a revocation or a compromise applies whatever its time (a RISC compromise dated
+// before a held "active" still compromises), and no event here can lift or soften one.
 
 import { createHash } from "node:crypto";
 import type { SignalInput } from "../model.js";
@@ -105,6 +107,10 @@ export function mapSet(set: VerifiedSet, nowMs: number): SetOutcome {
     return { action: "ignore", why: "no signal for this event type" };
   }
   if (!subject.mapped) return { action: "ignore", why: `sub_id format ${subject.format} names nothing Vigil keeps signals for` };
+  // A signal's subject is what a decision looks up (signals/model.ts subjectProblem): a workload
+  // SPIFFE ID or a credential fingerprint. An iss_sub pair names an account at the transmitter,
+  // which no Check ever presents, so a signal for it could only fill the store.
+  if (subject.kind === "iss_sub") return { action: "ignore", why: "an iss_sub subject names no workload or credential" };
 
   const base = {
     id: signalIdFor(set.iss, set.jti),

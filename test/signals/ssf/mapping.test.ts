@@ -110,11 +110,6 @@ const mappings: MappingCase[] = [
     expected: { kind: "revocation", subject: WORKLOAD, data: { revoked: true, reason: "account purged", by: ISSUER } },
   },
   {
-    name: "an iss_sub subject becomes iss_sub:<iss>#<sub>",
-    event: RISC.accountDisabled, payload: {}, subId: { format: "iss_sub", iss: "https://idp.example.com/", sub: "145234573" },
-    expected: { kind: "revocation", subject: "iss_sub:https://idp.example.com/#145234573", data: { revoked: true, reason: "account disabled", by: ISSUER } },
-  },
-  {
     name: "a complex subject uses its application member",
     event: CAEP.sessionRevoked, payload: {},
     subId: { format: "complex", user: { format: "email", email: "ops@example.com" }, application: spiffe, session: { format: "opaque", id: "s1" } },
@@ -138,8 +133,8 @@ const mappings: MappingCase[] = [
   },
   {
     name: "Google's legacy subject_type is accepted in place of format",
-    event: RISC.accountPurged, payload: {}, subId: { subject_type: "iss_sub", iss: "https://accounts.google.com/", sub: "7" },
-    expected: { kind: "revocation", subject: "iss_sub:https://accounts.google.com/#7", data: { revoked: true, reason: "account purged", by: ISSUER } },
+    event: RISC.accountPurged, payload: {}, subId: { subject_type: "opaque", id: WORKLOAD },
+    expected: { kind: "revocation", subject: WORKLOAD, data: { revoked: true, reason: "account purged", by: ISSUER } },
   },
 ];
 
@@ -205,6 +200,9 @@ const quiet: QuietCase[] = [
   { name: "an assurance increase writes nothing", event: CAEP.assuranceLevelChange, payload: { namespace: "NIST-AAL", current_level: "nist-aal2", change_direction: "increase" }, result: "ignored", label: "assurance-level-change" },
   { name: "risc account-enabled cannot lift a revocation", event: RISC.accountEnabled, payload: {}, result: "ignored", label: "account-enabled" },
   { name: "caep session-established writes nothing", event: CAEP.sessionEstablished, payload: { acr: "x" }, result: "ignored", label: "session-established" },
+  // Signals are kept only for what a decision looks up: a workload SPIFFE ID or a fingerprint.
+  { name: "an iss_sub subject is ignored", event: RISC.accountDisabled, payload: {}, subId: { format: "iss_sub", iss: "https://idp.example.com/", sub: "145234573" }, result: "ignored", label: "account-disabled" },
+  { name: "Google's legacy iss_sub subject_type is ignored", event: RISC.accountPurged, payload: {}, subId: { subject_type: "iss_sub", iss: "https://accounts.google.com/", sub: "7" }, result: "ignored", label: "account-purged" },
   { name: "risk of a credential writes nothing", event: CAEP.riskLevelChange, payload: { principal: "USER", current_level: "HIGH" }, subId: credential, result: "ignored", label: "risk-level-change" },
 ];
 
