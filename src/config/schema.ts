@@ -2,6 +2,7 @@
 // config/load.ts; everything below config/ receives the parsed, typed object.
 
 import { z } from "zod";
+import { adminTokenSchema, parseAdminTokenLine, type AdminToken } from "./admin-tokens.js";
 import {
   DEFAULT_GRPC_HOST, DEFAULT_GRPC_PORT, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT,
 } from "./defaults.js";
@@ -47,6 +48,23 @@ export const ssfSchema = z.strictObject({
   replayWindowMs: z.number().int().positive().default(24 * 3600 * 1000),
 });
 
+/**
+ * One admin token in a settings file: an object {token, name, scopes} or a tokens-file line.
+ * Its errors never quote the value (it holds a secret).
+ */
+const adminTokenEntrySchema = z.unknown().transform((value, ctx): AdminToken => {
+  if (typeof value === "string") {
+    const result = parseAdminTokenLine(value);
+    if ("token" in result) return result.token;
+    ctx.addIssue({ code: "custom", message: result.problem });
+    return z.NEVER;
+  }
+  const parsed = adminTokenSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+  return z.NEVER;
+});
+
 export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
@@ -57,8 +75,13 @@ export const configSchema = z.strictObject({
   http: z.strictObject({
     host: z.string().default(DEFAULT_HTTP_HOST),
     port: port.default(DEFAULT_HTTP_PORT),
-    /** Bearer tokens allowed to write on the admin API. Never logged. */
-    adminTokens: z.array(z.string().min(16)).default([]),
+    /**
+     * Who may call the admin API and with which scopes (config/admin-tokens.ts): objects, or lines
+     * `TOKEN NAME [SCOPES]` as in the tokens file. Never logged.
+     */
+    adminTokens: z.array(adminTokenEntrySchema).default([]),
+    /** How far a client-given observedAt on the admin API may be from the server's clock. */
+    maxClockSkewMs: z.number().int().min(0).max(86_400_000).default(300_000),
   }).prefault({}),
   policyDir: z.string().default("examples/policies"),
   /** Signals loaded at start (YAML or JSON list); "" = none. */

@@ -5,9 +5,14 @@ import { pino } from "pino";
 import { startVigil, type Vigil } from "../../src/cli/serve.js";
 import { parseConfig, type Config } from "../../src/config/index.js";
 
+/** Holder "ops-admin": writes signals and lifts revocations; not an approver of any rule. */
 export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+/** Holder "spiffe://example.org/ns/ops/sa/change-approver": decides approvals (change-mgmt names it). */
 export const APPROVER_TOKEN = "test-approver-token-0123456789abcdef";
+/** Holder "spiffe://example.org/ns/secops/sa/ir-bot": decides approvals, but is a caller itself. */
 export const IR_BOT_TOKEN = "test-irbot-token-0123456789abcdef";
+/** Holder "auditor": a line without scopes, so read-only. */
+export const READ_ONLY_TOKEN = "test-readonly-token-0123456789abcdef";
 
 export interface TestClock { now: number }
 
@@ -28,9 +33,10 @@ export async function startTestVigil(overrides: DeepPartial<Config> = {}, startA
     http: {
       port: 0,
       adminTokens: [
-        `${ADMIN_TOKEN} ops-admin`,
-        `${APPROVER_TOKEN} spiffe://example.org/ns/ops/sa/change-approver`,
-        `${IR_BOT_TOKEN} spiffe://example.org/ns/secops/sa/ir-bot`,
+        `${ADMIN_TOKEN} ops-admin signals:write,signals:reinstate`,
+        `${APPROVER_TOKEN} spiffe://example.org/ns/ops/sa/change-approver approvals:decide`,
+        `${IR_BOT_TOKEN} spiffe://example.org/ns/secops/sa/ir-bot approvals:decide`,
+        `${READ_ONLY_TOKEN} auditor`,
       ],
       ...overrides.http,
     },
