@@ -1,7 +1,7 @@
 // Starts a real Vigil (gRPC + HTTP on loopback, port 0) for end-to-end tests, with a clock the
 // test controls, and gives an admin HTTP client for it.
 
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { startVigil, type Vigil } from "../../src/cli/serve.js";
 import { parseConfig, type Config } from "../../src/config/index.js";
 
@@ -25,7 +25,9 @@ export interface TestVigil extends Vigil {
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
-export async function startTestVigil(overrides: DeepPartial<Config> = {}, startAt = Date.UTC(2026, 10, 25, 12, 0, 0)): Promise<TestVigil> {
+export async function startTestVigil(
+  overrides: DeepPartial<Config> = {}, startAt = Date.UTC(2026, 10, 25, 12, 0, 0), options: { logger?: Logger } = {},
+): Promise<TestVigil> {
   const clock: TestClock = { now: startAt };
   const config = parseConfig({
     ...overrides,
@@ -45,7 +47,7 @@ export async function startTestVigil(overrides: DeepPartial<Config> = {}, startA
     store: { journalPath: "", ...overrides.store },
     logLevel: "silent",
   });
-  const vigil = await startVigil(config, { logger: pino({ level: "silent" }), now: () => clock.now });
+  const vigil = await startVigil(config, { logger: options.logger ?? pino({ level: "silent" }), now: () => clock.now });
   const httpUrl = `http://127.0.0.1:${vigil.httpPort}`;
   return {
     ...vigil,

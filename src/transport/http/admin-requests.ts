@@ -65,10 +65,10 @@ export interface SignalContext {
   maxClockSkewMs: number;
 }
 
-/** A JSON-safe, short rendering of a field name a client sent (it could be anything). */
+/** A path element: the schema's own field names and indexes pass; anything else is not quoted. */
 function fieldName(key: PropertyKey): string {
   const text = String(key);
-  return /^[A-Za-z0-9_.-]{1,64}$/.test(text) ? text : "(unprintable name)";
+  return /^([A-Za-z]{1,32}|\d{1,6})$/.test(text) ? text : "(field)";
 }
 
 /** "path: message" per issue; never quotes a value the client sent. */
@@ -76,12 +76,14 @@ function describe(issues: readonly z.core.$ZodIssue[], prefix: string): string {
   return issues.slice(0, 10).map((issue) => {
     const path = [prefix, ...issue.path.map(fieldName)].filter((p) => p !== "").join(".") || "(root)";
     if (issue.code === "unrecognized_keys") {
-      const keys = issue.keys.map(fieldName);
-      const serverSet = keys.filter((k) => (SERVER_SET_FIELDS as readonly string[]).includes(k));
-      if (serverSet.length > 0 && path === (prefix === "" ? "(root)" : prefix)) {
-        return `${path}: ${serverSet.join(", ")} ${serverSet.length === 1 ? "is" : "are"} set by the server (expiry: use expiresInSeconds)`;
+      // Field names are the client's text too: only the ones the server sets are named back.
+      const serverSet = issue.keys.map(String).filter((k) => (SERVER_SET_FIELDS as readonly string[]).includes(k));
+      if (serverSet.length > 0) {
+        const expiry = serverSet.includes("expiresAt") ? " (for an expiry send expiresInSeconds)" : "";
+        return `${path}: ${serverSet.join(", ")} ${serverSet.length === 1 ? "is" : "are"} set by the server${expiry}`;
       }
-      return `${path}: unknown field(s) ${keys.join(", ")}`;
+      const allowed = issue.path.length === 0 ? " (allowed: kind, subject, data, observedAt, expiresInSeconds)" : "";
+      return `${path}: ${issue.keys.length === 1 ? "an unknown field" : `${issue.keys.length} unknown fields`}${allowed}`;
     }
     if (issue.code === "invalid_union" && issue.path.length === 0 && prefix !== "") {
       return `${path}: kind must be one of risk, posture, credential, revocation, behavior, attestation (grants come only from approvals)`;
