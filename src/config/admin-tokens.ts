@@ -81,3 +81,20 @@ export function parseAdminTokens(text: string, origin: string): AdminToken[] {
   if (problems.length > 0) throw new VigilError("invalid_input", `${origin}: ${problems.join("; ")}`);
   return tokens;
 }
+
+/**
+ * One admin token in a settings file: an object {token, name, scopes} or a tokens-file line.
+ * Its errors never quote the value (it holds a secret).
+ */
+export const adminTokenEntrySchema = z.unknown().transform((value, ctx): AdminToken => {
+  if (typeof value === "string") {
+    const result = parseAdminTokenLine(value);
+    if ("token" in result) return result.token;
+    ctx.addIssue({ code: "custom", message: result.problem });
+    return z.NEVER;
+  }
+  const parsed = adminTokenSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+  return z.NEVER;
+});

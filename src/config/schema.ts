@@ -2,7 +2,7 @@
 // config/load.ts; everything below config/ receives the parsed, typed object.
 
 import { z } from "zod";
-import { adminTokenSchema, parseAdminTokenLine, type AdminToken } from "./admin-tokens.js";
+import { adminTokenEntrySchema } from "./admin-tokens.js";
 import {
   DEFAULT_GRPC_HOST, DEFAULT_GRPC_PORT, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT,
 } from "./defaults.js";
@@ -46,23 +46,6 @@ export const ssfSchema = z.strictObject({
   pushTokens: z.array(z.string()).default([]),
   /** How long a seen jti is remembered to refuse replays. */
   replayWindowMs: z.number().int().positive().default(24 * 3600 * 1000),
-});
-
-/**
- * One admin token in a settings file: an object {token, name, scopes} or a tokens-file line.
- * Its errors never quote the value (it holds a secret).
- */
-const adminTokenEntrySchema = z.unknown().transform((value, ctx): AdminToken => {
-  if (typeof value === "string") {
-    const result = parseAdminTokenLine(value);
-    if ("token" in result) return result.token;
-    ctx.addIssue({ code: "custom", message: result.problem });
-    return z.NEVER;
-  }
-  const parsed = adminTokenSchema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
-  return z.NEVER;
 });
 
 export const configSchema = z.strictObject({

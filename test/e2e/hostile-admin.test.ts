@@ -94,6 +94,10 @@ describe("a rogue admin-token holder cannot forge state through the HTTP port", 
     ["a JSON array with an unknown field in the last item", [{ kind: "risk", subject: CRM_SYNC, data: { level: "high" } }, { kind: "risk", subject: CRM_SYNC, data: { level: "high" }, source: "x" }], 400],
     ["an empty array", [], 400],
     ["101 signals in one POST", Array.from({ length: 101 }, () => ({ kind: "risk", subject: CRM_SYNC, data: { level: "high" } })), 400],
+    // Subject forms are checked by the store (src/signals); the API answers 400 and never echoes them.
+    ["a raw key as a credential subject", { kind: "credential", subject: K1, data: { state: "active" } }, 400],
+    ["a raw key as a revocation subject", { kind: "revocation", subject: K1, data: { reason: "x" } }, 400],
+    ["a risk signal for a subject that is not a SPIFFE ID", { kind: "risk", subject: MARKER, data: { level: "none" } }, 400],
     ["a string", MARKER, 400],
     ["null", null, 400],
   ];
