@@ -20,11 +20,15 @@ import { ADMIN_TOKEN, APPROVER_TOKEN, IR_BOT_TOKEN, READ_ONLY_TOKEN, startTestVi
 
 /** Planted in refused requests; must never come back in an answer or reach a log line. */
 const MARKER = "hostile-marker-5f1c0e9a7b";
-const CRM_READ: EnvoyLikeRequest = { sourcePrincipal: CRM_SYNC, host: "payments", method: "GET", path: "/v1/payments/3" };
-const K1_RELEASE: EnvoyLikeRequest = { sourcePrincipal: DEPLOYER, host: "deploy-api", method: "POST", path: "/v1/release", apiKey: K1 };
-const IR_DELETE: EnvoyLikeRequest = { sourcePrincipal: IR_BOT, host: "edr", method: "DELETE", path: "/v1/forensics/f-1" };
+/** A request as the named service's sidecar Envoy sends it (one place to say how a destination is told). */
+function sidecarOf(service: string): EnvoyLikeRequest {
+  return { host: service };
+}
+const CRM_READ: EnvoyLikeRequest = { sourcePrincipal: CRM_SYNC, ...sidecarOf("payments"), method: "GET", path: "/v1/payments/3" };
+const K1_RELEASE: EnvoyLikeRequest = { sourcePrincipal: DEPLOYER, ...sidecarOf("deploy-api"), method: "POST", path: "/v1/release", apiKey: K1 };
+const IR_DELETE: EnvoyLikeRequest = { sourcePrincipal: IR_BOT, ...sidecarOf("edr"), method: "DELETE", path: "/v1/forensics/f-1" };
 const CHANGE: EnvoyLikeRequest = {
-  sourcePrincipal: SUPPORT_BOT, host: "change-mgmt", method: "POST", path: "/mcp",
+  sourcePrincipal: SUPPORT_BOT, ...sidecarOf("change-mgmt"), method: "POST", path: "/mcp",
   headers: { "content-type": "application/json" }, contextExtensions: { env: "prod" },
   body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "create_change", arguments: {} } }),
 };
