@@ -18,14 +18,14 @@ export const MAX_SIGNALS_PER_REQUEST = 100;
 /** Credential states that are terminal: no expiry may make them vanish. */
 const TERMINAL_CREDENTIAL_STATES: readonly string[] = ["leaked", "compromised", "revoked"];
 /** Fields the server sets; a client sending them gets a clear refusal rather than "unknown field". */
-const SERVER_SET_FIELDS = ["id", "source", "expiresAt"] as const;
+const SERVER_SET_FIELDS = ["id", "source", "expiresAt", "by"] as const;
 const FINGERPRINT = /^sha256:[0-9a-f]{64}$/;
 
 /** epoch ms, or an RFC 3339 date-time string. */
 const timestamp = z.union([
   z.number().int().nonnegative(),
   z.iso.datetime({ offset: true }).transform((value) => Date.parse(value)),
-]);
+], { error: "expected epoch milliseconds or an RFC 3339 date-time" });
 
 const common = {
   subject: z.string().min(1).max(2048),
@@ -85,8 +85,8 @@ function describe(issues: readonly z.core.$ZodIssue[], prefix: string): string {
       const allowed = issue.path.length === 0 ? " (allowed: kind, subject, data, observedAt, expiresInSeconds)" : "";
       return `${path}: ${issue.keys.length === 1 ? "an unknown field" : `${issue.keys.length} unknown fields`}${allowed}`;
     }
-    if (issue.code === "invalid_union" && issue.path.length === 0 && prefix !== "") {
-      return `${path}: kind must be one of risk, posture, credential, revocation, behavior, attestation (grants come only from approvals)`;
+    if (issue.path.length === 1 && issue.path[0] === "kind") {
+      return `${path}: must be one of risk, posture, credential, revocation, behavior, attestation (grants come only from approvals)`;
     }
     return `${path}: ${issue.message}`;
   }).join("; ");
