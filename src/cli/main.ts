@@ -10,6 +10,7 @@ import { loadConfig, parseServeArgs, readTokensFile, DEFAULT_HTTP_HOST, DEFAULT_
 import { createDecider, Effects, requestView, signalsView } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver, fingerprintSecret } from "../identity/index.js";
+import { spiffeIdProblem } from "../signals/ssf/index.js";
 import { compilePolicy, loadPolicyDir } from "../policy/index.js";
 import { createEmbeddedStore, loadSignalsFile } from "../signals/index.js";
 import { createLogger, createMetrics } from "../telemetry/index.js";
@@ -26,14 +27,15 @@ usage:
   vigil check --policy DIR [--signals FILE] [--now ISO-TIME] [--xfcc-trusted-hops N] REQUEST.json|-
   vigil check --server 127.0.0.1:9191 REQUEST.json|-   (ask a running sidecar, as Envoy would)
   vigil validate --policy DIR
-  vigil signal put --kind KIND --subject S --data JSON [--name N] [--expires-in SECONDS]
+  vigil signal put --kind KIND --subject S --data JSON [--expires-in SECONDS]
   vigil signal get --subject S [--kind KIND]
   vigil signal reinstate --subject S --reason TEXT
   vigil approvals list [--status pending] | approve ID | deny ID
   vigil fingerprint            (reads a secret on stdin, prints its sha256 fingerprint)
 
 admin commands (signal, approvals) talk to --url (default http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT})
-with the bearer token from --token-file or VIGIL_ADMIN_TOKEN.`;
+with the bearer token from --token-file or VIGIL_ADMIN_TOKEN. The server records who wrote a
+signal (its source) from the token's name; a credential is named by its fingerprint, never itself.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -194,6 +196,23 @@ async function call(target: AdminTarget, method: string, path: string, body?: un
 
 const ADMIN_OPTIONS = { "url": { type: "string" }, "token-file": { type: "string" } } as const;
 
+const FINGERPRINT = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * Refuses, before anything is sent, a credential or revocation subject that is neither a
+ * fingerprint nor a SPIFFE ID: most likely the raw secret itself. The value is never printed.
+ */
+function checkSubject(kind: string, subject: string): void {
+  if (kind !== "credential" && kind !== "revocation") return;
+  if (FINGERPRINT.test(subject) || spiffeIdProblem(subject) === undefined) return;
+  throw new VigilError(
+    "invalid_input",
+    `--subject for a ${kind} must be a credential fingerprint (sha256:<64 lower-case hex>)${kind === "revocation" ? " or a SPIFFE ID" : ""}; `
+    + "the value given is neither (a raw key?) and was not sent. Compute the fingerprint with "
+    + "`vigil fingerprint` (reads the secret on stdin) and pass that instead.",
+  );
+}
+
 async function signal(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const { values } = parseArgs({
@@ -203,33 +222,41 @@ async function signal(argv: string[]): Promise<number> {
       "data": { type: "string" }, "source": { type: "string" }, "expires-in": { type: "string" }, "reason": { type: "string" },
     },
   });
-  const target = adminTarget(values);
   const subject = values.subject;
   if (subject === undefined) throw new VigilError("invalid_input", "--subject is required");
   switch (sub) {
     case "put": {
       if (values.kind === undefined || values.data === undefined) throw new VigilError("invalid_input", "signal put needs --kind and --data JSON");
+      if (values.source !== undefined) {
+        throw new VigilError("invalid_input", "--source is set by the server from the admin token's name; give the writer its own token instead");
+      }
+      if (values.name !== undefined) throw new VigilError("invalid_input", "--name: the admin API writes only unnamed signals (the ones decisions read)");
+      checkSubject(values.kind, subject);
       let data: unknown;
       try {
         data = JSON.parse(values.data);
       } catch (cause) {
         throw new VigilError("invalid_input", "--data is not valid JSON", { cause });
       }
-      const expiresIn = values["expires-in"] !== undefined ? Number(values["expires-in"]) : undefined;
+      let expiresInSeconds: number | undefined;
+      if (values["expires-in"] !== undefined) {
+        expiresInSeconds = Number(values["expires-in"]);
+        if (!Number.isInteger(expiresInSeconds) || expiresInSeconds <= 0) throw new VigilError("invalid_input", "--expires-in must be a whole number of seconds > 0");
+      }
+      const target = adminTarget(values);
       return call(target, "POST", PATH_SIGNALS, {
         kind: values.kind, subject, data,
-        ...(values.name !== undefined ? { name: values.name } : {}),
-        ...(values.source !== undefined ? { source: values.source } : {}),
-        ...(expiresIn !== undefined ? { expiresAt: Date.now() + expiresIn * 1000 } : {}),
+        ...(expiresInSeconds !== undefined ? { expiresInSeconds } : {}),
       });
     }
     case "get":
       return values.kind !== undefined
-        ? call(target, "GET", `${PATH_SIGNALS}/${encodeURIComponent(values.kind)}?subject=${encodeURIComponent(subject)}`)
-        : call(target, "GET", `${PATH_SIGNALS}?subject=${encodeURIComponent(subject)}`);
+        ? call(adminTarget(values), "GET", `${PATH_SIGNALS}/${encodeURIComponent(values.kind)}?subject=${encodeURIComponent(subject)}`)
+        : call(adminTarget(values), "GET", `${PATH_SIGNALS}?subject=${encodeURIComponent(subject)}`);
     case "reinstate":
-      if (values.reason === undefined) throw new VigilError("invalid_input", "signal reinstate needs --reason (it is audited)");
-      return call(target, "POST", `${PATH_SIGNALS}/reinstate`, { subject, reason: values.reason });
+      if (values.reason === undefined || values.reason.trim() === "") throw new VigilError("invalid_input", "signal reinstate needs --reason (it is audited)");
+      checkSubject("revocation", subject);
+      return call(adminTarget(values), "POST", `${PATH_SIGNALS}/reinstate`, { subject, reason: values.reason });
     case undefined:
     default:
       throw new VigilError("invalid_input", "usage: vigil signal put|get|reinstate ...");

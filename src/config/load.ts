@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
 import { ZodError } from "zod";
 import { VigilError } from "../errors/index.js";
+import { parseAdminTokens, type AdminToken } from "./admin-tokens.js";
 import { configSchema, type Config } from "./schema.js";
 
 /** Flags understood by `vigil serve` (and, where they make sense, `check`). */
@@ -36,7 +37,7 @@ export const SERVE_FLAGS = {
 
 type FlagValues = Partial<Record<keyof typeof SERVE_FLAGS, string | string[] | boolean | undefined>>;
 
-/** Reads a tokens file: one token per line, blank lines and # comments ignored. */
+/** Reads a push tokens file (SSF): one token per line, blank lines and # comments ignored. */
 export function readTokensFile(path: string): string[] {
   let text: string;
   try {
@@ -45,6 +46,17 @@ export function readTokensFile(path: string): string[] {
     throw new VigilError("invalid_input", `cannot read tokens file ${path}`, { cause });
   }
   return text.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+}
+
+/** Reads the admin tokens file (config/admin-tokens.ts: `TOKEN NAME [SCOPES]` per line). */
+export function readAdminTokensFile(path: string): AdminToken[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (cause) {
+    throw new VigilError("invalid_input", `cannot read admin tokens file ${path}`, { cause });
+  }
+  return parseAdminTokens(text, `admin tokens file ${path}`);
 }
 
 function splitList(value: string | undefined): string[] {
@@ -105,7 +117,12 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
   const adminTokensFile = str(flags["admin-tokens-file"]);
   const pushTokensFile = str(flags["ssf-push-tokens-file"]);
   const fromEnv: Record<string, unknown> = {
-    http: { adminTokens: env.VIGIL_ADMIN_TOKENS !== undefined ? splitList(env.VIGIL_ADMIN_TOKENS) : undefined },
+    // Same format as the tokens file; entries separated by newlines or ";".
+    http: {
+      adminTokens: env.VIGIL_ADMIN_TOKENS !== undefined
+        ? parseAdminTokens(env.VIGIL_ADMIN_TOKENS.replaceAll(";", "\n"), "VIGIL_ADMIN_TOKENS (entries separated by newlines or ;)")
+        : undefined,
+    },
     ssf: { pushTokens: env.VIGIL_SSF_PUSH_TOKENS !== undefined ? splitList(env.VIGIL_SSF_PUSH_TOKENS) : undefined },
     store: { bus: env.VIGIL_BUS },
     logLevel: env.VIGIL_LOG_LEVEL,
@@ -117,7 +134,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     http: {
       host: str(flags["http-host"]),
       port: int("http-port", flags["http-port"]),
-      adminTokens: adminTokensFile !== undefined ? readTokensFile(adminTokensFile) : undefined,
+      adminTokens: adminTokensFile !== undefined ? readAdminTokensFile(adminTokensFile) : undefined,
     },
     store: {
       journalPath: str(flags.journal),

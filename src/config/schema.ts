@@ -2,6 +2,7 @@
 // config/load.ts; everything below config/ receives the parsed, typed object.
 
 import { z } from "zod";
+import { adminTokenEntrySchema } from "./admin-tokens.js";
 import {
   DEFAULT_GRPC_HOST, DEFAULT_GRPC_PORT, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT,
 } from "./defaults.js";
@@ -62,8 +63,13 @@ export const configSchema = z.strictObject({
   http: z.strictObject({
     host: z.string().default(DEFAULT_HTTP_HOST),
     port: port.default(DEFAULT_HTTP_PORT),
-    /** Bearer tokens allowed to write on the admin API. Never logged. */
-    adminTokens: z.array(z.string().min(16)).default([]),
+    /**
+     * Who may call the admin API and with which scopes (config/admin-tokens.ts): objects, or lines
+     * `TOKEN NAME [SCOPES]` as in the tokens file. Never logged.
+     */
+    adminTokens: z.array(adminTokenEntrySchema).default([]),
+    /** How far a client-given observedAt on the admin API may be from the server's clock. */
+    maxClockSkewMs: z.number().int().min(0).max(86_400_000).default(300_000),
   }).prefault({}),
   policyDir: z.string().default("examples/policies"),
   /** Signals loaded at start (YAML or JSON list); "" = none. */

@@ -4,6 +4,8 @@
 export type ErrorCode =
   | "invalid_input"
   | "unauthenticated"
+  /** Authenticated, but not allowed to do this (a token without the scope, an approver the rule does not name). */
+  | "forbidden"
   | "not_found"
   | "conflict"
   | "unavailable"

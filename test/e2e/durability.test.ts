@@ -24,7 +24,7 @@ describe("embedded store across restarts", () => {
       expect(res.status).toBe(201);
       acknowledged.push(subject);
     }
-    const revoke = await first.admin("POST", "/v1/signals", { kind: "revocation", subject: CRM, data: { revoked: true, reason: "incident 7", by: "secops" } });
+    const revoke = await first.admin("POST", "/v1/signals", { kind: "revocation", subject: CRM, data: { revoked: true, reason: "incident 7" } });
     expect(revoke.status).toBe(201);
     await first.close();
 

@@ -161,7 +161,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
     expect(outcomeOf(before).outcome).toBe("allow");
 
     const put = await vigil.admin("POST", "/v1/signals", {
-      kind: "credential", subject: K1_FP, source: "secret-scanner",
+      kind: "credential", subject: K1_FP,
       data: { state: "leaked", owner: DEPLOYER },
     });
     expect(put.status).toBe(201);
@@ -186,7 +186,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
     expect(JSON.stringify(hookCalls)).not.toContain(K1);
 
     // A revocation is sticky: a plain put cannot lift it; only an audited reinstate does.
-    const undo = await vigil.admin("POST", "/v1/signals", { kind: "revocation", subject: K1_FP, data: { revoked: false, reason: "oops", by: "me" } });
+    const undo = await vigil.admin("POST", "/v1/signals", { kind: "revocation", subject: K1_FP, data: { revoked: false, reason: "oops" } });
     expect(undo.status).toBe(409);
     const noReason = await vigil.admin("POST", "/v1/signals/reinstate", { subject: K1_FP });
     expect(noReason.status).toBe(400);
@@ -229,7 +229,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
     const stepped = outcomeOf(res);
     expect(stepped.outcome).toBe("step_up");
     const self = await vigil.admin("POST", `/v1/approvals/${String(stepped.body.approval_id)}/approve`, {}, IR_BOT_TOKEN);
-    expect(self.status).toBe(409);
+    expect(self.status).toBe(403);
     expect(outcomeOf(await client.check({ sourcePrincipal: IR_BOT, host: "edr", method: "DELETE", path: "/v1/forensics/f-9" })).outcome).toBe("step_up");
   });
 
@@ -247,7 +247,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
     const read: EnvoyLikeRequest = { sourcePrincipal: CRM_SYNC, host: "payments", method: "GET", path: "/v1/payments/991" };
     expect(outcomeOf(await client.check(read)).outcome).toBe("allow");
     await vigil.admin("POST", "/v1/signals", {
-      kind: "risk", subject: CRM_SYNC, source: "vigil-sidecar-b", data: { level: "high", reason: "new action + rate spike" },
+      kind: "risk", subject: CRM_SYNC, data: { level: "high", reason: "new action + rate spike" },
     });
     expect(outcomeOf(await client.check(read)).outcome).toBe("deny");
   });

@@ -84,11 +84,25 @@ describe("SSF push receiver on the HTTP port", () => {
     }
     expect(vigil.store.list(BOT).length).toBe(before);
 
-    // The first delivery is applied; the same jti again is refused as a replay.
+    // The first delivery is applied; the identical SET again (a retry after a lost 202) is
+    // acknowledged without a second write; the same jti with other content is a replay.
     expect((await push(replayed)).status).toBe(202);
-    expect(vigil.store.get(BOT, "revocation")?.data.revoked).toBe(true);
-    const again = await push(replayed);
-    expect(again.status).toBe(400);
-    expect(again.json).toMatchObject({ err: "invalid_request" });
+    const held = vigil.store.get(BOT, "revocation");
+    expect(held?.data.revoked).toBe(true);
+    expect(await push(replayed)).toEqual({ status: 202, json: undefined });
+    expect(vigil.store.get(BOT, "revocation")).toEqual(held);
+    const forged = await push(await set({ [RISC.accountPurged]: {} }, BOT, { id: "replay-me" }));
+    expect(forged.status).toBe(400);
+    expect(forged.json).toMatchObject({ err: "invalid_request" });
+  });
+
+  it("answers a body over 64 KiB 413 in RFC 8935 form and writes nothing", async () => {
+    const before = vigil.store.list(BOT).length;
+    for (const size of [64 * 1024 + 1, 3 * 1024 * 1024]) {
+      const res = await push("a".repeat(size));
+      expect(res.status).toBe(413);
+      expect(res.json).toEqual({ err: "invalid_request", description: expect.stringMatching(/at most 65536 bytes/) as unknown });
+    }
+    expect(vigil.store.list(BOT).length).toBe(before);
   });
 });

@@ -1,13 +1,18 @@
 // Starts a real Vigil (gRPC + HTTP on loopback, port 0) for end-to-end tests, with a clock the
 // test controls, and gives an admin HTTP client for it.
 
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { startVigil, type Vigil } from "../../src/cli/serve.js";
 import { parseConfig, type Config } from "../../src/config/index.js";
 
+/** Holder "ops-admin": writes signals and lifts revocations; not an approver of any rule. */
 export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+/** Holder "spiffe://example.org/ns/ops/sa/change-approver": decides approvals (change-mgmt names it). */
 export const APPROVER_TOKEN = "test-approver-token-0123456789abcdef";
+/** Holder "spiffe://example.org/ns/secops/sa/ir-bot": decides approvals, but is a caller itself. */
 export const IR_BOT_TOKEN = "test-irbot-token-0123456789abcdef";
+/** Holder "auditor": a line without scopes, so read-only. */
+export const READ_ONLY_TOKEN = "test-readonly-token-0123456789abcdef";
 
 export interface TestClock { now: number }
 
@@ -20,7 +25,9 @@ export interface TestVigil extends Vigil {
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
-export async function startTestVigil(overrides: DeepPartial<Config> = {}, startAt = Date.UTC(2026, 10, 25, 12, 0, 0)): Promise<TestVigil> {
+export async function startTestVigil(
+  overrides: DeepPartial<Config> = {}, startAt = Date.UTC(2026, 10, 25, 12, 0, 0), options: { logger?: Logger } = {},
+): Promise<TestVigil> {
   const clock: TestClock = { now: startAt };
   const config = parseConfig({
     ...overrides,
@@ -28,9 +35,10 @@ export async function startTestVigil(overrides: DeepPartial<Config> = {}, startA
     http: {
       port: 0,
       adminTokens: [
-        `${ADMIN_TOKEN} ops-admin`,
-        `${APPROVER_TOKEN} spiffe://example.org/ns/ops/sa/change-approver`,
-        `${IR_BOT_TOKEN} spiffe://example.org/ns/secops/sa/ir-bot`,
+        `${ADMIN_TOKEN} ops-admin signals:write,signals:reinstate`,
+        `${APPROVER_TOKEN} spiffe://example.org/ns/ops/sa/change-approver approvals:decide`,
+        `${IR_BOT_TOKEN} spiffe://example.org/ns/secops/sa/ir-bot approvals:decide`,
+        `${READ_ONLY_TOKEN} auditor`,
       ],
       ...overrides.http,
     },
@@ -39,7 +47,7 @@ export async function startTestVigil(overrides: DeepPartial<Config> = {}, startA
     store: { journalPath: "", ...overrides.store },
     logLevel: "silent",
   });
-  const vigil = await startVigil(config, { logger: pino({ level: "silent" }), now: () => clock.now });
+  const vigil = await startVigil(config, { logger: options.logger ?? pino({ level: "silent" }), now: () => clock.now });
   const httpUrl = `http://127.0.0.1:${vigil.httpPort}`;
   return {
     ...vigil,

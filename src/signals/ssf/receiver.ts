@@ -1,6 +1,8 @@
 // The SSF push receiver (RFC 8935) as a transport-independent handler: one HTTP request in, one
 // answer out. The HTTP server only copies method, headers and body in and the answer back out;
-// every status code and error body of the push endpoint is decided here.
+// every status code and error body of the push endpoint is decided here. Every error answer has
+// RFC 8935's shape, {"err", "description"}; 5xx answers carry Retry-After and leave the jti free
+// so the transmitter's retry is taken.
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FetchImplementation } from "jose";
@@ -61,6 +63,9 @@ export interface SsfReceiver {
 /** Metric `result` label values. */
 type SsfResult = "written" | "duplicate" | "stale" | "ignored" | "acknowledged" | "rejected" | "unauthorized" | "failed";
 
+/** err for answers that are not about the SET itself (5xx, not configured): the registry has no better code. */
+const GENERAL_ERR: SetErrorCode = "invalid_request";
+
 const FORBIDDEN_ALGORITHM = /^(none|HS\d+)$/i;
 
 function header(request: SsfRequest, name: string): string | undefined {
@@ -72,13 +77,20 @@ function header(request: SsfRequest, name: string): string | undefined {
   return undefined;
 }
 
-function json(status: number, body: Record<string, string>, headers: Record<string, string> = {}): SsfResponse {
-  return { status, headers: { "content-type": "application/json", "cache-control": "no-store", ...headers }, body: JSON.stringify(body) };
+function setError(status: number, err: SetErrorCode, description: string, headers: Record<string, string> = {}): SsfResponse {
+  return {
+    status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", ...headers },
+    body: JSON.stringify({ err, description }),
+  };
 }
 
-function setError(status: number, err: SetErrorCode, description: string, headers?: Record<string, string>): SsfResponse {
-  return json(status, { err, description }, headers);
+/** A failure on our side: the transmitter should retry later (RFC 8935 shape, Retry-After). */
+function retryLater(status: 500 | 503, description: string): SsfResponse {
+  return setError(status, GENERAL_ERR, description, { "retry-after": RETRY_AFTER_SECONDS });
 }
+
+const ACCEPTED: SsfResponse = { status: 202, headers: {}, body: "" };
 
 const digest = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest();
 
@@ -138,13 +150,28 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
     });
   }
 
-  /** Maps one verified SET, refuses it if replayed, and stores its signal (if any). */
-  async function apply(set: VerifiedSet, event: string, nowMs: number): Promise<SsfResponse> {
+  /**
+   * Maps one verified SET, answers a re-delivery or a replay, and stores its signal (if any).
+   * `digest` identifies the SET's exact bytes: the same jti with the same bytes is a re-delivery
+   * (202, nothing written again), with other bytes a replay (400).
+   */
+  async function apply(set: VerifiedSet, digest: string, event: string, nowMs: number): Promise<SsfResponse> {
     const outcome = mapSet(set, nowMs);
-    if (!replay.reserve(set.iss, set.jti, nowMs)) {
+    const claim = replay.reserve(set.iss, set.jti, digest, nowMs);
+    if (claim === "repeat") {
+      count("duplicate", event);
+      logger.info({ event, jti: set.jti }, "acknowledged a re-delivered SET; nothing written again");
+      return ACCEPTED;
+    }
+    if (claim === "busy") {
+      // The first copy may still fail; acknowledging this one could lose the event.
+      count("duplicate", event);
+      return retryLater(503, "the same SET is being processed; retry later");
+    }
+    if (claim === "replay") {
       count("rejected", event);
-      logger.warn({ event, jti: set.jti }, "refused a replayed SET");
-      return setError(400, "invalid_request", "replayed jti");
+      logger.warn({ event, jti: set.jti }, "refused a replayed jti carrying a different SET");
+      return setError(400, "invalid_request", "replayed jti: this jti came before with a different SET");
     }
     if (outcome.action !== "write") {
       replay.commit(set.iss, set.jti, nowMs);
@@ -153,7 +180,7 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
       const line = { event, jti: set.jti, ...(outcome.action === "acknowledge" ? { note: outcome.note } : { why: outcome.why }) };
       if (streamStopping) logger.warn(line, "transmitter reports the SSF stream is not enabled");
       else logger.info(line, outcome.action === "acknowledge" ? "acknowledged an SSF stream event" : "acknowledged a SET that maps to no signal");
-      return { status: 202, headers: {}, body: "" };
+      return ACCEPTED;
     }
     const parsed = signalSchema.safeParse(outcome.signal);
     if (!parsed.success) {
@@ -168,9 +195,8 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
       replay.commit(set.iss, set.jti, now());
       count(result.status, event);
       logger.info({ event, jti: set.jti, kind: signal.kind, subject: signal.subject, id: signal.id, result: result.status }, "stored a signal from a SET");
-      return { status: 202, headers: {}, body: "" };
+      return ACCEPTED;
     } catch (err) {
-      replay.release(set.iss, set.jti);
       const error = VigilError.from(err);
       if (error.code === "conflict") {
         // The store holds a more severe, sticky state (a revocation, a leaked key) that this event
@@ -178,16 +204,21 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
         replay.commit(set.iss, set.jti, now());
         count("ignored", event);
         logger.warn({ event, jti: set.jti, subject: signal.subject, err: error }, "a SET would soften a sticky state; acknowledged and ignored");
-        return { status: 202, headers: {}, body: "" };
+        return ACCEPTED;
       }
+      // Not handled: the jti stays free, so a retry (or a corrected SET) is taken.
+      replay.release(set.iss, set.jti);
       if (error.code === "invalid_input") {
         count("rejected", event);
-        logger.warn({ event, jti: set.jti, err: error }, "the store refused the signal of a SET");
+        // The message may quote the refused subject; it is neither logged nor echoed.
+        logger.warn({ event, jti: set.jti, kind: signal.kind }, "the store refused the signal of a SET");
         return setError(400, "invalid_request", "the event cannot be stored as a signal");
       }
       count("failed", event);
       logger.error({ event, jti: set.jti, err: error }, "could not store the signal of a SET; the transmitter will retry");
-      return json(503, { description: "signal store unavailable; retry later" }, { "retry-after": RETRY_AFTER_SECONDS });
+      return retryLater(503, error.code === "unavailable"
+        ? "the signal store cannot take writes right now; retry later"
+        : "signal store unavailable; retry later");
     }
   }
 
@@ -212,9 +243,10 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
       return setError(413, "invalid_request", `a SET may be at most ${SSF_MAX_BODY_BYTES} bytes`);
     }
     const nowMs = now();
+    const compact = request.body.toString("utf8").trim();
     let set: VerifiedSet;
     try {
-      set = await verifySet(request.body.toString("utf8").trim(), {
+      set = await verifySet(compact, {
         keys: activeKeys,
         algorithms: config.algorithms,
         issuer: config.issuer,
@@ -231,13 +263,14 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
       if (err instanceof KeySourceUnavailable) {
         count("failed", "none");
         logger.error({ err }, "cannot verify SETs: the transmitter JWKS is unavailable");
-        return json(503, { description: "transmitter keys unavailable; retry later" }, { "retry-after": RETRY_AFTER_SECONDS });
+        return retryLater(503, "transmitter keys unavailable; retry later");
       }
       throw err;
     }
     const event = eventShortName(set.eventUri);
+    const setDigest = createHash("sha256").update(compact, "utf8").digest("base64url");
     try {
-      return await apply(set, event, nowMs);
+      return await apply(set, setDigest, event, nowMs);
     } catch (err) {
       if (!(err instanceof SetError)) throw err;
       count("rejected", event);
@@ -249,14 +282,14 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
   return {
     enabled,
     async handle(request) {
-      if (closed) return json(503, { description: "SSF receiver is shut down" }, { "retry-after": RETRY_AFTER_SECONDS });
-      if (keys === undefined) return json(404, { description: "SSF receiver is not configured" });
+      if (closed) return retryLater(503, "SSF receiver is shut down");
+      if (keys === undefined) return setError(404, GENERAL_ERR, "SSF receiver is not configured");
       try {
         return await receive(request, keys);
       } catch (err) {
         count("failed", "none");
         logger.error({ err }, "SSF receiver failed");
-        return json(500, { description: "internal error" });
+        return retryLater(500, "internal error");
       }
     },
     close() {

@@ -1,22 +1,26 @@
 // The ops and admin HTTP port (default 127.0.0.1:9192): /metrics, /healthz, /readyz, the SSF push
-// receiver, the signals admin API and approvals. Every /v1 endpoint needs an admin bearer token;
-// an unauthenticated write gets 401 and never writes. VigilError codes map to HTTP here only.
+// receiver, the signals admin API and approvals. Every /v1 endpoint needs an admin bearer token
+// (401 without); writes need the token's scope (403 without) and go through strict per-kind
+// request schemas (admin-requests.ts). A refused body or subject is never logged or echoed.
+// VigilError codes map to HTTP here only.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
 import {
-  PATH_APPROVALS, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_EVENTS,
-} from "../../config/defaults.js";
+  PATH_APPROVALS, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_EVENTS, type AdminToken,
+} from "../../config/index.js";
 import { VigilError, type ErrorCode } from "../../errors/index.js";
 import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
 import type { PutResult, SignalStore } from "../../signals/store.js";
 import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
-import { AdminAuth, type AdminPrincipal } from "./auth.js";
+import {
+  MAX_SIGNALS_PER_REQUEST, parseReinstateRequest, parseSignalRequest, signalFromRequest, type SignalRequest,
+} from "./admin-requests.js";
+import { AdminAuth, requireScope, type AdminPrincipal } from "./auth.js";
 
 export interface Readiness {
   ready: boolean;
@@ -32,7 +36,9 @@ export interface SetReceiver {
 export interface OpsServerOptions {
   host: string;
   port: number;
-  adminTokens: readonly string[];
+  adminTokens: readonly AdminToken[];
+  /** How far a client-given observedAt may be from this server's clock (default 5 minutes). */
+  maxClockSkewMs?: number;
   registry: Registry;
   metrics: Metrics;
   store: SignalStore;
@@ -52,12 +58,15 @@ export interface OpsServer {
 }
 
 const MAX_ADMIN_BODY = 1024 * 1024;
+/** Past its limit a body is read and dropped up to this many bytes, so the client gets its answer; beyond, the connection is cut. */
+const DISCARD_LIMIT = 8 * 1024 * 1024;
 
 /** The one place VigilError codes become HTTP statuses. */
 export function httpStatusOf(code: ErrorCode): number {
   switch (code) {
     case "invalid_input": return 400;
     case "unauthenticated": return 401;
+    case "forbidden": return 403;
     case "not_found": return 404;
     case "conflict": return 409;
     case "unavailable": return 503;
@@ -69,11 +78,16 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const auth = new AdminAuth(options.adminTokens);
   const log = options.logger.child({ component: "http" });
   const now = options.now ?? Date.now;
+  const maxClockSkewMs = options.maxClockSkewMs ?? 300_000;
 
   const server: Server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
       const error = VigilError.from(err);
       if (error.code === "internal") log.error({ err }, "admin request failed");
+      else if (error.code === "forbidden") {
+        // Audited without the body: what was refused to whom, never what it carried.
+        log.warn({ method: req.method, path: pathOnly(req), code: error.code, message: error.message }, "admin request refused");
+      }
       sendError(res, error);
     });
   });
@@ -102,7 +116,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     }
     if (path === PATH_SSF_EVENTS) {
       if (options.ssf === undefined) throw new VigilError("not_found", "the SSF receiver is not configured (--ssf-issuer)");
-      const body = await readBody(req, SSF_MAX_BODY_BYTES);
+      // Read one byte past the limit (the rest is dropped) so the receiver answers 413 in RFC 8935 form.
+      const body = await readBody(req, SSF_MAX_BODY_BYTES + 1, { truncate: true });
       const answer = await options.ssf.handle({ method, headers: flatHeaders(req), body });
       res.writeHead(answer.status, answer.headers);
       res.end(answer.body);
@@ -125,7 +140,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     const principal = auth.authenticate(req.headers.authorization);
     if (principal === undefined) {
       options.metrics.adminRequests.labels("unauthenticated").inc();
-      log.warn({ method: req.method, path: req.url?.split("?")[0] }, "admin request without a valid bearer token");
+      log.warn({ method: req.method, path: pathOnly(req) }, "admin request without a valid bearer token");
       throw new VigilError("unauthenticated", auth.configured
         ? "a valid admin bearer token is required"
         : "the admin API is disabled: no admin tokens configured (--admin-tokens-file or VIGIL_ADMIN_TOKENS)");
@@ -134,14 +149,31 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     return principal;
   }
 
+  function authorize(principal: AdminPrincipal, scope: Parameters<typeof requireScope>[1]): void {
+    try {
+      requireScope(principal, scope);
+    } catch (err) {
+      options.metrics.adminRequests.labels("forbidden").inc();
+      throw err;
+    }
+  }
+
   async function signals(req: IncomingMessage, res: ServerResponse, url: URL, principal: AdminPrincipal): Promise<void> {
     const method = req.method ?? "GET";
     const rest = url.pathname.slice(PATH_SIGNALS.length).replace(/^\//, "");
     if (rest === "" && method === "POST") {
+      authorize(principal, "signals:write");
       const input = await readJson(req);
-      const items = Array.isArray(input) ? input : [input];
+      const items: unknown[] = Array.isArray(input) ? input : [input];
+      if (items.length === 0 || items.length > MAX_SIGNALS_PER_REQUEST) {
+        throw new VigilError("invalid_input", `a POST holds 1 to ${MAX_SIGNALS_PER_REQUEST} signals`);
+      }
+      // Every item is checked before any is written: garbage at [7] leaves [0..6] unwritten too.
+      const requests = items.map((item, i) => parseSignalRequest(item, Array.isArray(input) ? `[${i}]` : ""));
       const results = [];
-      for (const item of items) results.push(await putSignal(item, principal));
+      for (const [i, request] of requests.entries()) {
+        results.push(await putSignal(request, principal, Array.isArray(input) ? `[${i}]` : ""));
+      }
       sendJson(res, results.some((r) => r.status === "written") ? 201 : 200, Array.isArray(input) ? results : results[0]);
       return;
     }
@@ -152,12 +184,17 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     if (rest === "reinstate" && method === "POST") {
-      const body = await readJson(req);
-      const { subject, reason } = (typeof body === "object" && body !== null ? body : {}) as { subject?: unknown; reason?: unknown };
-      if (typeof subject !== "string" || subject === "") throw new VigilError("invalid_input", "subject (string) is required");
-      if (typeof reason !== "string" || reason.trim() === "") throw new VigilError("invalid_input", "reason (string) is required: reinstatements are audited");
-      const result = await options.store.reinstate(subject, principal.name, reason);
-      log.warn({ subject, by: principal.name, reason }, "revocation lifted by reinstate");
+      authorize(principal, "signals:reinstate");
+      const request = parseReinstateRequest(await readJson(req));
+      let result: PutResult;
+      try {
+        result = await options.store.reinstate(request.subject, principal.name, request.reason);
+      } catch (err) {
+        const error = VigilError.from(err);
+        if (error.code === "not_found") throw new VigilError("not_found", "no revocation is held for this subject", { cause: err });
+        throw scrubbed(error, request.subject);
+      }
+      log.warn({ subject: request.subject, by: principal.name, reason: request.reason, status: result.status }, "revocation lifted by reinstate");
       sendJson(res, 200, result);
       return;
     }
@@ -165,29 +202,24 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       const subject = url.searchParams.get("subject");
       if (subject === null || subject === "") throw new VigilError("invalid_input", "query parameter subject is required");
       const signal = options.store.get(subject, rest as SignalKind, url.searchParams.get("name") ?? "");
-      if (signal === undefined) throw new VigilError("not_found", `no ${rest} signal for ${subject}`);
+      if (signal === undefined) throw new VigilError("not_found", `no ${rest} signal for this subject`);
       sendJson(res, 200, signal);
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${url.pathname}`);
   }
 
-  async function putSignal(item: unknown, principal: AdminPrincipal): Promise<PutResult> {
-    if (typeof item !== "object" || item === null || Array.isArray(item)) {
-      throw new VigilError("invalid_input", "a signal must be a JSON object");
-    }
-    const filled: Record<string, unknown> = {
-      id: randomUUID(), source: `admin:${principal.name}`, observedAt: now(), ...item,
-    };
+  async function putSignal(request: SignalRequest, principal: AdminPrincipal, at: string): Promise<PutResult> {
     try {
-      const result = await options.store.put(filled as Parameters<SignalStore["put"]>[0]);
+      const signal = signalFromRequest(request, { by: principal.name, nowMs: now(), maxClockSkewMs }, at);
+      const result = await options.store.put(signal);
       options.metrics.signalsWritten.labels(result.signal.kind, "admin").inc();
       log.info({ kind: result.signal.kind, subject: result.signal.subject, status: result.status, by: principal.name }, "signal put");
       return result;
     } catch (err) {
       const error = VigilError.from(err);
       options.metrics.signalsRejected.labels(error.code).inc();
-      throw error;
+      throw scrubbed(error, request.subject);
     }
   }
 
@@ -209,13 +241,14 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     if (id !== undefined && (action === "approve" || action === "deny") && method === "POST") {
+      authorize(principal, "approvals:decide");
       if (action === "approve") {
-        const { approval, grant } = await options.approvals.approve(id, principal.name);
+        const { approval, grant } = await refusedApproverIsForbidden(id, () => options.approvals.approve(id, principal.name));
         options.metrics.approvalsResolved.labels("approved").inc();
         log.warn({ approval_id: id, by: principal.name, caller: approval.caller, rule: approval.rule }, "step-up approved");
         sendJson(res, 200, { approval, grant });
       } else {
-        const approval = options.approvals.deny(id, principal.name);
+        const approval = await refusedApproverIsForbidden(id, () => Promise.resolve(options.approvals.deny(id, principal.name)));
         options.metrics.approvalsResolved.labels("denied").inc();
         log.info({ approval_id: id, by: principal.name }, "step-up denied");
         sendJson(res, 200, { approval });
@@ -223,6 +256,24 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${url.pathname}`);
+  }
+
+  /**
+   * The ApprovalBook decides who may approve (a named approver, never the caller or its
+   * credential's owner) and answers a refusal "conflict", as it does a request already decided.
+   * A conflict on a request still pending can only be a refused approver: 403.
+   */
+  async function refusedApproverIsForbidden<T>(id: string, decide: () => Promise<T>): Promise<T> {
+    try {
+      return await decide();
+    } catch (err) {
+      const error = VigilError.from(err);
+      if (error.code === "conflict" && options.approvals.get(id)?.status === "pending") {
+        options.metrics.adminRequests.labels("forbidden").inc();
+        throw new VigilError("forbidden", error.message, { cause: err });
+      }
+      throw error;
+    }
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -234,6 +285,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   });
   const port = (server.address() as AddressInfo).port;
   log.info({ host: options.host, port }, "ops/admin HTTP listening");
+  const readOnly = auth.readOnlyNames;
+  if (readOnly.length > 0) log.warn({ holders: readOnly }, "admin tokens without scopes are read-only");
   return {
     port,
     close: () => new Promise<void>((resolve) => {
@@ -249,15 +302,50 @@ function flatHeaders(req: IncomingMessage): Record<string, string | undefined> {
   return out;
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new VigilError("invalid_input", `request body exceeds ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+function pathOnly(req: IncomingMessage): string {
+  return (req.url ?? "/").split("?")[0] ?? "/";
+}
+
+/**
+ * A refused write's error without the subject in its message: the subject may be a raw secret
+ * pasted where a fingerprint belongs, and the answer must not carry it back.
+ */
+function scrubbed(error: VigilError, subject: string): VigilError {
+  if (error.code !== "invalid_input" || subject === "" || !error.message.includes(subject)) return error;
+  return new VigilError(error.code, error.message.replaceAll(subject, "(the subject)"), { cause: error.cause });
+}
+
+/**
+ * Reads a request body up to `limit` bytes. Past it the rest is read and dropped (up to
+ * DISCARD_LIMIT, then the connection is cut) so the client still gets an answer; with `truncate`
+ * the first `limit` bytes are returned, otherwise VigilError("invalid_input").
+ */
+function readBody(req: IncomingMessage, limit: number, options: { truncate?: boolean } = {}): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (kept < limit) {
+        const part = chunk.subarray(0, limit - kept);
+        chunks.push(part);
+        kept += part.length;
+      }
+      if (size > limit + DISCARD_LIMIT) {
+        req.off("data", onData);
+        req.destroy();
+        reject(new VigilError("invalid_input", `request body exceeds ${limit} bytes`));
+      }
+    };
+    req.on("data", onData);
+    req.once("error", reject);
+    req.once("close", () => { reject(new VigilError("invalid_input", "request body cut short")); });
+    req.once("end", () => {
+      if (size > limit && options.truncate !== true) reject(new VigilError("invalid_input", `request body exceeds ${limit} bytes`));
+      else resolve(Buffer.concat(chunks));
+    });
+  });
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -267,6 +355,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(body.toString("utf8"));
   } catch (cause) {
+    // Deep nesting ends here too (RangeError); the message never quotes the body.
     throw new VigilError("invalid_input", "request body is not valid JSON", { cause });
   }
 }

@@ -159,13 +159,23 @@ describe("SSF receiver: refused SETs write nothing", () => {
     expect(h.store.written).toEqual([]);
   });
 
-  it("refuses a replayed jti with 400 and writes once", async () => {
+  it("acknowledges an identical re-delivery with 202 and writes once (RFC 8935 retry after a lost 202)", async () => {
     const h = makeHarness({ jwksFile: jwks.path });
     const token = await signSet(revoke(), rsa);
     expect((await h.post(token)).status).toBe(202);
     const again = await h.post(token);
-    expect(again.status).toBe(400);
-    expect(errOf(again)).toEqual({ err: "invalid_request", description: "replayed jti" });
+    expect(again).toMatchObject({ status: 202, body: "" });
+    expect(h.store.written).toHaveLength(1);
+    expect(await h.count("duplicate", "session-revoked")).toBe(1);
+  });
+
+  it("refuses the same jti carrying a different SET, after the first was taken", async () => {
+    const h = makeHarness({ jwksFile: jwks.path });
+    const claims = revoke();
+    expect((await h.post(await signSet(claims, rsa))).status).toBe(202);
+    const other = await h.post(await signSet({ ...claims, events: { [RISC.accountDisabled]: {} } }, rsa));
+    expect(other.status).toBe(400);
+    expect(errOf(other)).toMatchObject({ err: "invalid_request", description: expect.stringMatching(/^replayed jti/) as unknown });
     expect(h.store.written).toHaveLength(1);
   });
 
@@ -174,22 +184,37 @@ describe("SSF receiver: refused SETs write nothing", () => {
     const claims = revoke();
     expect((await h.post(await signSet(claims, rsa))).status).toBe(202);
     const again = await h.post(await signSet(claims, ec));
-    expect(errOf(again).description).toBe("replayed jti");
+    expect(again.status).toBe(400);
+    expect(errOf(again).description).toMatch(/^replayed jti/);
   });
 
-  it("refuses the second of two concurrent copies of one SET", async () => {
-    const h = makeHarness({ jwksFile: jwks.path });
+  it("asks a copy that arrives while the first is being stored to retry, and writes once", async () => {
+    const store = new InTestStore();
+    const put = store.put.bind(store);
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    store.put = async (input) => { await held; return put(input); };
+    const h = makeHarness({ jwksFile: jwks.path }, { store });
     const token = await signSet(revoke(), rsa);
-    const statuses = (await Promise.all([h.post(token), h.post(token)])).map((r) => r.status).sort();
-    expect(statuses).toEqual([202, 400]);
-    expect(h.store.written).toHaveLength(1);
+    const first = h.post(token);
+    // Let the first copy reach the store before the second arrives.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = await h.post(token);
+    expect(second.status).toBe(503);
+    expect(second.headers["retry-after"]).toBe("5");
+    expect(errOf(second).err).toBe("invalid_request");
+    release();
+    expect((await first).status).toBe(202);
+    expect((await h.post(token)).status).toBe(202);
+    expect(store.written).toHaveLength(1);
   });
 
   it("remembers an ignored SET too", async () => {
     const h = makeHarness({ jwksFile: jwks.path });
-    const token = await signSet(setClaims("https://example.com/custom", {}), rsa);
-    expect((await h.post(token)).status).toBe(202);
-    expect((await h.post(token)).status).toBe(400);
+    const claims = setClaims("https://example.com/custom", {});
+    expect((await h.post(await signSet(claims, rsa))).status).toBe(202);
+    expect((await h.post(await signSet(claims, rsa))).status).toBe(202);
+    expect((await h.post(await signSet({ ...claims, events: { "https://example.com/other": {} } }, rsa))).status).toBe(400);
   });
 
   it("answers a replay after a restart 202 without a second write (the store's idempotency)", async () => {
@@ -225,6 +250,8 @@ describe("SSF receiver: HTTP-level answers", () => {
     const h = makeHarness({ jwksFile: jwks.path });
     const response = await h.post(Buffer.alloc(SSF_MAX_BODY_BYTES + 1, 0x61));
     expect(response.status).toBe(413);
+    expect(response.headers["content-type"]).toBe("application/json");
+    expect(Object.keys(JSON.parse(response.body) as object).sort()).toEqual(["description", "err"]);
     expect(errOf(response).err).toBe("invalid_request");
   });
 
@@ -239,6 +266,7 @@ describe("SSF receiver: HTTP-level answers", () => {
     h.receiver.close();
     const response = await h.post(await signSet(revoke(), rsa));
     expect(response.status).toBe(503);
+    expect(errOf(response).err).toBe("invalid_request");
     expect(h.store.written).toEqual([]);
   });
 });
@@ -286,6 +314,8 @@ describe("SSF receiver: store failures", () => {
     const response = await h.post(token);
     expect(response.status).toBe(503);
     expect(response.headers["retry-after"]).toBe("5");
+    // RFC 8935 shape, and the jti stays free: the retry below is taken, not called a replay.
+    expect(errOf(response)).toEqual({ err: "invalid_request", description: expect.stringMatching(/retry later/) as unknown });
     expect(h.store.written).toEqual([]);
     expect(await h.count("failed", "session-revoked")).toBe(1);
     h.store.failWith = undefined;
@@ -295,10 +325,13 @@ describe("SSF receiver: store failures", () => {
 
   it("answers 400 invalid_request when the store refuses the signal as invalid", async () => {
     const h = makeHarness({ jwksFile: jwks.path });
-    h.store.failWith = new VigilError("invalid_input", "bad");
+    h.store.failWith = new VigilError("invalid_input", `subject ${WORKLOAD} is not what its kind says`);
     const response = await h.post(await signSet(revoke(), rsa));
     expect(response.status).toBe(400);
     expect(errOf(response).err).toBe("invalid_request");
+    // A refused subject is neither echoed nor logged.
+    expect(response.body).not.toContain(WORKLOAD);
+    expect(h.logs.join("")).not.toContain(WORKLOAD);
   });
 
   it("answers 503 when the store throws something unexpected", async () => {

@@ -60,25 +60,37 @@ describe("event short names", () => {
 describe("replay memory", () => {
   it("forgets a pair after the window and the oldest pairs past its limit", () => {
     const guard = new ReplayGuard(1_000, 2);
-    expect(guard.reserve("i", "a", 0)).toBe(true);
+    expect(guard.reserve("i", "a", "d1", 0)).toBe("new");
     guard.commit("i", "a", 0);
-    expect(guard.reserve("i", "a", 999)).toBe(false);
-    expect(guard.reserve("i", "a", 1_000)).toBe(true);
+    expect(guard.reserve("i", "a", "d2", 999)).toBe("replay");
+    expect(guard.reserve("i", "a", "d2", 1_000)).toBe("new");
     guard.commit("i", "a", 1_000);
     for (const jti of ["b", "c"]) {
-      guard.reserve("i", jti, 1_500);
+      guard.reserve("i", jti, "d", 1_500);
       guard.commit("i", jti, 1_500);
     }
     expect(guard.size).toBe(2);
-    expect(guard.reserve("i", "a", 1_600)).toBe(true);
-    expect(guard.reserve("i", "b", 1_600)).toBe(false);
+    expect(guard.reserve("i", "a", "d2", 1_600)).toBe("new");
+    expect(guard.reserve("i", "b", "x", 1_600)).toBe("replay");
   });
 
-  it("lets a released pair through again", () => {
+  it("tells an identical re-delivery from a replay with other content", () => {
     const guard = new ReplayGuard(1_000);
-    expect(guard.reserve("i", "a", 0)).toBe(true);
-    expect(guard.reserve("i", "a", 0)).toBe(false);
+    expect(guard.reserve("i", "a", "d1", 0)).toBe("new");
+    expect(guard.reserve("i", "a", "d1", 0)).toBe("busy");
+    expect(guard.reserve("i", "a", "d2", 0)).toBe("replay");
+    guard.commit("i", "a", 0);
+    expect(guard.reserve("i", "a", "d1", 10)).toBe("repeat");
+    expect(guard.reserve("i", "a", "d2", 10)).toBe("replay");
+    expect(guard.reserve("other-issuer", "a", "d2", 10)).toBe("new");
+  });
+
+  it("lets a released pair through again and remembers nothing of it", () => {
+    const guard = new ReplayGuard(1_000);
+    expect(guard.reserve("i", "a", "d1", 0)).toBe("new");
     guard.release("i", "a");
-    expect(guard.reserve("i", "a", 0)).toBe(true);
+    guard.commit("i", "a", 0);
+    expect(guard.size).toBe(0);
+    expect(guard.reserve("i", "a", "d2", 0)).toBe("new");
   });
 });
