@@ -31,6 +31,11 @@ export const storeSchema = z.strictObject({
   freshnessBoundMs: z.number().int().positive().default(5_000),
   /** Journal compaction threshold: rewrite when the file holds this many superseded records. */
   compactAfterRecords: z.number().int().positive().default(10_000),
+  /**
+   * Start even though the journal has corrupt records: drop them (the damaged file is copied
+   * beside it first) instead of refusing to start. For an operator who has looked at the damage.
+   */
+  journalRepair: z.boolean().default(false),
 });
 
 export const ssfSchema = z.strictObject({
