@@ -8,9 +8,11 @@ import { createDecider, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
-import { createSignalStore, loadSignalsFile, type SignalStore } from "../signals/index.js";
+import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
-import { createDecisionLog, createLogger, createMetrics, flushLogger, type Metrics } from "../telemetry/index.js";
+import {
+  counterFollower, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter, type Metrics,
+} from "../telemetry/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
 import { startOpsServer, type Readiness } from "../transport/http/index.js";
 
@@ -53,6 +55,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     const storeLogger = logger.child({ component: "signals" });
     const store = createSignalStore(config.store, { logger: storeLogger, now, metrics, ...(options.instance === undefined ? {} : { name: options.instance }) });
     closers.push(() => store.close());
+    const journaled = config.store.bus === "" && config.store.journalPath !== "" ? store as EmbeddedSignalStore : undefined;
 
     const policyLog = logger.child({ component: "policy" });
     let lastReloadOk = true;
@@ -112,6 +115,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
         signals_synced: { ok: store.isReady, detail: store.isReady ? "initial sync done" : "initial sync pending" },
         signals_fresh: { ok: fresh.fresh, detail: `last heard ${Math.round(fresh.ageMs)} ms ago` },
         policy: { ok: true, detail: `${watcher.current().ruleCount} rules, version ${watcher.current().version}${lastReloadOk ? "" : " (last change refused)"}` },
+        ...(journaled === undefined ? {} : { journal: journalCheck(journaled) }),
       };
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     };
@@ -121,7 +125,18 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     });
     if (ssf !== undefined) closers.push(() => { ssf.close(); return Promise.resolve(); });
 
+    const follow = counterFollower();
+    const lines = loggerLineWriter(logger);
     const refreshGauges = (): void => {
+      if (journaled !== undefined) {
+        const stats = journaled.journalStats();
+        metrics.journalWritable.set(stats?.health.writable === false ? 0 : 1);
+        metrics.journalCorruptRecords.set(journaled.recovery?.corrupt ?? 0);
+        for (const reason of JOURNAL_FAILURE_REASONS) {
+          follow(metrics.journalWriteFailures, stats?.writeFailures[reason] ?? 0, { reason });
+        }
+      }
+      if (lines !== undefined) follow(metrics.logLinesDropped, lines.stats.dropped);
       const fresh = store.freshness(now());
       metrics.signalsFresh.set(fresh.fresh ? 1 : 0);
       metrics.signalsLastHeardAge.set(fresh.ageMs / 1000);
@@ -158,4 +173,24 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * The journal's line in /readyz. A disk that refuses writes makes the sidecar not ready, as stale
+ * signals do: it can no longer take new signals (a revocation among them). Checks are still
+ * answered from memory meanwhile; the detail says why and since when.
+ */
+function journalCheck(store: EmbeddedSignalStore): { ok: boolean; detail: string } {
+  const health = store.journalHealth();
+  const recovery = store.recovery;
+  const repaired = recovery !== undefined && recovery.corrupt > 0
+    ? `; repaired at start: ${String(recovery.corrupt)} corrupt record(s) dropped`
+    : "";
+  if (health === undefined) return { ok: false, detail: "journal: not open yet" };
+  if (health.writable) return { ok: true, detail: `journal: writable${repaired}` };
+  const since = health.since === undefined ? "" : ` since ${new Date(health.since).toISOString()}`;
+  return {
+    ok: false,
+    detail: `journal: ${health.code ?? "unknown"}${since}; signal writes refused (503), decisions go on from memory${repaired}`,
+  };
 }

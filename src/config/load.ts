@@ -19,6 +19,7 @@ export const SERVE_FLAGS = {
   "http-host": { type: "string" },
   "http-port": { type: "string" },
   "journal": { type: "string" },
+  "journal-repair": { type: "boolean" },
   "bus": { type: "string" },
   "bucket-prefix": { type: "string" },
   "bus-replicas": { type: "string" },
@@ -138,6 +139,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     },
     store: {
       journalPath: str(flags.journal),
+      journalRepair: flags["journal-repair"] === true ? true : undefined,
       bus: str(flags.bus),
       bucketPrefix: str(flags["bucket-prefix"]),
       replicas: int("bus-replicas", flags["bus-replicas"]),

@@ -37,6 +37,11 @@ export const storeSchema = z.strictObject({
    * value; further ahead is refused (it would win every latest-wins comparison until it came true).
    */
   maxClockSkewMs: z.number().int().nonnegative().max(24 * 3600 * 1000).default(5 * 60_000),
+  /**
+   * Start even though the journal has corrupt records: drop them (the damaged file is copied
+   * beside it first) instead of refusing to start. For an operator who has looked at the damage.
+   */
+  journalRepair: z.boolean().default(false),
 });
 
 export const ssfSchema = z.strictObject({

@@ -1,15 +1,19 @@
 // The embedded signal store (design §1, one process, nothing else to run): values in memory,
 // every applied write appended to a journal and fsynced before the write is acknowledged, the
 // journal replayed at start. `journalPath: ""` keeps everything in memory (tests, `vigil check`).
+// A journal that cannot be written (full or read-only disk) refuses writes with "unavailable"
+// while reads and decisions go on from memory; a journal with corrupt records refuses to start
+// unless `journalRepair` says the operator accepts losing them.
 
+import { VigilError } from "../errors/index.js";
 import { isExpired } from "./model.js";
 import type { Signal } from "./model.js";
 import type { Freshness, PutResult } from "./store.js";
 import type { StoreConfig } from "../config/schema.js";
 import { IndexedStore, storeLogger } from "./indexed-store.js";
 import type { IndexedStoreDeps } from "./indexed-store.js";
-import { JournalWriter, encodeRecord, replayJournal } from "./journal.js";
-import type { JournalRecovery, JournalStats } from "./journal.js";
+import { JournalWriter, encodeRecord, preserveDamagedJournal, replayJournal } from "./journal.js";
+import type { JournalHealth, JournalRecovery, JournalStats } from "./journal.js";
 import type { WriteDecision } from "./signal-index.js";
 import type { SignalStore } from "./store.js";
 
@@ -20,6 +24,8 @@ export interface EmbeddedSignalStore extends SignalStore {
   readonly recovery: JournalRecovery | undefined;
   /** Journal counters; undefined for a memory-only store or before ready(). */
   journalStats(): JournalStats | undefined;
+  /** Whether the journal takes writes now; undefined for a memory-only store or before ready(). */
+  journalHealth(): JournalHealth | undefined;
 }
 
 /**
@@ -52,6 +58,10 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
     return this.#journal?.stats;
   }
 
+  journalHealth(): JournalHealth | undefined {
+    return this.#journal?.health;
+  }
+
   async #open(): Promise<void> {
     const path = this.#config.journalPath;
     if (path === "") {
@@ -63,15 +73,31 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
       // rules were applied when each record was written. Replay is not news: no listeners.
       const recovery = await replayJournal(path, (signal) => this.index.set(signal, false), this.logger);
       this.#recovery = recovery;
+      if (recovery.corrupt > 0 && !this.#config.journalRepair) {
+        // A damaged record in the middle may have been a revocation or a leak: serving without it
+        // would quietly lift it. Refuse to start (fail closed) until an operator has looked.
+        const lines = recovery.damaged.map((d) => d.line).join(", ");
+        throw new VigilError("unavailable", `signal journal ${path} has ${String(recovery.corrupt)} corrupt record(s) `
+          + `(line ${lines}${recovery.corrupt > recovery.damaged.length ? ", …" : ""}); a signal such as a revocation may be `
+          + "missing. Inspect the file, then start once with --journal-repair to drop them (a copy is kept)");
+      }
       this.#journal = await JournalWriter.open(path, {
         records: recovery.records,
         compactAfterRecords: this.#config.compactAfterRecords,
         snapshot: () => this.#unexpired(),
         liveCount: () => this.index.size(),
         logger: this.logger,
+        now: this.now,
       });
-      if (recovery.corrupt > 0 || recovery.tornTail) {
-        this.logger.warn({ journal: path, ...recovery }, "journal replayed with damage; damaged records were skipped");
+      if (recovery.corrupt > 0) {
+        const copy = await preserveDamagedJournal(path, this.now());
+        await this.#journal.rewrite();
+        this.logger.error(
+          { journal: path, copy, ...recovery },
+          "journal repaired: corrupt records dropped, the damaged file kept beside it",
+        );
+      } else if (recovery.tornTail) {
+        this.logger.warn({ journal: path, ...recovery }, "journal replayed; its torn last record was cut off");
       } else {
         this.logger.info({ journal: path, ...recovery }, "journal replayed");
       }

@@ -14,7 +14,8 @@ export { createEmbeddedStore } from "./embedded-store.js";
 export type { EmbeddedSignalStore, EmbeddedStoreDeps } from "./embedded-store.js";
 export { createNatsStore, signalsBucketName } from "./nats-store.js";
 export type { NatsSignalStore, NatsStoreDeps } from "./nats-store.js";
-export type { JournalRecovery, JournalStats } from "./journal.js";
+export type { JournalHealth, JournalRecovery, JournalStats } from "./journal.js";
+export { JOURNAL_FAILURE_REASONS } from "./journal.js";
 export { loadSignalsFile } from "./signals-file.js";
 export { parseSignal } from "./validation.js";
 

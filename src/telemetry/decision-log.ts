@@ -36,11 +36,13 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
   if (stream === undefined || typeof stream.write !== "function") {
     return Object.assign((line: DecisionLine) => { logger.info(line, "decision"); }, { close: () => Promise.resolve() });
   }
-  // The logger's own destination on a file descriptor (stdout in production): decision lines get
-  // their own batched writer on the same descriptor; other destinations (tests) get the lines as is.
-  const sink: { write(line: string): unknown; close?: () => Promise<void> } = typeof stream.fd === "number"
-    ? new LineWriter(stream.fd, { onError: (err) => { logger.error({ err }, "decision log write failed"); } })
-    : stream;
+  // The logger's own LineWriter (stdout in production) takes decision lines as they are, batched
+  // and dropped-and-counted like every other line; closing the decision log only flushes it, the
+  // logger goes on. Another destination on a file descriptor gets a batched writer of its own;
+  // other destinations (tests) get the lines as is.
+  const sink: { write(line: string): unknown; close?: () => Promise<void> } = stream instanceof LineWriter
+    ? { write: (text: string) => { stream.write(text); }, close: () => new Promise((resolve) => { stream.flush(() => { resolve(); }); }) }
+    : typeof stream.fd === "number" ? new LineWriter(stream.fd) : stream;
   const bindings = JSON.stringify(logger.bindings()).slice(1, -1);
   const prefix = bindings === "" ? "" : `,${bindings}`;
   const s = quote;

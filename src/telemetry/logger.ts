@@ -1,9 +1,13 @@
 // pino logging for Vigil: JSON lines on stdout, child loggers per component, and redaction
-// paths for anything that may carry a secret. Decision lines are written through an
-// asynchronous destination so the Check path only pays for serialisation; on a crash the
-// lines still in pino's buffer (at most a few KiB) can be lost, on shutdown they are flushed.
+// paths for anything that may carry a secret. Lines go through an asynchronous LineWriter so the
+// Check path only pays for serialisation, and so that a stdout that fails or stalls (full disk,
+// closed pipe) drops and counts lines instead of stopping the process: pino's own destination
+// retries a failed write forever, synchronously, from its exit hook. On a crash the lines still
+// buffered (at most a few KiB) can be lost; on shutdown they are flushed.
 
+import { write } from "node:fs";
 import { pino, type DestinationStream, type Logger } from "pino";
+import { LineWriter } from "./line-writer.js";
 
 /** Paths whose values must never reach a log line, wherever they appear. */
 export const REDACT_PATHS = [
@@ -31,15 +35,22 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  // Asynchronous writes are batched (4 KiB) so a busy sidecar does not pay a write per decision,
-  // and flushed every 250 ms so a quiet one never holds a decision line back for long. On a crash
-  // at most those buffered lines are lost; shutdown flushes them (flushLogger).
   let destination = options.destination;
   if (destination === undefined) {
-    const sync = options.sync ?? false;
-    const sonic = pino.destination({ dest: 1, sync, minLength: sync ? 0 : 4096 });
-    if (!sync) setInterval(() => { sonic.flush(); }, 250).unref();
-    destination = sonic;
+    destination = options.sync === true
+      // One-shot CLI commands: a synchronous write, nothing left behind on exit.
+      ? pino.destination({ dest: 1, sync: true })
+      // Batched (16 KiB) and flushed every 250 ms so a quiet sidecar never holds a line back.
+      : new LineWriter(1, {
+        onStateChange: (err) => {
+          // stdout is what failed: say so once on stderr, the one place left to say it, without
+          // waiting for it or minding if it fails too.
+          write(2, err === undefined
+            ? "vigil: stdout takes log lines again\n"
+            : `vigil: stdout refuses log lines (${err.code ?? err.message}); dropping them (vigil_log_lines_dropped_total)\n`,
+          () => undefined);
+        },
+      });
   }
   return pino(
     {
@@ -51,6 +62,12 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     destination,
   );
+}
+
+/** The LineWriter under `logger` (and its children), when it writes through one. */
+export function loggerLineWriter(logger: Logger): LineWriter | undefined {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  return stream instanceof LineWriter ? stream : undefined;
 }
 
 /** Flushes buffered lines; call on shutdown. */

@@ -30,6 +30,10 @@ export interface Metrics {
   /** Revocations Vigil decided that the store has not acknowledged yet (enforced locally meanwhile). */
   revocationsPending: Gauge;
   adminRequests: Counter<"result">;
+  journalWriteFailures: Counter<"reason">;
+  journalWritable: Gauge;
+  journalCorruptRecords: Gauge;
+  logLinesDropped: Counter;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -105,7 +109,43 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     adminRequests: new Counter({
       name: "vigil_admin_requests_total", help: "Admin/ingest HTTP requests by result.", labelNames: ["result"], registers,
     }),
+    journalWriteFailures: new Counter({
+      name: "vigil_journal_write_failures_total",
+      help: "Journal write rounds that failed (every signal write waiting in one was refused with 503), by reason.",
+      labelNames: ["reason"], registers,
+    }),
+    journalWritable: new Gauge({
+      name: "vigil_journal_writable",
+      help: "1 when the embedded journal takes writes, 0 while a full, read-only or failing disk refuses them.",
+      registers,
+    }),
+    journalCorruptRecords: new Gauge({
+      name: "vigil_journal_corrupt_records",
+      help: "Corrupt records found in the journal at start (dropped by --journal-repair; start refuses otherwise).",
+      registers,
+    }),
+    logLinesDropped: new Counter({
+      name: "vigil_log_lines_dropped_total",
+      help: "Log and decision lines dropped because stdout could not take them (full disk, closed or stalled pipe).",
+      registers,
+    }),
   };
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
   return metrics;
+}
+
+/**
+ * Moves a counter up to a running total kept elsewhere (a journal's or a writer's own count),
+ * for sources that count without knowing about metrics. Call at scrape time.
+ */
+export function counterFollower(): (counter: Counter, total: number, labels?: Record<string, string>) => void {
+  const seen = new Map<string, number>();
+  return (counter, total, labels = {}) => {
+    const key = JSON.stringify(labels);
+    const delta = total - (seen.get(key) ?? 0);
+    if (delta > 0) {
+      counter.inc(labels, delta);
+      seen.set(key, total);
+    }
+  };
 }

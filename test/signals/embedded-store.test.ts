@@ -81,7 +81,7 @@ describe("embedded store journal", () => {
       expect(second.get(`spiffe://example.org/ns/n/sa/w${i}`, "risk")?.data.reason).toBe(`case ${i}`);
     }
     expect(second.get("spiffe://example.org/ns/n/sa/w1", "grant", "apr")?.data.usesLeft).toBe(2);
-    expect(second.recovery).toEqual({ records: 302, applied: 302, corrupt: 0, tornTail: false, truncatedBytes: 0 });
+    expect(second.recovery).toEqual({ records: 302, applied: 302, corrupt: 0, damaged: [], tornTail: false, truncatedBytes: 0 });
     // Ids survive the restart: a retried event is still a duplicate.
     expect((await second.put(riskFor(7))).status).toBe("duplicate");
   });
@@ -158,7 +158,9 @@ describe("embedded store journal", () => {
     expect(third.recovery).toMatchObject({ corrupt: 0, tornTail: false });
   });
 
-  it("skips a record with a bad checksum in the middle, reports it and keeps the others", async () => {
+  // A corrupt record in the middle may have been a revocation: the store refuses to start over it
+  // (fail closed) unless the operator asks for a repair, which drops it and keeps a copy.
+  it("refuses to start over a record with a bad checksum in the middle, naming its line, not its content", async () => {
     const first = await open();
     for (let i = 0; i < 5; i++) await first.put(riskFor(i));
     await first.close();
@@ -167,29 +169,75 @@ describe("embedded store journal", () => {
     await writeFile(journalPath, `${lines.join("\n")}\n`);
 
     const log = captureLogger();
-    const second = await open({}, log.logger);
-    expect(second.recovery).toMatchObject({ records: 5, applied: 4, corrupt: 1, tornTail: false });
-    expect(second.get("spiffe://example.org/ns/n/sa/w2", "risk")).toBeUndefined();
-    for (const i of [0, 1, 3, 4]) expect(second.get(`spiffe://example.org/ns/n/sa/w${i}`, "risk")).toBeDefined();
-    const skipped = log.lines.find((line) => line.msg === "skipped a corrupt journal record");
-    expect(skipped).toMatchObject({ line: 3, problem: "checksum mismatch" });
+    const store = createEmbeddedStore(config, { logger: log.logger });
+    opened.push(store);
+    await expect(store.ready()).rejects.toMatchObject({
+      code: "unavailable",
+      message: expect.stringMatching(/1 corrupt record\(s\) \(line 3\).*--journal-repair/) as unknown,
+    });
+    await expect(store.put(riskFor(9))).rejects.toMatchObject({ code: "unavailable" });
+    const corrupt = log.lines.find((line) => line.msg === "corrupt journal record");
+    expect(corrupt).toMatchObject({ level: 50, line: 3, offset: lines[0]!.length + lines[1]!.length + 2, problem: "checksum mismatch" });
+    expect(JSON.stringify(log.lines)).not.toContain("case X");
+    // Nothing was rewritten: the damage is still there for an operator to look at.
+    expect(await journalLines()).toEqual(lines);
+  });
+
+  it("starts over a corrupt middle record with journalRepair, drops it, keeps a copy and rewrites the journal", async () => {
+    const first = await open();
+    for (let i = 0; i < 5; i++) await first.put(riskFor(i));
+    await first.close();
+    const lines = await journalLines();
+    lines[2] = lines[2]!.replace("case 2", "case X");
+    await writeFile(journalPath, `${lines.join("\n")}\n`);
+
+    const log = captureLogger();
+    const repaired = await open({ journalRepair: true }, log.logger);
+    expect(repaired.recovery).toMatchObject({ records: 5, applied: 4, corrupt: 1, damaged: [{ line: 3, problem: "checksum mismatch" }] });
+    expect(repaired.get("spiffe://example.org/ns/n/sa/w2", "risk")).toBeUndefined();
+    for (const i of [0, 1, 3, 4]) expect(repaired.get(`spiffe://example.org/ns/n/sa/w${i}`, "risk")).toBeDefined();
+    const note = log.lines.find((line) => line.msg === "journal repaired: corrupt records dropped, the damaged file kept beside it");
+    expect(note).toMatchObject({ level: 50 });
+    const copy = String(note?.copy);
+    expect((await readFile(copy, "utf8")).split("\n").filter((l) => l !== "")).toEqual(lines);
+    expect(await journalLines()).toHaveLength(4);
+    await repaired.put(riskFor(5));
+    await repaired.close();
+    // A plain start works again.
+    const third = await open();
+    expect(third.size()).toBe(5);
+    expect(third.recovery).toMatchObject({ corrupt: 0 });
   });
 
   it.each([
     ["garbage", "this is not json"],
     ["a foreign JSON line", "{\"hello\":\"world\"}"],
     ["a record of an unknown version", "{\"v\":2,\"crc\":\"00000000\",\"sig\":{}}"],
-  ])("skips %s in the middle of the journal", async (_label, junk) => {
+  ])("refuses to start over %s in the middle of the journal, and repairs it on request", async (_label, junk) => {
     const first = await open();
     await first.put(riskFor(0));
     await first.close();
     await appendFile(journalPath, `${junk}\n`);
-    const second = await open();
+    const second = await open({ journalRepair: true });
     await second.put(riskFor(1));
     await second.close();
     const third = await open();
     expect(third.size()).toBe(2);
-    expect(third.recovery).toMatchObject({ records: 3, applied: 2, corrupt: 1 });
+    expect(third.recovery).toMatchObject({ records: 2, applied: 2, corrupt: 0 });
+
+    await appendFile(journalPath, `${junk}\n`);
+    const refused = createEmbeddedStore(config, { logger: silent });
+    opened.push(refused);
+    await expect(refused.ready()).rejects.toMatchObject({ code: "unavailable" });
+  });
+
+  it("says the journal is writable and counts no failures on a healthy disk", async () => {
+    const store = await open();
+    await store.put(riskFor(1));
+    expect(store.journalHealth()).toEqual({ writable: true });
+    const stats = store.journalStats()!;
+    expect(Object.values(stats.writeFailures).every((n) => n === 0)).toBe(true);
+    expect(stats.bytes).toBe((await stat(journalPath)).size);
   });
 
   it("compacts superseded records into a snapshot and keeps every value", async () => {

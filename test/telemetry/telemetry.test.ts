@@ -1,12 +1,13 @@
 // The Check path's own telemetry: the hand-built decision line must be exactly what pino would
 // have written, and the hot metrics must expose what prom-client would.
 
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createDecisionLog, createLogger, createMetrics, type DecisionLine } from "../../src/telemetry/index.js";
+import { createDecisionLog, createLogger, createMetrics, loggerLineWriter, type DecisionLine } from "../../src/telemetry/index.js";
 import { LineWriter } from "../../src/telemetry/line-writer.js";
 
 function capture(): { lines: string[]; stream: Writable } {
@@ -87,5 +88,70 @@ describe("line writer", () => {
     closeSync(fd);
     expect(readFileSync(join(dir, "out.log"), "utf8").split("\n").slice(0, -1)).toEqual(expected);
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("line writer on a stdout that fails or stalls", () => {
+  it("drops and counts lines when the descriptor refuses them (a full disk), never throws, and says so once", async () => {
+    const fd = openSync("/dev/full", "w");
+    const changes: (string | undefined)[] = [];
+    const writer = new LineWriter(fd, { flushIntervalMs: 5, onStateChange: (err) => { changes.push(err?.code); } });
+    for (let i = 0; i < 2000; i++) writer.write(`{"n":${String(i)},"pad":"${"x".repeat(100)}"}\n`);
+    await writer.close();
+    closeSync(fd);
+    expect(writer.stats).toEqual({ dropped: 2000, failing: "ENOSPC" });
+    expect(changes).toEqual(["ENOSPC"]);
+  });
+
+  it("holds at most maxQueuedBytes while nobody reads, drops the rest, and writes whole lines once read", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-lines-"));
+    const fifo = join(dir, "fifo");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    // Read-write and non-blocking, as a pipe to a stalled log shipper looks: writes get EAGAIN.
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    const writer = new LineWriter(fd, { flushIntervalMs: 5, maxQueuedBytes: 256 * 1024, closeTimeoutMs: 200 });
+    const line = (i: number): string => `{"n":${String(i)},"pad":"${"y".repeat(200)}"}\n`;
+    for (let i = 0; i < 10_000; i++) writer.write(line(i));
+    writer.flush();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const { dropped } = writer.stats;
+    // ~2.2 MB offered; the pipe (64 KiB) and the queue (256 KiB) hold a fraction of it.
+    expect(dropped).toBeGreaterThan(5_000);
+    expect(dropped).toBeLessThan(10_000);
+
+    const received: string[] = [];
+    const chunk = Buffer.alloc(64 * 1024);
+    let rest = "";
+    for (let idle = 0; idle < 20;) {
+      let n = 0;
+      try {
+        n = readSync(fd, chunk, 0, chunk.length, null);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      }
+      if (n === 0) {
+        idle++;
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        continue;
+      }
+      idle = 0;
+      const text = rest + chunk.toString("utf8", 0, n);
+      const parts = text.split("\n");
+      rest = parts.pop() ?? "";
+      received.push(...parts);
+    }
+    await writer.close();
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+    expect(rest).toBe("");
+    expect(received.length + writer.stats.dropped).toBe(10_000);
+    // Every line that came out is whole and they are in order.
+    const numbers = received.map((l) => (JSON.parse(l) as { n: number }).n);
+    expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+  });
+
+  it("is what a production logger writes through, so its drops can be counted", () => {
+    expect(loggerLineWriter(createLogger({ level: "info" }).child({ component: "x" }))).toBeInstanceOf(LineWriter);
+    expect(loggerLineWriter(createLogger({ level: "info", destination: capture().stream }))).toBeUndefined();
   });
 });
