@@ -27,8 +27,8 @@ export function createDestinationResolver(settings: DestinationConfig = DEFAULT_
       const routed = routeDestination(req);
       if (routed !== undefined) return routed;
       const raw = req.host !== "" ? req.host : (req.headers[":authority"] ?? "");
+      if (raw === "") return { problem: "no destination: the request names no host" };
       const host = gatewayHost(raw);
-      if (host === "") return { problem: "no destination: the request names no host this gateway fronts" };
       if (!hosts.has(host)) return { problem: "destination host is not one this gateway fronts" };
       return { name: host };
     };
