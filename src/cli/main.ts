@@ -23,6 +23,7 @@ usage:
   vigil serve [--policy DIR] [--signals FILE] [--grpc-port 9191] [--http-port 9192] [--journal FILE]
               [--bus nats://127.0.0.1:4222] [--admin-tokens-file FILE] [--xfcc-trusted-hops N]
               [--ssf-issuer URL --ssf-jwks-file FILE] [--config settings.yaml] ...
+              [--destination NAME | --destination-source host --destination-host HOST ...]
   vigil check --policy DIR [--signals FILE] [--now ISO-TIME] [--xfcc-trusted-hops N]
               [--destination NAME | --destination-source host --destination-host HOST ...] REQUEST.json|-
               (the destination is the request's context_extensions.destination, else --destination,
