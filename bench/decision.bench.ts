@@ -73,7 +73,8 @@ function request(i: number): AccessRequest {
       "authorization": `Bearer token-${i % 1000}`, "user-agent": "bench", "x-request-id": `req-${i}`, "accept": "application/json",
     },
     body: "",
-    contextExtensions: { env: "prod" },
+    // The sidecar's workload, as Envoy's virtual host names it (the Host does not pick it).
+    contextExtensions: { destination: `svc${i % DESTINATIONS}`, env: "prod" },
     sni: "",
     malformed: [],
   };

@@ -23,6 +23,6 @@ export function benchRequest(subject: string): AccessRequest {
     receivedAt: 0, requestId: "1", method: "GET", path: "/v1/payments/1", host: "payments", scheme: "https", protocol: "HTTP/2",
     source: { principal: subject, certificate: "", address: "10.0.0.1", port: 1 },
     destination: { principal: "", certificate: "", address: "", port: 0 },
-    headers: {}, body: "", contextExtensions: {}, sni: "", malformed: [],
+    headers: {}, body: "", contextExtensions: { destination: "payments" }, sni: "", malformed: [],
   };
 }

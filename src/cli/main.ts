@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ApprovalBook } from "../approvals/index.js";
 import { loadConfig, parseServeArgs, readTokensFile, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, PATH_APPROVALS, PATH_SIGNALS } from "../config/index.js";
-import { createDecider, Effects, requestView, signalsView } from "../decision/index.js";
+import { createDecider, createDestinationResolver, Effects, requestView, signalsView } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver, fingerprintSecret } from "../identity/index.js";
 import { spiffeIdProblem } from "../signals/ssf/index.js";
@@ -25,7 +25,11 @@ usage:
               [--journal-repair]   (start over a journal with corrupt records, dropping them)
               [--bus nats://127.0.0.1:4222] [--admin-tokens-file FILE] [--xfcc-trusted-hops N]
               [--ssf-issuer URL --ssf-jwks-file FILE] [--config settings.yaml] ...
-  vigil check --policy DIR [--signals FILE] [--now ISO-TIME] [--xfcc-trusted-hops N] REQUEST.json|-
+              [--destination NAME | --destination-source host --destination-host HOST ...]
+  vigil check --policy DIR [--signals FILE] [--now ISO-TIME] [--xfcc-trusted-hops N]
+              [--destination NAME | --destination-source host --destination-host HOST ...] REQUEST.json|-
+              (the destination is the request's context_extensions.destination, else --destination,
+              else its destination.principal, as in vigil serve)
   vigil check --server 127.0.0.1:9191 REQUEST.json|-   (ask a running sidecar, as Envoy would)
   vigil validate --policy DIR
   vigil signal put --kind KIND --subject S --data JSON [--expires-in SECONDS]
@@ -79,7 +83,8 @@ async function check(argv: string[]): Promise<number> {
     options: {
       "policy": { type: "string" }, "signals": { type: "string" }, "now": { type: "string" },
       "xfcc-trusted-hops": { type: "string" }, "trust-domain": { type: "string", multiple: true },
-      "server": { type: "string" },
+      "server": { type: "string" }, "config": { type: "string" },
+      "destination": { type: "string" }, "destination-source": { type: "string" }, "destination-host": { type: "string", multiple: true },
     },
   });
   const file = positionals[0];
@@ -89,7 +94,8 @@ async function check(argv: string[]): Promise<number> {
   if (Number.isNaN(nowMs)) throw new VigilError("invalid_input", `--now is not a date: ${values.now ?? ""}`);
   const config = loadConfig({
     "policy": values.policy, "signals": values.signals, "xfcc-trusted-hops": values["xfcc-trusted-hops"],
-    "trust-domain": values["trust-domain"], "journal": "",
+    "trust-domain": values["trust-domain"], "journal": "", "config": values.config,
+    "destination": values.destination, "destination-source": values["destination-source"], "destination-host": values["destination-host"],
   }, {});
   const logger = createLogger({ level: "silent", sync: true });
   const now = (): number => nowMs;
@@ -102,14 +108,15 @@ async function check(argv: string[]): Promise<number> {
   const effects = new Effects({ store, logger, metrics, hookUrl: "" });
   const approvals = new ApprovalBook({ store, now });
   const resolveCaller = createCallerResolver(config.identity);
-  const decide = createDecider({ policy: () => policy, resolveCaller, store, approvals, effects, now });
+  const decide = createDecider({ policy: () => policy, resolveCaller, store, approvals, effects, now, destination: config.destination });
 
   const request = accessRequestFromJson(readJsonFile(file), nowMs);
   const caller = resolveCaller({ principal: request.source.principal, certificate: request.source.certificate, headers: request.headers });
   // What the policy saw, read before deciding: a revoke decision queues a revocation that would
   // otherwise show up here as if it had been there already.
   const signals = signalsView(store, effects, caller, request.headers, nowMs);
-  const view = requestView(request);
+  const destination = createDestinationResolver(config.destination)(request);
+  const view = requestView(request, destination.name ?? "");
   const decision = decide(request);
   process.stdout.write(`${JSON.stringify({
     outcome: decision.outcome,
@@ -119,7 +126,7 @@ async function check(argv: string[]): Promise<number> {
     approval_id: decision.approvalId,
     why: {
       caller: { spiffe_id: caller.spiffeId, identity_source: caller.source, credential: caller.credential?.fingerprint ?? "", problems: caller.problems },
-      action: { destination: view.destination, method: view.method, path: view.path_only, grpc: view.grpc_service === "" ? "" : `${view.grpc_service}/${view.grpc_method}`, mcp_tool: view.mcp_tool, context: request.contextExtensions },
+      action: { destination: view.destination, destination_problem: destination.problem, method: view.method, path: view.path_only, grpc: view.grpc_service === "" ? "" : `${view.grpc_service}/${view.grpc_method}`, mcp_tool: view.mcp_tool, context: request.contextExtensions },
       signals,
       policy: { version: policy.version, rules: policy.ruleCount },
       now: new Date(nowMs).toISOString(),

@@ -93,6 +93,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
+      destination: config.destination,
     });
 
     const grpcLog = logger.child({ component: "grpc" });

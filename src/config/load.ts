@@ -27,6 +27,9 @@ export const SERVE_FLAGS = {
   "admin-tokens-file": { type: "string" },
   "xfcc-trusted-hops": { type: "string" },
   "trust-domain": { type: "string", multiple: true },
+  "destination": { type: "string" },
+  "destination-source": { type: "string" },
+  "destination-host": { type: "string", multiple: true },
   "ssf-issuer": { type: "string" },
   "ssf-audience": { type: "string", multiple: true },
   "ssf-jwks-file": { type: "string" },
@@ -148,6 +151,11 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     identity: {
       xfccTrustedHops: int("xfcc-trusted-hops", flags["xfcc-trusted-hops"]),
       trustDomains: Array.isArray(flags["trust-domain"]) ? flags["trust-domain"] : undefined,
+    },
+    destination: {
+      name: str(flags.destination),
+      source: str(flags["destination-source"]),
+      hosts: Array.isArray(flags["destination-host"]) ? flags["destination-host"] : undefined,
     },
     ssf: {
       issuer: str(flags["ssf-issuer"]),

@@ -58,6 +58,40 @@ export const ssfSchema = z.strictObject({
   replayWindowMs: z.number().int().positive().default(24 * 3600 * 1000),
 });
 
+/** A workload or host name as policies' `destinations` name it: lower-case DNS-style labels. */
+const destinationName = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, {
+  error: "must be a lower-case name such as deploy-api or payments.prod.svc.cluster.local",
+});
+
+/**
+ * Where the destination a request is judged under comes from. Never from a client header unless
+ * the operator says this Vigil sits behind a gateway (source: host), and then only for the hosts
+ * listed. See README "Where the destination comes from".
+ */
+export const destinationSchema = z.strictObject({
+  /**
+   * "workload" (default): this sidecar's own workload. In order: the route's context extension
+   * `destination` (set in the Envoy route, never by the client); else `name`; else `principals`
+   * [destination.principal]; else the destination principal (the local SVID) as a full SPIFFE ID.
+   * "host": a gateway fronting several hosts: the route's `destination` extension, else the
+   * request's host (port, case and a trailing dot removed), which must be one of `hosts`.
+   */
+  source: z.enum(["workload", "host"]).default("workload"),
+  /** This sidecar's own workload name (--destination NAME), e.g. deploy-api. */
+  name: z.union([z.literal(""), destinationName]).default(""),
+  /** Workload names by the sidecar's own SPIFFE ID, for one settings file shared by many pods. */
+  principals: z.record(z.string().startsWith("spiffe://"), destinationName).default({}),
+  /** With source: host, the only hosts requests may name (exact, lower-case, no port). */
+  hosts: z.array(destinationName).default([]),
+}).superRefine((d, ctx) => {
+  if (d.source === "host" && d.hosts.length === 0) {
+    ctx.addIssue({ code: "custom", path: ["hosts"], message: "source: host needs the list of hosts this gateway fronts" });
+  }
+  if (d.source === "workload" && d.hosts.length > 0) {
+    ctx.addIssue({ code: "custom", path: ["hosts"], message: "hosts apply only with source: host" });
+  }
+});
+
 export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
@@ -80,6 +114,7 @@ export const configSchema = z.strictObject({
   /** Signals loaded at start (YAML or JSON list); "" = none. */
   signalsFile: z.string().default(""),
   identity: identitySchema.prefault({}),
+  destination: destinationSchema.prefault({}),
   store: storeSchema.prefault({}),
   ssf: ssfSchema.prefault({}),
   /** Outbound revocation hook (POST JSON) fired when Vigil revokes; "" = none. */
@@ -91,6 +126,7 @@ export type Config = z.infer<typeof configSchema>;
 export type IdentityConfig = z.infer<typeof identitySchema>;
 export type StoreConfig = z.infer<typeof storeSchema>;
 export type SsfConfig = z.infer<typeof ssfSchema>;
+export type DestinationConfig = z.infer<typeof destinationSchema>;
 
 /** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */
 export function parseConfig(input: unknown): Config {

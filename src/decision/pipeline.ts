@@ -12,8 +12,11 @@ import type { CompiledPolicy, PolicyInput, PolicyResult, RequestView, SignalsVie
 import type { SignalStore } from "../signals/store.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { DecisionLog } from "../telemetry/decision-log.js";
+import type { DestinationConfig } from "../config/index.js";
+import { createDestinationResolver } from "./destination.js";
 import type { Effects } from "./effects.js";
-import type { AccessRequest, Decision, Outcome } from "./request.js";
+import { pathProblem } from "./path.js";
+import { OUTCOME_SEVERITY, type AccessRequest, type Decision, type Outcome } from "./request.js";
 
 export interface DeciderDeps {
   /** The active policy (hot reload swaps what this returns). */
@@ -27,14 +30,20 @@ export interface DeciderDeps {
   decisionLog?: DecisionLog;
   now?: () => number;
   newId?: () => string;
+  /** Where the destination comes from (config.destination); default: the sidecar's own workload. */
+  destination?: DestinationConfig;
 }
 
 export type Decide = (request: AccessRequest) => Decision;
 
 const EMPTY_RECORD: Record<string, string> = Object.freeze({});
 
-/** Builds the policy's view of the request: host without port, path without query, gRPC and MCP names. */
-export function requestView(req: AccessRequest): RequestView {
+/**
+ * Builds the policy's view of the request: host without port, path without query, gRPC and MCP
+ * names. `destination` is what createDestinationResolver answered ("" when it found none): the
+ * host is shown to policies, never used to pick the destination.
+ */
+export function requestView(req: AccessRequest, destination: string): RequestView {
   const q = req.path.indexOf("?");
   const pathOnly = q === -1 ? req.path : req.path.slice(0, q);
   const rawHost = req.host !== "" ? req.host : (req.headers[":authority"] ?? "");
@@ -68,7 +77,7 @@ export function requestView(req: AccessRequest): RequestView {
     mcp_method: mcpMethod,
     mcp_tool: mcpTool,
     source_ip: req.source.address,
-    destination: host !== "" ? host : req.destination.principal,
+    destination,
   };
 }
 
@@ -153,6 +162,7 @@ export function createDecider(deps: DeciderDeps): Decide {
   const now = deps.now ?? Date.now;
   const newId = deps.newId ?? randomUUID;
   const { store, effects, approvals, metrics, decisionLog } = deps;
+  const resolveDestination = createDestinationResolver(deps.destination);
 
   return function decide(req: AccessRequest): Decision {
     const started = performance.now();
@@ -165,7 +175,8 @@ export function createDecider(deps: DeciderDeps): Decide {
       metrics?.checkErrors.labels("malformed").inc();
     } else {
       const caller = deps.resolveCaller({ principal: req.source.principal, certificate: req.source.certificate, headers: req.headers });
-      view = requestView(req);
+      const destination = resolveDestination(req);
+      view = requestView(req, destination.name ?? "");
       const input: PolicyInput = {
         request: view,
         source: sourceView(caller),
@@ -173,7 +184,13 @@ export function createDecider(deps: DeciderDeps): Decide {
         signals: signalsView(store, effects, caller, req.headers, at),
         now: at,
       };
-      const result = deps.policy().evaluate(input);
+      let result = deps.policy().evaluate(input);
+      // No destination, or a path not in normal form: a deny that takes part in most-restrictive-
+      // wins like any rule's (guards still see the request; a revoke stays a revoke).
+      const refusal = destination.problem ?? pathProblem(view.path_only);
+      if (refusal !== undefined && (OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny || result.rule === "")) {
+        result = { outcome: "deny", rule: "", reason: refusal, revoke: [], privileged: result.privileged };
+      }
       decision = finish(id, result, caller, view, input, at);
     }
     decision.durationNs = Math.round((performance.now() - started) * 1e6);

@@ -111,7 +111,7 @@ const ruleSchema = z.strictObject({
 });
 
 const specSchema = z.strictObject({
-  /** request.destination values (":authority" host without port, or destination principal); "*" = all. */
+  /** request.destination values: the sidecar's own workload (never the caller's Host); "*" = all. */
   destinations: z.array(namePattern).min(1, { error: "must name at least one destination (\"*\" for all)" }),
   /** Default for the rules' privileged flag. */
   privileged: z.boolean().default(false),

@@ -10,7 +10,7 @@ export interface RequestView {
   path: string;
   /** Path without the query string. */
   path_only: string;
-  /** :authority without port, lower-case. */
+  /** :authority without port, lower-case, as the caller sent it: informative, never the destination. */
   host: string;
   scheme: string;
   headers: Record<string, string>;
@@ -21,7 +21,11 @@ export interface RequestView {
   mcp_method: string;
   mcp_tool: string;
   source_ip: string;
-  /** Destination: host, or the destination principal when host is empty. */
+  /**
+   * The workload the request is judged under (decision/destination.ts): the route's context
+   * extension `destination`, the sidecar's settings or its own SPIFFE ID; the Host only for a
+   * gateway that lists its hosts. "" when there is none (the request is then denied).
+   */
   destination: string;
 }
 

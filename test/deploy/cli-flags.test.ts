@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig, parseServeArgs } from "../../src/config/index.js";
 import { execForm, parseDockerfile } from "./dockerfile.js";
 import { buildKustomization } from "./kube.js";
-import { readRepoFile } from "./repo.js";
+import { readRepoFile, readYaml } from "./repo.js";
 
 const objects = buildKustomization("deploy/kubernetes").objects.map((o) => o.object);
 const deployment = objects.find((o) => o.kind === "Deployment") as unknown as {
@@ -55,6 +55,10 @@ describe("vigil serve command lines", () => {
     expect(config.policyDir).toBe("/etc/vigil/policies");
     expect(config.signalsFile).toBe("/etc/vigil/signals/signals.yaml");
     expect(config.ssf).toMatchObject({ issuer: "https://ssf.example.org", jwksFile: "/etc/vigil/secrets/jwks.json" });
+    // Judged as deploy-api whatever the Host header, the same name Envoy's virtual host sends
+    // (a disagreement would deny every request).
+    expect(config.destination).toMatchObject({ source: "workload", name: "deploy-api", hosts: [] });
+    expect(JSON.stringify(readYaml("envoy/envoy.yaml"))).toContain(`"context_extensions":{"destination":"${config.destination.name}"}`);
     // XFCC stays untrusted: Envoy's SANITIZE_SET element is not needed, source.principal is.
     expect(config.identity.xfccTrustedHops).toBe(0);
   });

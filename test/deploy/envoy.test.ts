@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type protobuf from "protobufjs";
 import { DEFAULT_GRPC_HOST, DEFAULT_GRPC_PORT } from "../../src/config/defaults.js";
 import { decodeStrict, durationMs, loadEnvoyApi } from "./envoy-api.js";
-import { parseYamlDocuments, readRepoFile } from "./repo.js";
+import { filesUnder, parseYamlDocuments, readRepoFile, readYamlDocuments } from "./repo.js";
 
 const BOOTSTRAP = "envoy.config.bootstrap.v3.Bootstrap";
 const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -34,7 +34,16 @@ interface Hcm {
   set_current_client_cert_details?: { uri?: boolean };
   http_filters: NamedConfig[];
   access_log?: NamedConfig[];
-  route_config: { virtual_hosts: { routes: Route[] }[] };
+  route_config: { virtual_hosts: VirtualHost[] };
+  normalize_path?: boolean;
+  merge_slashes?: boolean;
+  path_with_escaped_slashes_action?: string;
+}
+interface VirtualHost {
+  name: string;
+  domains: string[];
+  routes: Route[];
+  typed_per_filter_config?: Record<string, TypedConfig>;
 }
 interface Listener {
   name: string;
@@ -47,6 +56,7 @@ interface Cluster {
   typed_extension_protocol_options?: Record<string, TypedConfig>;
 }
 interface Bootstrap {
+  node: { id: string; cluster: string };
   admin: { address: Address };
   static_resources: { listeners: Listener[]; clusters: Cluster[] };
 }
@@ -86,6 +96,25 @@ function extAuthzOf(bootstrap: Bootstrap): Record<string, unknown> {
   if (filter === undefined) throw new Error("no envoy.filters.http.ext_authz");
   expect(filter.typed_config["@type"]).toBe(EXT_AUTHZ_TYPE);
   return filter.typed_config;
+}
+
+/** The context_extensions Envoy sends for a route: the virtual host's, then the route's keys over them. */
+function contextExtensionsOf(vhost: VirtualHost, route: Route): Record<string, string> {
+  const of = (config: Record<string, TypedConfig> | undefined): Record<string, string> =>
+    (config?.["envoy.filters.http.ext_authz"]?.check_settings as { context_extensions?: Record<string, string> } | undefined)
+      ?.context_extensions ?? {};
+  return { ...of(vhost.typed_per_filter_config), ...of(route.typed_per_filter_config) };
+}
+
+/** Every destination the example policies name. */
+function policyDestinations(): Set<string> {
+  const names = new Set<string>();
+  for (const file of filesUnder("examples/policies").filter((f) => f.endsWith(".yaml"))) {
+    for (const doc of readYamlDocuments(file)) {
+      for (const d of (doc as { spec?: { destinations?: string[] } }).spec?.destinations ?? []) names.add(d);
+    }
+  }
+  return names;
 }
 
 function clusterEndpoints(cluster: Cluster): SocketAddress[] {
@@ -186,6 +215,33 @@ describe.each(["envoy/envoy.yaml", "envoy/envoy-mcp.yaml"])("%s", (file) => {
     }
   });
 
+  it("names the sidecar's workload as context extension `destination` on every route that reaches the app", () => {
+    const workload = bootstrap.node.cluster;
+    expect(policyDestinations()).toContain(workload);
+    const vhosts = hcmOf(inbound(bootstrap)).route_config.virtual_hosts;
+    expect(vhosts.length).toBeGreaterThan(0);
+    let checked = 0;
+    for (const vhost of vhosts) {
+      for (const route of vhost.routes) {
+        if (route.direct_response !== undefined) continue;
+        // Set once, on the virtual host: a route that set its own would override it (more specific wins).
+        const own = route.typed_per_filter_config?.["envoy.filters.http.ext_authz"]?.check_settings as
+          { context_extensions?: Record<string, string> } | undefined;
+        expect(own?.context_extensions?.destination, `route ${route.name ?? "?"}`).toBeUndefined();
+        expect(contextExtensionsOf(vhost, route).destination, `route ${route.name ?? "?"}`).toBe(workload);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(0);
+  });
+
+  it("normalises paths and refuses escaped slashes before Vigil sees them", () => {
+    const hcm = hcmOf(inbound(bootstrap));
+    expect(hcm.normalize_path).toBe(true);
+    expect(hcm.merge_slashes).toBe(true);
+    expect(hcm.path_with_escaped_slashes_action).toBe("REJECT_REQUEST");
+  });
+
   it("writes the decision id from ext_authz dynamic metadata into the access log", () => {
     const logs = hcmOf(inbound(bootstrap)).access_log ?? [];
     expect(JSON.stringify(logs)).toContain("%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%");
@@ -205,13 +261,10 @@ describe.each(["envoy/envoy.yaml", "envoy/envoy-mcp.yaml"])("%s", (file) => {
 describe("envoy/envoy.yaml routes", () => {
   it("labels deploys with action deploy and env prod or staging", () => {
     const bootstrap = loadBootstrap("envoy/envoy.yaml");
-    const routes = hcmOf(inbound(bootstrap)).route_config.virtual_hosts.flatMap((v) => v.routes);
-    const contexts = routes.map((r) => {
-      const config = r.typed_per_filter_config?.["envoy.filters.http.ext_authz"];
-      return (config?.check_settings as { context_extensions?: Record<string, string> } | undefined)?.context_extensions;
-    });
-    expect(contexts).toContainEqual({ action: "deploy", env: "prod" });
-    expect(contexts).toContainEqual({ action: "deploy", env: "staging" });
+    const vhosts = hcmOf(inbound(bootstrap)).route_config.virtual_hosts;
+    const contexts = vhosts.flatMap((v) => v.routes.map((r) => contextExtensionsOf(v, r)));
+    expect(contexts).toContainEqual({ destination: "deploy-api", action: "deploy", env: "prod" });
+    expect(contexts).toContainEqual({ destination: "deploy-api", action: "deploy", env: "staging" });
   });
 
   it("does not send the request body (headers-only checks)", () => {

@@ -73,6 +73,11 @@ describe("deploy/istio", () => {
     }
   });
 
+  it("merges slashes before the check (Istio's default BASE lets //v1/deploy through)", () => {
+    const mesh = operator.spec.meshConfig as { pathNormalization?: { normalization: string } };
+    expect(["MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"]).toContain(mesh.pathNormalization?.normalization);
+  });
+
   it("sends whole bodies up to 64 KiB to Vigil for MCP workloads only", () => {
     expect(provider("vigil").includeRequestBodyInCheck).toBeUndefined();
     expect(provider("vigil-mcp").includeRequestBodyInCheck).toEqual({ maxRequestBytes: 65536, allowPartialMessage: false });

@@ -142,6 +142,10 @@ export const envoyExtAuthzGrpcSchema = z.strictObject({
 });
 export const istioOperatorSpecSchema = z.strictObject({
   meshConfig: z.strictObject({
+    // MeshConfig.ProxyPathNormalization (istio/api mesh/v1alpha1/config.proto).
+    pathNormalization: z.strictObject({
+      normalization: z.enum(["DEFAULT", "NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"]),
+    }).optional(),
     extensionProviders: z.array(z.strictObject({
       name: z.string().min(1),
       envoyExtAuthzGrpc: envoyExtAuthzGrpcSchema,

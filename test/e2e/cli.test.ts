@@ -2,7 +2,7 @@
 // against a running sidecar, and clear errors with exit codes.
 
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -47,6 +47,36 @@ describe("vigil CLI", () => {
     expect(out.why.caller.spiffe_id).toBe("spiffe://example.org/ns/ci/sa/deployer");
     expect(out.why.signals.risk).toBe("low");
   });
+
+  it("judges a request under the destination given as Envoy gives it, never its Host", async () => {
+    // deploy-staging.json without its route extension, and with the Host of another service.
+    const staging = JSON.parse(readFileSync("examples/requests/deploy-staging.json", "utf8")) as {
+      attributes: { context_extensions: Record<string, string>; request: { http: { host: string; headers: Record<string, string> } } };
+    };
+    delete staging.attributes.context_extensions.destination;
+    staging.attributes.request.http.host = "tickets";
+    staging.attributes.request.http.headers[":authority"] = "tickets";
+    const file = join(dir, "staging-no-destination.json");
+    writeFileSync(file, JSON.stringify(staging));
+    const args = ["check", "--policy", "examples/policies", "--signals", "examples/signals.yaml", "--now", "2026-11-25T12:00:00Z"];
+    type Out = { outcome: string; rule: string; reason: string; why: { action: { destination: string; destination_problem?: string } } };
+
+    // No extension and no --destination (the sidecar's own SVID, destination.principal, is the
+    // destination); --destination; a route extension that disagrees with --destination; a
+    // gateway whose list lacks the Host. One after the other: each is a process of its own.
+    const bySvid = await vigilCli([...args, file]);
+    const named = await vigilCli([...args, "--destination", "deploy-api", file]);
+    const conflicting = await vigilCli([...args, "--destination", "payments", "examples/requests/deploy-staging.json"]);
+    const gateway = await vigilCli([...args, "--destination-source", "host", "--destination-host", "payments", file]);
+    expect(bySvid.code).toBe(1);
+    expect((JSON.parse(bySvid.stdout) as Out).why.action.destination).toBe("spiffe://example.org/ns/platform/sa/deploy-api");
+    expect(named.code).toBe(0);
+    expect(JSON.parse(named.stdout)).toMatchObject({ outcome: "allow", rule: "deploy-api/staging-deploy", why: { action: { destination: "deploy-api" } } });
+    expect(conflicting.code).toBe(1);
+    expect(JSON.parse(conflicting.stdout)).toMatchObject({ outcome: "deny", why: { action: { destination_problem: expect.stringContaining("ambiguous") as string } } });
+    expect(gateway.code).toBe(1);
+    expect((JSON.parse(gateway.stdout) as Out).reason).toContain("not one this gateway fronts");
+  }, 150_000);
 
   it("asks a running sidecar exactly what Envoy would, exit code 1 for a denial", async () => {
     const res = await vigilCli(["check", "--server", vigil.grpcAddress, "examples/requests/no-identity.json"]);

@@ -18,6 +18,15 @@ function mcpCall(tool: string): string {
   return JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: tool, arguments: { title: "restart api" } } });
 }
 
+/**
+ * A request as the named service's sidecar Envoy sends it: its virtual host sets the route's
+ * context extension `destination` (envoy/envoy.yaml), and destination.principal is the sidecar's
+ * own SVID. Vigil judges the request under that workload, whatever the Host header says.
+ */
+function sidecarOf(service: string): EnvoyLikeRequest {
+  return { host: service, destination: service, destinationPrincipal: `spiffe://example.org/ns/vigil-demo/sa/${service}` };
+}
+
 /** The deciding rule, from the dynamic metadata Envoy puts in its access log. */
 function ruleOf(res: DecodedCheckResponse): string {
   // protobufjs's bundled well-known types name Struct values in camelCase even with keepCase.
@@ -63,7 +72,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
   });
 
   const deploy = (env: string, extra: EnvoyLikeRequest = {}): EnvoyLikeRequest => ({
-    sourcePrincipal: DEPLOYER, host: "deploy-api", method: "POST", path: "/v1/deploy",
+    sourcePrincipal: DEPLOYER, ...sidecarOf("deploy-api"), method: "POST", path: "/v1/deploy",
     contextExtensions: { action: "deploy", env }, ...extra,
   });
 
@@ -80,34 +89,34 @@ describe("acceptance scenarios through a real gRPC client", () => {
     },
     {
       scenario: "6: support agent reads tickets",
-      request: { sourcePrincipal: SUPPORT_BOT, host: "tickets", method: "GET", path: "/api/tickets/4711" }, expected: "allow", rule: "tickets/support-bot-read",
+      request: { sourcePrincipal: SUPPORT_BOT, ...sidecarOf("tickets"), method: "GET", path: "/api/tickets/4711" }, expected: "allow", rule: "tickets/support-bot-read",
     },
     {
       scenario: "9: etl reads the reports bucket",
-      request: { sourcePrincipal: ETL, host: "storage", method: "GET", path: "/reports/2026/q3.csv", sourceAddress: "10.20.3.4" },
+      request: { sourcePrincipal: ETL, ...sidecarOf("storage"), method: "GET", path: "/reports/2026/q3.csv", sourceAddress: "10.20.3.4" },
       expected: "allow", rule: "storage/etl-read-reports",
     },
     {
       scenario: "10: etl reads finance-ledger from outside its network",
-      request: { sourcePrincipal: ETL, host: "storage", method: "GET", path: "/finance-ledger/2026.csv", sourceAddress: "192.168.7.9" },
+      request: { sourcePrincipal: ETL, ...sidecarOf("storage"), method: "GET", path: "/finance-ledger/2026.csv", sourceAddress: "192.168.7.9" },
       expected: "deny", rule: "storage/finance-ledger-outside-data-network",
     },
     {
       scenario: "10: etl reads finance-ledger from its network",
-      request: { sourcePrincipal: ETL, host: "storage", method: "GET", path: "/finance-ledger/2026.csv", sourceAddress: "10.20.3.4" },
+      request: { sourcePrincipal: ETL, ...sidecarOf("storage"), method: "GET", path: "/finance-ledger/2026.csv", sourceAddress: "10.20.3.4" },
       expected: "allow", rule: "storage/etl-read-finance-ledger",
     },
     {
       scenario: "11: ir-bot quarantines a host",
-      request: { sourcePrincipal: IR_BOT, host: "edr", method: "POST", path: "/v1/hosts/h-42/quarantine" }, expected: "allow", rule: "edr/ir-quarantine",
+      request: { sourcePrincipal: IR_BOT, ...sidecarOf("edr"), method: "POST", path: "/v1/hosts/h-42/quarantine" }, expected: "allow", rule: "edr/ir-quarantine",
     },
     {
       scenario: "15: no verifiable identity",
-      request: { sourcePrincipal: "", host: "tickets", method: "GET", path: "/api/tickets/4711" }, expected: "deny", rule: "",
+      request: { sourcePrincipal: "", ...sidecarOf("tickets"), method: "GET", path: "/api/tickets/4711" }, expected: "deny", rule: "",
     },
     {
       scenario: "15: forged x-forwarded-client-cert without a trusted hop",
-      request: { sourcePrincipal: "", host: "tickets", method: "GET", path: "/api/tickets/4711", xfcc: `By=spiffe://example.org/ns/x/sa/x;URI=${SUPPORT_BOT}` },
+      request: { sourcePrincipal: "", ...sidecarOf("tickets"), method: "GET", path: "/api/tickets/4711", xfcc: `By=spiffe://example.org/ns/x/sa/x;URI=${SUPPORT_BOT}` },
       expected: "deny", rule: "",
     },
   ];
@@ -157,7 +166,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
   });
 
   it("revokes a leaked key now and on every following request, and fires the hook (scenario 4)", async () => {
-    const before = await client.check({ sourcePrincipal: DEPLOYER, host: "deploy-api", method: "POST", path: "/v1/release", apiKey: K1 });
+    const before = await client.check({ sourcePrincipal: DEPLOYER, ...sidecarOf("deploy-api"), method: "POST", path: "/v1/release", apiKey: K1 });
     expect(outcomeOf(before).outcome).toBe("allow");
 
     const put = await vigil.admin("POST", "/v1/signals", {
@@ -166,20 +175,20 @@ describe("acceptance scenarios through a real gRPC client", () => {
     });
     expect(put.status).toBe(201);
 
-    const now = await client.check({ sourcePrincipal: DEPLOYER, host: "deploy-api", method: "POST", path: "/v1/release", apiKey: K1 });
+    const now = await client.check({ sourcePrincipal: DEPLOYER, ...sidecarOf("deploy-api"), method: "POST", path: "/v1/release", apiKey: K1 });
     expect(outcomeOf(now)).toMatchObject({ outcome: "revoke", http: "Forbidden" });
     // The very next request with K1, anywhere, is refused even before the revocation is durable.
-    const next = await client.check({ sourcePrincipal: DEPLOYER, host: "deploy-api", method: "GET", path: "/v1/deployments/12", apiKey: K1 });
+    const next = await client.check({ sourcePrincipal: DEPLOYER, ...sidecarOf("deploy-api"), method: "GET", path: "/v1/deployments/12", apiKey: K1 });
     expect(outcomeOf(next).outcome).not.toBe("allow");
 
     await vigil.effects.drain();
     expect(vigil.store.get(K1_FP, "revocation")?.data.revoked).toBe(true);
-    const later = await client.check({ sourcePrincipal: DEPLOYER, host: "deploy-api", method: "GET", path: "/v1/deployments/12", apiKey: K1 });
+    const later = await client.check({ sourcePrincipal: DEPLOYER, ...sidecarOf("deploy-api"), method: "GET", path: "/v1/deployments/12", apiKey: K1 });
     // Still leaked, so the most restrictive answer is still revoke (revoke > deny), now without a new write.
     expect(outcomeOf(later)).toMatchObject({ outcome: "revoke", http: "Forbidden" });
     expect(ruleOf(later)).toBe("guards/compromised-credential");
     // Even a clean caller identity on another route cannot use the revoked key.
-    const elsewhere = await client.check({ sourcePrincipal: SUPPORT_BOT, host: "tickets", method: "GET", path: "/api/tickets/1", apiKey: K1 });
+    const elsewhere = await client.check({ sourcePrincipal: SUPPORT_BOT, ...sidecarOf("tickets"), method: "GET", path: "/api/tickets/1", apiKey: K1 });
     expect(outcomeOf(elsewhere).outcome).not.toBe("allow");
     expect(hookCalls).toContainEqual(expect.objectContaining({ type: "vigil.revocation", target: "credential", subject: K1_FP }));
     // The secret itself never appears in what Vigil answers or hooks.
@@ -193,7 +202,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
   });
 
   it("denies a key past its rotate-by deadline and starts its revocation (scenario 5)", async () => {
-    const res = await client.check({ sourcePrincipal: ETL, host: "storage", method: "GET", path: "/reports/x.csv", apiKey: K2, sourceAddress: "10.20.3.4" });
+    const res = await client.check({ sourcePrincipal: ETL, ...sidecarOf("storage"), method: "GET", path: "/reports/x.csv", apiKey: K2, sourceAddress: "10.20.3.4" });
     expect(outcomeOf(res).outcome).toBe("deny");
     expect(ruleOf(res)).toBe("guards/overdue-credential");
     await vigil.effects.drain();
@@ -202,7 +211,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
 
   it("steps up an agent's production change and allows exactly one retry after approval (scenario 7)", async () => {
     const call: EnvoyLikeRequest = {
-      sourcePrincipal: SUPPORT_BOT, host: "change-mgmt", method: "POST", path: "/mcp",
+      sourcePrincipal: SUPPORT_BOT, ...sidecarOf("change-mgmt"), method: "POST", path: "/mcp",
       headers: { "content-type": "application/json" }, body: mcpCall("create_change"), contextExtensions: { env: "prod" },
     };
     const first = await client.check(call);
@@ -225,17 +234,17 @@ describe("acceptance scenarios through a real gRPC client", () => {
   });
 
   it("refuses an approval by the requesting identity itself (scenario 12)", async () => {
-    const res = await client.check({ sourcePrincipal: IR_BOT, host: "edr", method: "DELETE", path: "/v1/forensics/f-9" });
+    const res = await client.check({ sourcePrincipal: IR_BOT, ...sidecarOf("edr"), method: "DELETE", path: "/v1/forensics/f-9" });
     const stepped = outcomeOf(res);
     expect(stepped.outcome).toBe("step_up");
     const self = await vigil.admin("POST", `/v1/approvals/${String(stepped.body.approval_id)}/approve`, {}, IR_BOT_TOKEN);
     expect(self.status).toBe(403);
-    expect(outcomeOf(await client.check({ sourcePrincipal: IR_BOT, host: "edr", method: "DELETE", path: "/v1/forensics/f-9" })).outcome).toBe("step_up");
+    expect(outcomeOf(await client.check({ sourcePrincipal: IR_BOT, ...sidecarOf("edr"), method: "DELETE", path: "/v1/forensics/f-9" })).outcome).toBe("step_up");
   });
 
   it("denies agent tool access when its posture turns non-compliant (scenario 8)", async () => {
     const call: EnvoyLikeRequest = {
-      sourcePrincipal: SUPPORT_BOT, host: "tickets", method: "GET", path: "/api/tickets/1",
+      sourcePrincipal: SUPPORT_BOT, ...sidecarOf("tickets"), method: "GET", path: "/api/tickets/1",
     };
     expect(outcomeOf(await client.check(call)).outcome).toBe("allow");
     await vigil.admin("POST", "/v1/signals", { kind: "posture", subject: SUPPORT_BOT, data: { status: "non_compliant" } });
@@ -244,7 +253,7 @@ describe("acceptance scenarios through a real gRPC client", () => {
   });
 
   it("denies a crown-jewel read the moment another sidecar raises the caller's risk (scenario 13)", async () => {
-    const read: EnvoyLikeRequest = { sourcePrincipal: CRM_SYNC, host: "payments", method: "GET", path: "/v1/payments/991" };
+    const read: EnvoyLikeRequest = { sourcePrincipal: CRM_SYNC, ...sidecarOf("payments"), method: "GET", path: "/v1/payments/991" };
     expect(outcomeOf(await client.check(read)).outcome).toBe("allow");
     await vigil.admin("POST", "/v1/signals", {
       kind: "risk", subject: CRM_SYNC, data: { level: "high", reason: "new action + rate spike" },

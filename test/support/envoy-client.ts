@@ -124,6 +124,13 @@ export interface EnvoyLikeRequest {
   headers?: Record<string, string | null>;
   /** Per-route context_extensions, e.g. { action: "deploy", env: "prod" }. */
   contextExtensions?: Record<string, string>;
+  /**
+   * The workload whose sidecar this is, sent as context_extensions.destination the way the shipped
+   * Envoy files' virtual host sets it (merged under the route's own extensions). Default: the host
+   * without port, lower-case, i.e. "the test talks to that service's sidecar". null: no extension,
+   * as from an Envoy route that sets none.
+   */
+  destination?: string | null;
   /** Request body (with_request_body), e.g. an MCP JSON-RPC call. */
   body?: string;
   /** Send the body as raw_body bytes (with_request_body.pack_as_bytes). */
@@ -210,9 +217,17 @@ export function buildCheckRequest(opts: EnvoyLikeRequest = {}): CheckRequest {
       http,
     },
   };
-  if (opts.contextExtensions !== undefined) attributes.context_extensions = { ...opts.contextExtensions };
+  const destination = opts.destination === undefined ? hostName(host) : opts.destination;
+  const contextExtensions = { ...(destination === null ? {} : { destination }), ...opts.contextExtensions };
+  if (Object.keys(contextExtensions).length > 0) attributes.context_extensions = contextExtensions;
   if (opts.sni !== undefined) attributes.tls_session = { sni: opts.sni };
   return { attributes };
+}
+
+/** A host header without its port, lower-case (the default destination of a test request). */
+function hostName(host: string): string {
+  const colon = host.lastIndexOf(":");
+  return (colon === -1 || host.startsWith("[") ? host : host.slice(0, colon)).toLowerCase();
 }
 
 /** The encoded bytes of an Envoy-shaped CheckRequest (e.g. for the h2load data file). */
@@ -239,6 +254,8 @@ export function benchmarkCheckRequestBytes(): Buffer {
       "x-b3-sampled": "1",
     },
     contextExtensions: { action: "deploy", env: "prod" },
+    // The bytes are a committed fixture (bench/): no destination extension, as when measured.
+    destination: null,
     time: new Date(Date.UTC(2026, 0, 15, 12, 0, 0)),
   });
 }
