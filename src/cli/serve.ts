@@ -80,7 +80,11 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
-    const approvals = new ApprovalBook({ store, now, onChange: (n) => { metrics.approvalsPending.set(n); } });
+    const approvals = new ApprovalBook({
+      store, now, ...config.approvals,
+      onChange: (n) => { metrics.approvalsPending.set(n); },
+      onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
+    });
     const effects = new Effects({ store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl });
     closers.push(() => effects.close());
 

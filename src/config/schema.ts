@@ -47,6 +47,17 @@ export const ssfSchema = z.strictObject({
   replayWindowMs: z.number().int().positive().default(24 * 3600 * 1000),
 });
 
+export const approvalsSchema = z.strictObject({
+  /** How long a step-up approval request waits for a human. */
+  pendingTtlMs: z.number().int().positive().default(3_600_000),
+  /** Pending approval requests held in total; past it, step-ups get no new approval id. */
+  maxPending: z.number().int().positive().max(1_000_000).default(10_000),
+  /** Pending approval requests one caller may hold, so one caller cannot starve the others. */
+  maxPendingPerCaller: z.number().int().positive().max(10_000).default(16),
+  /** Approved, denied and expired requests kept for the admin API (oldest forgotten first). */
+  maxSettled: z.number().int().positive().max(1_000_000).default(10_000),
+});
+
 export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
@@ -66,6 +77,7 @@ export const configSchema = z.strictObject({
   identity: identitySchema.prefault({}),
   store: storeSchema.prefault({}),
   ssf: ssfSchema.prefault({}),
+  approvals: approvalsSchema.prefault({}),
   /** Outbound revocation hook (POST JSON) fired when Vigil revokes; "" = none. */
   revocationHookUrl: z.string().default(""),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
@@ -75,6 +87,7 @@ export type Config = z.infer<typeof configSchema>;
 export type IdentityConfig = z.infer<typeof identitySchema>;
 export type StoreConfig = z.infer<typeof storeSchema>;
 export type SsfConfig = z.infer<typeof ssfSchema>;
+export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
 
 /** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */
 export function parseConfig(input: unknown): Config {

@@ -24,6 +24,7 @@ export interface Metrics {
   revocations: Counter<"target">;
   approvalsPending: Gauge;
   approvalsResolved: Counter<"result">;
+  approvalsRefused: Counter<"reason">;
   effectsFailed: Counter<"effect">;
   adminRequests: Counter<"result">;
 }
@@ -84,6 +85,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     approvalsResolved: new Counter({
       name: "vigil_approvals_resolved_total", help: "Approvals resolved, by result.", labelNames: ["result"], registers,
     }),
+    approvalsRefused: new Counter({
+      name: "vigil_approvals_refused_total",
+      help: "Step-ups answered without a new approval request because a cap was reached (caller_limit, total_limit).",
+      labelNames: ["reason"], registers,
+    }),
     effectsFailed: new Counter({
       name: "vigil_effect_failures_total", help: "Side effects of decisions that failed and were retried or dropped.",
       labelNames: ["effect"], registers,
@@ -93,5 +99,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
   };
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
+  for (const reason of ["caller_limit", "total_limit"]) metrics.approvalsRefused.labels(reason).inc(0);
   return metrics;
 }
