@@ -3,10 +3,8 @@
 // right credentials open the signal bucket, wrong or missing ones fail clearly, and no secret is
 // ever in an error or a log line. The shared NATS on 4222 is not touched.
 
-import { execFileSync, spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createUser } from "@nats-io/nkeys";
@@ -17,9 +15,10 @@ import type { StoreConfig } from "../../src/config/schema.js";
 import { VigilError } from "../../src/errors/index.js";
 import { createNatsStore } from "../../src/signals/index.js";
 import { describeBusSecurity, natsSecurityOptions } from "../../src/signals/nats-connect.js";
+import { NATS_SERVER, startNats } from "./nats-server.js";
+import type { NatsProcess } from "./nats-server.js";
 import { captureLogger } from "./support.js";
 
-const NATS_SERVER = ["/usr/sbin/nats-server", "/usr/local/sbin/nats-server", "/usr/bin/nats-server"].find((p) => existsSync(p));
 const suite = NATS_SERVER === undefined ? describe.skip : describe;
 
 const TOKEN = "tok-3f9a1c7e5b2d4068a1b2c3d4e5f60718";
@@ -34,49 +33,6 @@ const file = (name: string, content: string): string => {
   writeFileSync(path, content, { mode: 0o600 });
   return path;
 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => { resolve(); }));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
-
-interface NatsProcess { url: string; port: number; stop(): Promise<void> }
-
-/** Starts nats-server with JetStream and `body` (authorization / tls blocks) on a free port. */
-async function startNats(name: string, body: string, scheme = "nats"): Promise<NatsProcess> {
-  const port = await freePort();
-  const conf = file(`${name}.conf`, `listen: "127.0.0.1:${String(port)}"\njetstream { store_dir: "${join(scratch, `${name}-js`)}" }\n${body}\n`);
-  const child: ChildProcess = spawn(NATS_SERVER ?? "nats-server", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`nats-server ${name} did not start: ${output}`)); }, 10_000);
-    child.stderr?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("Server is ready")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`nats-server ${name} exited with ${String(code)}: ${output}`));
-    });
-  });
-  child.removeAllListeners("exit");
-  return {
-    url: `${scheme}://127.0.0.1:${String(port)}`,
-    port,
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null) { resolve(); return; }
-      child.once("exit", () => { resolve(); });
-      child.kill("SIGTERM");
-    }),
-  };
-}
 
 function config(bus: string, overrides: Record<string, unknown> = {}): StoreConfig {
   return storeSchema.parse({ bus, bucketPrefix: `vigilauth_${String(process.pid)}`, freshnessBoundMs: 1_000, ...overrides });
@@ -181,9 +137,9 @@ suite("the signal bucket behind an authenticating nats-server", () => {
 
   beforeAll(async () => {
     makePki();
-    tokenServer = await startNats("token", `authorization { token: "${TOKEN}" }`);
-    usersServer = await startNats("users", `authorization { users: [ { user: "vigil", password: "${PASSWORD}" }, { nkey: "${nkeyUser.getPublicKey()}" } ] }`);
-    tlsServer = await startNats("tls", `authorization { token: "${TOKEN}" }\ntls { cert_file: "${pki.server}", key_file: "${pki.serverKey}", ca_file: "${pki.ca}", verify: true, timeout: 2 }`, "tls");
+    tokenServer = await startNats(scratch, "token", `authorization { token: "${TOKEN}" }`);
+    usersServer = await startNats(scratch, "users", `authorization { users: [ { user: "vigil", password: "${PASSWORD}" }, { nkey: "${nkeyUser.getPublicKey()}" } ] }`);
+    tlsServer = await startNats(scratch, "tls", `authorization { token: "${TOKEN}" }\ntls { cert_file: "${pki.server}", key_file: "${pki.serverKey}", ca_file: "${pki.ca}", verify: true, timeout: 2 }`, "tls");
     servers.push(tokenServer, usersServer, tlsServer);
   }, 30_000);
 
