@@ -7,7 +7,8 @@
 // Anything that looks like a save in progress refuses the whole snapshot: a file that is empty or
 // holds no document (truncate-then-write), vanishes while it is read, or changes while it is read.
 // A reload that drops a policy marked `vigil.dev/required: "true"`, or a rule of one, is refused
-// too (see requiredPolicyProblems); the caller keeps the last good policy.
+// too (see requiredPolicyProblems), and so is a required policy's file that does not end with a
+// newline (cut mid-line); the caller keeps the last good policy.
 
 import { lstat, open, readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -154,7 +155,12 @@ export async function loadPolicyDir(dir: string): Promise<LoadedPolicyDir> {
     if (read.documents.length === 0 && read.issues.length === 0) {
       issues.push({ file: file.shown, document: 0, path: "", message: "holds no policy documents (truncated, or a save in progress?); delete the file to remove it" });
     }
-    for (const document of read.documents) requiredFlag(document, issues);
+    const required = read.documents.filter((document) => requiredFlag(document, issues));
+    if (required.length > 0 && !text.endsWith("\n")) {
+      // A file cut mid-line can still parse (a shorter `when:`, a dropped list item); a required
+      // policy's file must end with a newline, which a truncation at a random byte rarely keeps.
+      issues.push({ file: file.shown, document: 0, path: "", message: "holds a required policy but does not end with a newline (truncated?)" });
+    }
     documents.push(...read.documents);
     issues.push(...read.issues);
   }

@@ -1,11 +1,13 @@
 // Loading a policy directory: YAML files in name order, multi-document files, hidden files and
 // ConfigMap "..data" entries skipped, symlinks followed, one error listing every problem.
 
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { VigilError } from "../../src/errors/index.js";
+import type { PolicyDocument } from "../../src/policy/index.js";
 import { compilePolicy, loadCompiledPolicy, loadPolicyDir, parsePolicyDocuments, requiredPolicyProblems } from "../../src/policy/index.js";
 import { policyYaml } from "./policy-files.js";
 import { policyInput } from "./policy-input.js";
@@ -160,5 +162,60 @@ ${rules.map((rule) => `    - name: ${rule}\n      outcome: deny\n`).join("")}`;
   it("lets a policy that is not required go, and a required one go once its annotation is gone", () => {
     expect(requiredPolicyProblems(docs(policyYaml("tickets"), policyYaml("guards")), docs(policyYaml("guards")))).toEqual([]);
     expect(requiredPolicyProblems(docs(policyYaml("guards", "deny", "*")), docs(policyYaml("tickets")))).toEqual([]);
+  });
+});
+
+function withoutReasons(document: PolicyDocument | undefined): unknown {
+  return document?.manifest.spec.rules.map(({ reason: _reason, ...rule }) => rule);
+}
+
+describe("a truncated copy of the shipped guards.yaml", () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "vigil-truncate-"));
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * What a reload from the full guards.yaml to `text` would make active: the guards' rules
+   * without their `reason`, or "refused". A cut right after a line of the last rule can still drop
+   * that rule's last field; the shipped guards put `reason` last, so only the message may fall
+   * back to its default, never what the rule matches or decides (README: "Reloads").
+   */
+  async function reloadTo(full: readonly PolicyDocument[], text: string): Promise<unknown> {
+    await writeFile(join(dir, "guards.yaml"), text);
+    try {
+      const next = await loadPolicyDir(dir);
+      if (requiredPolicyProblems(full, next.documents).length > 0) return "refused";
+      return withoutReasons(next.documents.find((d) => d.manifest.metadata.name === "guards"));
+    } catch (error) {
+      expect(error).toBeInstanceOf(VigilError);
+      return "refused";
+    }
+  }
+
+  it("is refused, or is the whole policy, whatever line it was cut after", async () => {
+    const text = await readFile("examples/policies/guards.yaml", "utf8");
+    const full = parsePolicyDocuments(text, "guards.yaml");
+    const spec = withoutReasons(full[0]);
+    const lineEnds = [...text.matchAll(/\n/g)].map((m) => m.index + 1);
+    for (const end of [0, ...lineEnds]) {
+      const result = await reloadTo(full, text.slice(0, end));
+      if (result !== "refused") expect(result, `cut after byte ${String(end)}`).toEqual(spec);
+    }
+  });
+
+  it("is refused, or is the whole policy, wherever it was cut (property)", async () => {
+    const text = await readFile("examples/policies/guards.yaml", "utf8");
+    const full = parsePolicyDocuments(text, "guards.yaml");
+    const spec = withoutReasons(full[0]);
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: text.length }), async (end) => {
+      const result = await reloadTo(full, text.slice(0, end));
+      if (result !== "refused") expect(result).toEqual(spec);
+    }), { numRuns: 150 });
   });
 });
