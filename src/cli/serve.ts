@@ -9,6 +9,7 @@ import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
 import { createSignalStore, loadSignalsFile, type SignalStore } from "../signals/index.js";
+import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
 import { createDecisionLog, createLogger, createMetrics, flushLogger, type Metrics } from "../telemetry/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
@@ -143,7 +144,11 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     closers.push(() => http.close());
 
     grpc.setServing(true);
-    log.info({ grpc_port: grpc.port, http_port: http.port, mode: config.store.bus !== "" ? "cluster" : "embedded" }, "vigil ready");
+    log.info({
+      grpc_port: grpc.port, http_port: http.port, mode: config.store.bus !== "" ? "cluster" : "embedded",
+      // Which bus credentials and TLS are in use (methods only, never a secret).
+      ...(config.store.bus === "" ? {} : { bus_security: describeBusSecurity(config.store) }),
+    }, "vigil ready");
 
     return {
       grpcPort: grpc.port,
