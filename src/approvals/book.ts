@@ -3,6 +3,11 @@
 // approves it through the authenticated admin API, which writes a `grant` signal for the caller
 // (durable, and in cluster mode visible to every sidecar). The next matching request uses the
 // grant. An approver can never approve a request they, or the identity that owns it, made.
+//
+// Memory is bounded whatever callers send: pending requests are capped per caller and in total
+// (a caller over its cap stays step_up without a new approval, others keep theirs), settled ones
+// are kept up to a cap, and a long destination or resource is held as a short excerpt plus a
+// digest, which is also what the idempotency scope and the grant name are built from.
 
 import { createHash, randomUUID } from "node:crypto";
 import type { SignalStore } from "../signals/store.js";
@@ -10,6 +15,9 @@ import type { Signal } from "../signals/model.js";
 import { VigilError } from "../errors/index.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired";
+
+/** Why open() gave no approval: the caller's own cap or the book's total cap was reached. */
+export type ApprovalRefusal = "caller_limit" | "total_limit";
 
 /** What a step-up decision asks approval for. */
 export interface OpenApproval {
@@ -26,10 +34,14 @@ export interface OpenApproval {
 
 export interface ApprovalRequest extends OpenApproval {
   id: string;
-  /** caller|rule|destination|resource: what a grant from this approval covers. */
+  /** caller|rule|destination|resource (long parts as digests): what a grant from this approval covers. */
   scope: string;
   /** Grant name derived from the scope (the key a grant is stored under). */
   grantName: string;
+  /** sha256 (hex) of the full resource; `resource` itself is an excerpt when it was long. */
+  resourceDigest: string;
+  /** sha256 (hex) of the full destination; `destination` is an excerpt when it was long. */
+  destinationDigest: string;
   requestedAt: number;
   expiresAt: number;
   status: ApprovalStatus;
@@ -37,14 +49,37 @@ export interface ApprovalRequest extends OpenApproval {
   decidedAt: number;
 }
 
-/** The scope string a grant covers. */
+/** Scope parts longer than this are replaced by their digest (a path can be 60 KB). */
+export const SCOPE_PART_MAX_CHARS = 256;
+
+function sha256Hex(value: string): string {
+  return createHash("sha256").update(value).digest("hex");
+}
+
+/** A scope part as held: itself when short, its digest when long (the digest cannot be forged by a short value's owner without a preimage). */
+function scopePart(value: string): string {
+  return value.length <= SCOPE_PART_MAX_CHARS ? value : `sha256:${sha256Hex(value)}`;
+}
+
+/** The scope string a grant covers; long parts are digests, so the string stays short. */
 export function approvalScope(caller: string, rule: string, destination: string, resource: string): string {
-  return `${caller}|${rule}|${destination}|${resource}`;
+  return `${scopePart(caller)}|${scopePart(rule)}|${scopePart(destination)}|${scopePart(resource)}`;
 }
 
 /** Short, key-safe name for a scope (NATS KV keys have a restricted charset). */
 export function grantNameFor(scope: string): string {
   return createHash("sha256").update(scope).digest("base64url").slice(0, 32);
+}
+
+/**
+ * A display excerpt of a value a client chose: at most `max` characters, control and other
+ * non-printable characters replaced, and "…(N chars)" when it was cut.
+ */
+export function displayExcerpt(value: string, max: number): string {
+  // eslint-disable-next-line no-control-regex -- the point is to replace control characters
+  const printable = (s: string): string => s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, "?");
+  if (value.length <= max) return printable(value);
+  return `${printable(value.slice(0, max))}…(${String(value.length)} chars)`;
 }
 
 export interface ApprovalBookOptions {
@@ -53,31 +88,54 @@ export interface ApprovalBookOptions {
   pendingTtlMs?: number;
   /** Bound on pending requests held, so a flood of step-ups cannot exhaust memory. */
   maxPending?: number;
+  /** Bound on one caller's pending requests, so one caller cannot starve the others. */
+  maxPendingPerCaller?: number;
+  /** Settled (approved, denied, expired) requests kept for the admin API; the oldest go first. */
+  maxSettled?: number;
+  /** Characters of a long destination or resource kept for display. */
+  excerptChars?: number;
   now?: () => number;
   onChange?: (pending: number) => void;
+  /** Called when open() refuses to add a request (bounded reasons, for a metric). */
+  onRefused?: (reason: ApprovalRefusal) => void;
 }
+
+const SETTLED_RETENTION_MS = 86_400_000;
 
 export class ApprovalBook {
   readonly #store: SignalStore;
   readonly #pendingTtlMs: number;
   readonly #maxPending: number;
+  readonly #maxPendingPerCaller: number;
+  readonly #maxSettled: number;
+  readonly #excerptChars: number;
   readonly #now: () => number;
   readonly #onChange: (pending: number) => void;
-  readonly #byId = new Map<string, ApprovalRequest>();
+  readonly #onRefused: (reason: ApprovalRefusal) => void;
+  /** Pending requests in the order they were opened, which (one TTL for all) is expiry order. */
+  readonly #pending = new Map<string, ApprovalRequest>();
   readonly #pendingByScope = new Map<string, ApprovalRequest>();
+  readonly #pendingPerCaller = new Map<string, number>();
+  /** Settled requests in the order they were settled. */
+  readonly #settled = new Map<string, ApprovalRequest>();
 
   constructor(options: ApprovalBookOptions) {
     this.#store = options.store;
     this.#pendingTtlMs = options.pendingTtlMs ?? 3_600_000;
     this.#maxPending = options.maxPending ?? 10_000;
+    this.#maxPendingPerCaller = options.maxPendingPerCaller ?? 16;
+    this.#maxSettled = options.maxSettled ?? 10_000;
+    this.#excerptChars = options.excerptChars ?? 200;
     this.#now = options.now ?? Date.now;
     this.#onChange = options.onChange ?? (() => undefined);
+    this.#onRefused = options.onRefused ?? (() => undefined);
   }
 
   /**
    * Opens (or returns the pending) approval request for a scope. Synchronous and memory-only:
-   * the Check path calls it. Returns undefined when the book is full (the caller still gets
-   * step_up, without an approval id, and the condition is visible in metrics).
+   * the Check path calls it, and its cost does not grow with the number held. Returns undefined
+   * when the caller's or the book's cap is reached: the decision stays step_up, without an
+   * approval id, and onRefused says why.
    */
   open(request: OpenApproval): ApprovalRequest | undefined {
     const now = this.#now();
@@ -85,38 +143,56 @@ export class ApprovalBook {
     const existing = this.#pendingByScope.get(scope);
     if (existing !== undefined && existing.expiresAt > now) return existing;
     if (existing !== undefined) this.#expire(existing);
-    if (this.#pendingByScope.size >= this.#maxPending) this.#sweep(now);
-    if (this.#pendingByScope.size >= this.#maxPending) return undefined;
+    this.#sweep(now);
+    if ((this.#pendingPerCaller.get(request.caller) ?? 0) >= this.#maxPendingPerCaller) {
+      this.#onRefused("caller_limit");
+      return undefined;
+    }
+    if (this.#pending.size >= this.#maxPending) {
+      this.#onRefused("total_limit");
+      return undefined;
+    }
     const approval: ApprovalRequest = {
       id: `apr_${randomUUID()}`,
       scope,
       grantName: grantNameFor(scope),
       ...request,
+      destination: displayExcerpt(request.destination, this.#excerptChars),
+      resource: displayExcerpt(request.resource, this.#excerptChars),
+      destinationDigest: sha256Hex(request.destination),
+      resourceDigest: sha256Hex(request.resource),
       requestedAt: now,
       expiresAt: now + this.#pendingTtlMs,
       status: "pending",
       decidedBy: "",
       decidedAt: 0,
     };
-    this.#byId.set(approval.id, approval);
+    this.#pending.set(approval.id, approval);
     this.#pendingByScope.set(scope, approval);
-    this.#onChange(this.#pendingByScope.size);
+    this.#pendingPerCaller.set(approval.caller, (this.#pendingPerCaller.get(approval.caller) ?? 0) + 1);
+    this.#onChange(this.#pending.size);
     return approval;
   }
 
   get(id: string): ApprovalRequest | undefined {
-    const approval = this.#byId.get(id);
-    if (approval?.status === "pending" && approval.expiresAt <= this.#now()) this.#expire(approval);
-    return approval;
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return this.#settled.get(id);
+    if (pending.expiresAt <= this.#now()) this.#expire(pending);
+    return pending;
   }
 
   list(status?: ApprovalStatus): ApprovalRequest[] {
     this.#sweep(this.#now());
-    return [...this.#byId.values()].filter((a) => status === undefined || a.status === status);
+    return [...this.#pending.values(), ...this.#settled.values()].filter((a) => status === undefined || a.status === status);
   }
 
   get pendingCount(): number {
-    return this.#pendingByScope.size;
+    return this.#pending.size;
+  }
+
+  /** Requests held in memory, pending and settled (what the caps bound). */
+  get size(): number {
+    return this.#pending.size + this.#settled.size;
   }
 
   /**
@@ -161,22 +237,41 @@ export class ApprovalBook {
   }
 
   #settle(approval: ApprovalRequest, status: ApprovalStatus, by: string, at: number): void {
+    if (this.#pending.delete(approval.id)) {
+      const left = (this.#pendingPerCaller.get(approval.caller) ?? 1) - 1;
+      if (left > 0) this.#pendingPerCaller.set(approval.caller, left);
+      else this.#pendingPerCaller.delete(approval.caller);
+    }
+    if (this.#pendingByScope.get(approval.scope) === approval) this.#pendingByScope.delete(approval.scope);
     approval.status = status;
     approval.decidedBy = by;
     approval.decidedAt = at;
-    if (this.#pendingByScope.get(approval.scope) === approval) this.#pendingByScope.delete(approval.scope);
-    this.#onChange(this.#pendingByScope.size);
+    this.#settled.set(approval.id, approval);
+    while (this.#settled.size > this.#maxSettled) {
+      const oldest = this.#settled.keys().next();
+      if (oldest.done === true) break;
+      this.#settled.delete(oldest.value);
+    }
+    this.#onChange(this.#pending.size);
   }
 
   #expire(approval: ApprovalRequest): void {
     this.#settle(approval, "expired", "", this.#now());
   }
 
-  /** Drops expired pending requests and forgets settled ones older than a day. */
+  /**
+   * Expires pending requests past their time and forgets settled ones older than a day. Both
+   * maps are in time order, so this stops at the first one still current: its cost is the
+   * number removed, not the number held.
+   */
   #sweep(now: number): void {
-    for (const approval of this.#byId.values()) {
-      if (approval.status === "pending" && approval.expiresAt <= now) this.#expire(approval);
-      else if (approval.status !== "pending" && approval.decidedAt < now - 86_400_000) this.#byId.delete(approval.id);
+    for (const approval of this.#pending.values()) {
+      if (approval.expiresAt > now) break;
+      this.#expire(approval);
+    }
+    for (const approval of this.#settled.values()) {
+      if (approval.decidedAt >= now - SETTLED_RETENTION_MS) break;
+      this.#settled.delete(approval.id);
     }
   }
 }

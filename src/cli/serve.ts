@@ -9,6 +9,7 @@ import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
+import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
 import {
   counterFollower, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter, type Metrics,
@@ -83,7 +84,11 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
-    const approvals = new ApprovalBook({ store, now, onChange: (n) => { metrics.approvalsPending.set(n); } });
+    const approvals = new ApprovalBook({
+      store, now, ...config.approvals,
+      onChange: (n) => { metrics.approvalsPending.set(n); },
+      onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
+    });
     const effects = new Effects({ store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl });
     closers.push(() => effects.close());
 
@@ -156,7 +161,11 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     closers.push(() => http.close());
 
     grpc.setServing(true);
-    log.info({ grpc_port: grpc.port, http_port: http.port, mode: config.store.bus !== "" ? "cluster" : "embedded" }, "vigil ready");
+    log.info({
+      grpc_port: grpc.port, http_port: http.port, mode: config.store.bus !== "" ? "cluster" : "embedded",
+      // Which bus credentials and TLS are in use (methods only, never a secret).
+      ...(config.store.bus === "" ? {} : { bus_security: describeBusSecurity(config.store) }),
+    }, "vigil ready");
 
     return {
       grpcPort: grpc.port,

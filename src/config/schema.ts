@@ -21,11 +21,52 @@ export const identitySchema = z.strictObject({
   trustDomains: z.array(z.string()).default([]),
 });
 
+/** True when a bus URL list carries user info ("nats://user:pass@host"), which would end up in logs. */
+function busUrlHasCredentials(bus: string): boolean {
+  return bus.split(",").some((url) => /^[a-z]+:\/\/[^/]*@/i.test(url.trim()) || /^[^/]*@/.test(url.trim()));
+}
+
+/**
+ * How Vigil authenticates to NATS: at most one of user + password, token, NKey seed or creds
+ * file. Secrets come from files (a mounted Secret), never from flags or the URL, so they never
+ * reach a process list or a log; the files are re-read on reconnect, so a rotated Secret works.
+ */
+export const busAuthSchema = z.strictObject({
+  user: z.string().default(""),
+  passwordFile: z.string().default(""),
+  tokenFile: z.string().default(""),
+  nkeySeedFile: z.string().default(""),
+  credsFile: z.string().default(""),
+}).superRefine((auth, ctx) => {
+  if ((auth.user === "") !== (auth.passwordFile === "")) {
+    ctx.addIssue({ code: "custom", path: [auth.user === "" ? "user" : "passwordFile"], message: "user and passwordFile go together" });
+  }
+  const methods = [auth.user !== "" || auth.passwordFile !== "", auth.tokenFile !== "", auth.nkeySeedFile !== "", auth.credsFile !== ""];
+  if (methods.filter(Boolean).length > 1) {
+    ctx.addIssue({ code: "custom", message: "choose one of user + passwordFile, tokenFile, nkeySeedFile or credsFile" });
+  }
+});
+
+/** TLS to NATS: a CA to verify the server, and a client certificate + key when the server asks for one. */
+export const busTlsSchema = z.strictObject({
+  caFile: z.string().default(""),
+  certFile: z.string().default(""),
+  keyFile: z.string().default(""),
+}).superRefine((tls, ctx) => {
+  if ((tls.certFile === "") !== (tls.keyFile === "")) {
+    ctx.addIssue({ code: "custom", path: [tls.certFile === "" ? "certFile" : "keyFile"], message: "certFile and keyFile go together" });
+  }
+});
+
 export const storeSchema = z.strictObject({
   /** Embedded journal file; "" keeps signals in memory only (tests, `vigil check`). */
   journalPath: z.string().default(".vigil/journal.jsonl"),
   /** NATS URL for cluster mode, e.g. nats://127.0.0.1:4222; "" = embedded. */
-  bus: z.string().default(""),
+  bus: z.string().refine((bus) => !busUrlHasCredentials(bus), {
+    error: "must not carry credentials (they would be logged); use store.busAuth (--bus-user/--bus-password-file, --bus-token-file, …)",
+  }).default(""),
+  busAuth: busAuthSchema.prefault({}),
+  busTls: busTlsSchema.prefault({}),
   bucketPrefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default("vigil"),
   replicas: z.number().int().min(1).max(5).default(1),
   /** Past this long without hearing from the bus, signals are stale. */
@@ -92,6 +133,17 @@ export const destinationSchema = z.strictObject({
   }
 });
 
+export const approvalsSchema = z.strictObject({
+  /** How long a step-up approval request waits for a human. */
+  pendingTtlMs: z.number().int().positive().default(3_600_000),
+  /** Pending approval requests held in total; past it, step-ups get no new approval id. */
+  maxPending: z.number().int().positive().max(1_000_000).default(10_000),
+  /** Pending approval requests one caller may hold, so one caller cannot starve the others. */
+  maxPendingPerCaller: z.number().int().positive().max(10_000).default(16),
+  /** Approved, denied and expired requests kept for the admin API (oldest forgotten first). */
+  maxSettled: z.number().int().positive().max(1_000_000).default(10_000),
+});
+
 export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
@@ -117,6 +169,7 @@ export const configSchema = z.strictObject({
   destination: destinationSchema.prefault({}),
   store: storeSchema.prefault({}),
   ssf: ssfSchema.prefault({}),
+  approvals: approvalsSchema.prefault({}),
   /** Outbound revocation hook (POST JSON) fired when Vigil revokes; "" = none. */
   revocationHookUrl: z.string().default(""),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
@@ -125,8 +178,11 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type IdentityConfig = z.infer<typeof identitySchema>;
 export type StoreConfig = z.infer<typeof storeSchema>;
+export type BusAuthConfig = z.infer<typeof busAuthSchema>;
+export type BusTlsConfig = z.infer<typeof busTlsSchema>;
 export type SsfConfig = z.infer<typeof ssfSchema>;
 export type DestinationConfig = z.infer<typeof destinationSchema>;
+export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
 
 /** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */
 export function parseConfig(input: unknown): Config {

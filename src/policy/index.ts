@@ -7,7 +7,7 @@ export { formatIssue, formatPolicyError } from "./diagnostics.js";
 export type { PolicyDocument } from "./documents.js";
 export { parsePolicyDocuments, readPolicyDocuments } from "./documents.js";
 export type { LoadedPolicy, LoadedPolicyDir } from "./loader.js";
-export { loadCompiledPolicy, loadPolicyDir } from "./loader.js";
+export { isRequiredPolicy, loadCompiledPolicy, loadPolicyDir, REQUIRED_ANNOTATION, requiredPolicyProblems } from "./loader.js";
 export type { CompileOptions } from "./compiler.js";
 export { compilePolicy, policyVersion, CONDITION_ERROR_REASON, EVALUATION_ERROR_REASON, NOTHING_MATCHED_REASON } from "./compiler.js";
 export type { PolicyLoadInfo, PolicyWatch, PolicyWatchOptions } from "./watch.js";

@@ -1,13 +1,17 @@
 // Hot reload: watch the policy directory, and after a quiet period re-read and recompile all of
 // it, then swap the active policy in one assignment. Watching the directory (not the files)
 // catches edits, new files and the atomic "..data" symlink swap of a Kubernetes ConfigMap. A
-// change that does not load keeps the last good policy and is reported through onError.
+// change that does not load keeps the last good policy and is reported through onError: a broken
+// or empty file, a file that vanishes or changes while read, and a change that drops a policy (or
+// a rule of one) marked `vigil.dev/required: "true"` (see loader.ts).
 
 import { watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import { VigilError } from "../errors/index.js";
 import type { CompileOptions } from "./compiler.js";
-import { loadCompiledPolicy } from "./loader.js";
+import { policyError } from "./diagnostics.js";
+import type { PolicyDocument } from "./documents.js";
+import { loadCompiledPolicy, requiredPolicyProblems } from "./loader.js";
 import type { CompiledPolicy } from "./types.js";
 
 /** About a load; the policy itself carries version and ruleCount. */
@@ -15,6 +19,8 @@ export interface PolicyLoadInfo {
   files: string[];
   /** True for the load done by watchPolicyDir itself, false for reloads. */
   initial: boolean;
+  /** Policies (metadata.name) the reload dropped; only present when some were. */
+  removed?: string[];
 }
 
 export interface PolicyWatchOptions {
@@ -53,6 +59,7 @@ export async function watchPolicyDir(dir: string, options: PolicyWatchOptions = 
 
   const initial = await loadCompiledPolicy(dir, options.compile);
   let active = initial.policy;
+  let activeDocuments: readonly PolicyDocument[] = initial.documents;
   notify(options.onLoad, active, { files: initial.files, initial: true });
 
   let closed = false;
@@ -61,9 +68,14 @@ export async function watchPolicyDir(dir: string, options: PolicyWatchOptions = 
   const load = async (): Promise<void> => {
     try {
       const loaded = await loadCompiledPolicy(dir, options.compile);
+      const problems = requiredPolicyProblems(activeDocuments, loaded.documents);
+      if (problems.length > 0) throw policyError(problems);
       if (closed || loaded.version === active.version) return;
+      const names = new Set(loaded.documents.map((d) => d.manifest.metadata.name));
+      const removed = activeDocuments.map((d) => d.manifest.metadata.name).filter((name) => !names.has(name));
       active = loaded.policy;
-      notify(options.onLoad, active, { files: loaded.files, initial: false });
+      activeDocuments = loaded.documents;
+      notify(options.onLoad, active, { files: loaded.files, initial: false, ...(removed.length > 0 ? { removed } : {}) });
     } catch (error) {
       if (!closed) notify(options.onError, VigilError.from(error));
     }

@@ -19,6 +19,7 @@ import type { StoreConfig } from "../config/schema.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { futureProblem } from "./validation.js";
 import { IndexedStore, storeLogger } from "./indexed-store.js";
+import { natsSecurityOptions } from "./nats-connect.js";
 import type { IndexedStoreDeps } from "./indexed-store.js";
 import type { Refusal, SignalAddress, WriteDecision } from "./signal-index.js";
 
@@ -185,6 +186,8 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     const bound = this.#config.freshnessBoundMs;
     try {
       const nc = await connect({
+        // Credentials and TLS (nats-connect.ts): secrets from files, never in this config's logs.
+        ...natsSecurityOptions(this.#config),
         servers: this.#config.bus.split(",").map((url) => url.trim()),
         name: this.#name,
         // A sidecar never gives up on the bus: while it is away, freshness says so.
@@ -216,7 +219,7 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
       this.#heartbeat.unref();
     } catch (error) {
       this.logger.error({ err: error, bus: this.#config.bus, bucket: this.bucket }, "cannot open the signal bucket");
-      this.markFailed(new VigilError("unavailable", `cannot open signal bucket ${this.bucket} on ${this.#config.bus}`, {
+      this.markFailed(new VigilError("unavailable", `cannot open signal bucket ${this.bucket} on ${this.#config.bus}: ${VigilError.from(error).message}`, {
         cause: error,
       }));
       await this.#nc?.close().catch(() => undefined);

@@ -24,6 +24,7 @@ export interface Metrics {
   revocations: Counter<"target">;
   approvalsPending: Gauge;
   approvalsResolved: Counter<"result">;
+  approvalsRefused: Counter<"reason">;
   effectsFailed: Counter<"effect">;
   /** Values read from the signal bus and not applied (forged, malformed, undoing a sticky state). */
   busValuesRefused: Counter<"reason">;
@@ -92,6 +93,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     approvalsResolved: new Counter({
       name: "vigil_approvals_resolved_total", help: "Approvals resolved, by result.", labelNames: ["result"], registers,
     }),
+    approvalsRefused: new Counter({
+      name: "vigil_approvals_refused_total",
+      help: "Step-ups answered without a new approval request because a cap was reached (caller_limit, total_limit).",
+      labelNames: ["reason"], registers,
+    }),
     effectsFailed: new Counter({
       name: "vigil_effect_failures_total", help: "Side effects of decisions that failed and were retried or dropped.",
       labelNames: ["effect"], registers,
@@ -131,6 +137,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
   };
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
+  for (const reason of ["caller_limit", "total_limit"]) metrics.approvalsRefused.labels(reason).inc(0);
   return metrics;
 }
 

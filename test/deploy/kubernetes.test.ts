@@ -2,12 +2,20 @@
 // refused, the pod hardened, Vigil's ports exposed exactly as intended, and every reference
 // (volumes, service accounts, selectors, ports) pointing at something the kustomization ships.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { IDeployment, IStatefulSet } from "kubernetes-models/apps/v1";
 import type { IConfigMap, IContainer, IPodSpec, ISecret, IService } from "kubernetes-models/v1";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { DEFAULT_GRPC_HOST } from "../../src/config/defaults.js";
+import { loadConfig, parseServeArgs } from "../../src/config/index.js";
+import { VigilError } from "../../src/errors/index.js";
+import { createNatsStore } from "../../src/signals/index.js";
+import { captureLogger } from "../signals/support.js";
+import { NATS_SERVER, startNats } from "../signals/nats-server.js";
 import { signalSchema } from "../../src/signals/model.js";
 import { buildKustomization, isKubeObject, kubectlAvailable, parseFlags, validateObject, type KubeObject } from "./kube.js";
 import { filesUnder, parseYamlDocuments, readRepoFile } from "./repo.js";
@@ -292,6 +300,75 @@ describe("NATS JetStream (deploy/kubernetes/nats)", () => {
     const env = container(nats.spec!.template.spec!, "nats").env ?? [];
     expect(env.find((e) => e.name === "SERVER_NAME")?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
   });
+});
+
+describe("NATS authentication (Secret nats-auth)", () => {
+  const conf = (find("ConfigMap", "nats-config") as IConfigMap).data!["nats.conf"]!;
+  const authorization = /^authorization \{[\s\S]*?^\}$/m.exec(conf)?.[0] ?? "";
+  const secret = find("Secret", "nats-auth") as ISecret;
+  const natsContainer = container(nats.spec!.template.spec!, "nats");
+  const passwordEnv = natsContainer.env?.find((e) => e.name === "VIGIL_NATS_PASSWORD");
+
+  it("makes nats-server require user vigil with the password from the Secret's environment", () => {
+    expect(authorization).toContain("{ user: vigil, password: $VIGIL_NATS_PASSWORD }");
+    expect(passwordEnv?.valueFrom?.secretKeyRef).toEqual({ name: "nats-auth", key: "vigil-password" });
+  });
+
+  it("has Vigil log in as that user with the same Secret key, mounted as a file", () => {
+    expect(flag("--bus-user")).toBe("vigil");
+    const file = flag("--bus-password-file");
+    const mount = mountFor(vigil, file);
+    const v = volume(deployment.spec!.template.spec!, mount.volume);
+    expect(v.secret?.secretName).toBe("nats-auth");
+    expect(v.secret?.items).toContainEqual({ key: "vigil-password", path: file.slice(mount.mountPath.length + 1) });
+  });
+
+  it("ships the password empty, and a nats container with an empty one refuses to start", () => {
+    expect(secret.stringData).toEqual({ "vigil-password": "" });
+    const [shell, dashC, script] = natsContainer.command ?? [];
+    expect([shell, dashC]).toEqual(["sh", "-c"]);
+    const run = spawnSync("/bin/sh", ["-c", script ?? ""], { env: { PATH: "/nonexistent", VIGIL_NATS_PASSWORD: "" }, encoding: "utf8" });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain("Secret nats-auth has no vigil-password");
+  });
+
+  it.skipIf(NATS_SERVER === undefined)("lets the Deployment's Vigil in with the Secret's password and nobody in without it", async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "vigil-k8s-nats-"));
+    const password = `pw-${String(process.pid)}-0123456789abcdef0123`;
+    const server = await startNats(scratch, "shipped", authorization, "nats", { VIGIL_NATS_PASSWORD: password });
+    const openWith = async (content: string | undefined): Promise<string> => {
+      const args = [...vigil.args!.slice(1)];
+      args[args.indexOf("--bus") + 1] = server.url;
+      writeFileSync(join(scratch, "admin-tokens"), "");
+      args[args.indexOf("--admin-tokens-file") + 1] = join(scratch, "admin-tokens");
+      const passwordFile = join(scratch, "password");
+      if (content === undefined) args.splice(args.indexOf("--bus-user"), 4);
+      else {
+        writeFileSync(passwordFile, content);
+        args[args.indexOf("--bus-password-file") + 1] = passwordFile;
+      }
+      const store = loadConfig(parseServeArgs(args).values, {}).store;
+      const log = captureLogger();
+      const nats = createNatsStore({ ...store, replicas: 1, bucketPrefix: `vigilk8s${String(process.pid)}` }, { logger: log.logger });
+      try {
+        await nats.ready();
+        return "ok";
+      } catch (error) {
+        return VigilError.from(error).message;
+      } finally {
+        await nats.close();
+        expect(JSON.stringify(log.lines)).not.toContain(password);
+      }
+    };
+    try {
+      expect(await openWith(`${password}\n`)).toBe("ok");
+      expect(await openWith("not-the-password")).toContain("Authorization Violation");
+      expect(await openWith(undefined)).toContain("Authorization Violation");
+    } finally {
+      await server.stop();
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 describe("initial signals (deploy/kubernetes/signals.yaml)", () => {
