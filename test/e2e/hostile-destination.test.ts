@@ -206,7 +206,7 @@ describe("non-normal paths do not slip past path rules", () => {
   });
 
   it("keeps a revoke a revoke: a leaked key on a non-normal path is still revoked", async () => {
-    const put = await vigil.admin("POST", "/v1/signals", { kind: "credential", subject: K1_FP, source: "secret-scanner", data: { state: "leaked", owner: DEPLOYER } });
+    const put = await vigil.admin("POST", "/v1/signals", { kind: "credential", subject: K1_FP, data: { state: "leaked", owner: DEPLOYER } });
     expect(put.status).toBe(201);
     const got = answer(await client.check(readTicket({ host: "tickets", destination: "tickets", path: "/api/tickets/..", apiKey: K1 })));
     expect(got).toMatchObject({ outcome: "revoke", rule: "guards/compromised-credential" });

@@ -15,7 +15,7 @@ import { ADMIN_TOKEN } from "../support/vigil.js";
 const ROOT = process.cwd();
 const dir = mkdtempSync(join(tmpdir(), "vigil-hostile-disk-"));
 const tokensFile = join(dir, "tokens");
-writeFileSync(tokensFile, `${ADMIN_TOKEN} ops-admin\n`);
+writeFileSync(tokensFile, `${ADMIN_TOKEN} ops-admin signals:write,signals:reinstate,approvals:decide\n`);
 
 /** Every process started here, so none outlives the file (a stuck one would keep a mount busy). */
 const children = new Set<ChildProcess>();
