@@ -1,3 +1,6 @@
 export * from "./request.js";
-export { createDecider, requestView, signalsView, type Decide, type DeciderDeps } from "./pipeline.js";
+export {
+  createDecider, credentialStateRank, IDENTITY_RULE, readSignals, requestView, signalsView,
+  type Decide, type DeciderDeps, type SignalsRead,
+} from "./pipeline.js";
 export { Effects, type EffectsOptions, type RevocationEffect } from "./effects.js";
