@@ -53,6 +53,15 @@ spec:
     - { name: anyone-reads, methods: [GET], outcome: allow }
     - { name: risky-write, methods: [DELETE], outcome: revoke, revoke: [credential] }
     - { name: owned-key, methods: [PUT], when: 'signals.credential == "active" && signals.credential_owner == source.spiffe_id', outcome: allow }
+    # What CEL sees of identity problems and of every presented credential.
+    - { name: refuse-invalid-principal, methods: [POST], when: '"invalid_principal" in source.problems', outcome: deny }
+    - { name: accept-post, methods: [POST], outcome: allow }
+    - name: several-keys
+      methods: [PATCH]
+      when: 'size(source.credential_fingerprints) > 1 && "unknown" in signals.credential_states'
+      outcome: delay
+      retryAfterSeconds: 60
+    - { name: accept-patch, methods: [PATCH], outcome: allow }
 `;
 
 function request(principal: string, headers: Record<string, string>, method = "GET"): AccessRequest {
@@ -196,5 +205,15 @@ describe("the pipeline: identity problems deny, reach policy and log; revocation
     const anonymous = run.decide(request("alice.ci.svc", {}));
     expect(anonymous).toMatchObject({ outcome: "allow", rule: "open/anyone-reads" });
     expect(run.lines[0]?.identity_problems).toEqual(["invalid_principal"]);
+  });
+
+  it.each<{ principal: string; headers: Record<string, string>; method: string; outcome: string; rule: string }>([
+    { principal: "alice.ci.svc", headers: {}, method: "POST", outcome: "deny", rule: "open/refuse-invalid-principal" },
+    { principal: ALICE, headers: {}, method: "POST", outcome: "allow", rule: "open/accept-post" },
+    { principal: ALICE, headers: { "x-api-key": ACTIVE, authorization: `Bearer ${UNKNOWN}` }, method: "PATCH", outcome: "delay", rule: "open/several-keys" },
+    { principal: ALICE, headers: { "x-api-key": ACTIVE }, method: "PATCH", outcome: "allow", rule: "open/accept-patch" },
+  ])("CEL sees source.problems, source.credential_fingerprints and signals.credential_states: $method → $rule", ({ principal, headers, method, outcome, rule }) => {
+    const run = setup("policy");
+    expect(run.decide(request(principal, headers, method))).toMatchObject({ outcome, rule });
   });
 });
