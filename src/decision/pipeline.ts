@@ -323,17 +323,15 @@ export function createDecider(deps: DeciderDeps): Decide {
   }
 }
 
-/** Outcomes at least as restrictive as deny keep their rule: revoke still revokes. */
-const IDENTITY_REFUSAL_KEEPS: ReadonlySet<Outcome> = new Set(["deny", "revoke"]);
-
 /**
  * Identity problems deny by default (Caller.refused), whatever the policy says, so removing a
- * guard rule cannot let an invalid principal or an ambiguous credential through. A policy outcome
- * that is already deny or revoke stands (with its effects: a leaked key behind a decoy is still
- * revoked); allow, delay and step_up become a denial naming the problems.
+ * guard rule cannot let an invalid principal or an ambiguous credential through. A rule's deny or
+ * revoke stands (with its effects: a leaked key behind a decoy is still revoked); allow, delay,
+ * step_up and "no rule matched" become a denial naming the problems.
  */
 function refuseIdentity(result: PolicyResult, caller: Caller): PolicyResult {
-  if (!caller.refused || IDENTITY_REFUSAL_KEEPS.has(result.outcome)) return result;
+  if (!caller.refused) return result;
+  if (result.outcome === "revoke" || (result.outcome === "deny" && result.rule !== "")) return result;
   return {
     outcome: "deny",
     rule: IDENTITY_RULE,

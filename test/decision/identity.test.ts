@@ -174,6 +174,8 @@ describe("the pipeline: identity problems deny, reach policy and log; revocation
     { name: "a clean caller with an active key", principal: ALICE, headers: { "x-api-key": ACTIVE }, outcome: "allow", rule: "open/anyone-reads", problems: [], revoked: [] },
     { name: "anonymous with no credential (the source-less rule)", principal: "", headers: {}, outcome: "allow", rule: "open/anyone-reads", problems: [], revoked: [] },
     { name: "an invalid principal", principal: "alice.ci.svc", headers: {}, outcome: "deny", rule: IDENTITY_RULE, problems: ["invalid_principal"], revoked: [] },
+    { name: "an invalid principal where no rule matches", principal: "alice.ci.svc", headers: {}, method: "PUT", outcome: "deny", rule: IDENTITY_RULE, problems: ["invalid_principal"], revoked: [] },
+    { name: "an invalid principal with a leaked key (the guard's revoke stands)", principal: "alice.ci.svc", headers: { "x-api-key": LEAKED }, outcome: "revoke", rule: "guards/compromised-credential", problems: ["invalid_principal"], revoked: [LEAKED] },
     { name: "an empty authorization header", principal: ALICE, headers: { authorization: "" }, outcome: "deny", rule: IDENTITY_RULE, problems: ["empty_credential"], revoked: [] },
     { name: "Bearer without token", principal: ALICE, headers: { authorization: "Bearer " }, outcome: "deny", rule: IDENTITY_RULE, problems: ["malformed_credential"], revoked: [] },
     { name: "two differing bearer tokens", principal: ALICE, headers: { authorization: `Bearer ${ACTIVE},Bearer ${ACTIVE_2}` }, outcome: "deny", rule: IDENTITY_RULE, problems: ["ambiguous_credential"], revoked: [] },
