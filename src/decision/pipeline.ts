@@ -114,7 +114,9 @@ function sourceView(caller: Caller): SourceView {
     identity_source: caller.source,
     credential_fingerprint: first?.fingerprint ?? "",
     credential_scheme: first?.scheme ?? "",
-    credential_fingerprints: credentials.length === 0 ? NO_STRINGS as string[] : credentials.map((c) => c.fingerprint),
+    // The common cases (none, one) without a map() closure.
+    credential_fingerprints: first === undefined ? NO_STRINGS as string[]
+      : credentials.length === 1 ? [first.fingerprint] : credentials.map((c) => c.fingerprint),
     problems: caller.problems.length === 0 ? NO_STRINGS as string[] : caller.problems.map((p) => p.code),
   };
 }
@@ -278,7 +280,8 @@ export function createDecider(deps: DeciderDeps): Decide {
     decision.caller = caller.spiffeId;
     decision.trustDomain = caller.trustDomain;
     // Usually one; several are comma-joined (a fingerprint holds no comma).
-    decision.credentialFingerprint = input.source.credential_fingerprints.join(",");
+    const fingerprints = input.source.credential_fingerprints;
+    decision.credentialFingerprint = fingerprints.length === 1 ? fingerprints[0] ?? "" : fingerprints.join(",");
     decision.headersToRemove = caller.headersToRemove;
     if (result.outcome === "delay") decision.retryAfterSeconds = result.retryAfterSeconds ?? 60;
     if (result.outcome === "step_up") stepUp(decision, result, caller, view, input, at);
