@@ -125,7 +125,7 @@ async function check(argv: string[]): Promise<number> {
     retry_after_seconds: decision.retryAfterSeconds,
     approval_id: decision.approvalId,
     why: {
-      caller: { spiffe_id: caller.spiffeId, identity_source: caller.source, credential: caller.credential?.fingerprint ?? "", problems: caller.problems },
+      caller: { spiffe_id: caller.spiffeId, identity_source: caller.source, credentials: caller.credentials.map((c) => c.fingerprint), problems: caller.problems },
       action: { destination: view.destination, destination_problem: destination.problem, method: view.method, path: view.path_only, grpc: view.grpc_service === "" ? "" : `${view.grpc_service}/${view.grpc_method}`, mcp_tool: view.mcp_tool, context: request.contextExtensions },
       signals,
       policy: { version: policy.version, rules: policy.ruleCount },

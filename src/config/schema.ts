@@ -19,6 +19,12 @@ export const identitySchema = z.strictObject({
   credentialHeaders: z.array(z.string().regex(/^[a-z0-9-]+$/)).default(["authorization", "x-api-key"]),
   /** Trust domains whose SPIFFE IDs are accepted; empty = any syntactically valid one. */
   trustDomains: z.array(z.string()).default([]),
+  /**
+   * What an identity problem (invalid principal or certificate, foreign trust domain, forged XFCC,
+   * empty, malformed or ambiguous credential) does. "deny" (default): the request is denied
+   * whatever the policy says. "policy": policies see `source.problems` and decide.
+   */
+  onProblem: z.enum(["deny", "policy"]).default("deny"),
 });
 
 /** True when a bus URL list carries user info ("nats://user:pass@host"), which would end up in logs. */

@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import type { ApprovalBook } from "../approvals/book.js";
 import { approvalScope, grantNameFor } from "../approvals/book.js";
 import { HEADER_RELEASE_DIGEST } from "../config/defaults.js";
-import type { Caller } from "../identity/caller.js";
+import type { Caller, IdentityProblem } from "../identity/caller.js";
 import type { CompiledPolicy, PolicyInput, PolicyResult, RequestView, SignalsView, SourceView } from "../policy/types.js";
 import type { SignalStore } from "../signals/store.js";
 import type { Metrics } from "../telemetry/metrics.js";
@@ -35,6 +35,9 @@ export interface DeciderDeps {
 }
 
 export type Decide = (request: AccessRequest) => Decision;
+
+/** The rule a decision names when identity problems denied it (identity.onProblem: deny). */
+export const IDENTITY_RULE = "vigil/identity";
 
 const EMPTY_RECORD: Record<string, string> = Object.freeze({});
 
@@ -108,47 +111,117 @@ function parseJsonRpc(body: string): { method: string; tool: string } {
   }
 }
 
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+
 function sourceView(caller: Caller): SourceView {
+  const credentials = caller.credentials;
+  const first = credentials[0];
   return {
     spiffe_id: caller.spiffeId,
     trust_domain: caller.trustDomain,
     path: caller.path,
     identity_source: caller.source,
-    credential_fingerprint: caller.credential?.fingerprint ?? "",
-    credential_scheme: caller.credential?.scheme ?? "",
+    credential_fingerprint: first?.fingerprint ?? "",
+    credential_scheme: first?.scheme ?? "",
+    // The common cases (none, one) without a map() closure.
+    credential_fingerprints: first === undefined ? NO_STRINGS as string[]
+      : credentials.length === 1 ? [first.fingerprint] : credentials.map((c) => c.fingerprint),
+    problems: caller.problems.length === 0 ? NO_STRINGS as string[] : caller.problems.map((p) => p.code),
   };
 }
 
-/** Reads the signals a decision needs (O(1) map lookups) and flattens them for policies. */
-export function signalsView(
+/**
+ * How bad a credential state is, for "the worst state wins" (signals.credential). Terminal states
+ * first; "unknown" (no signal: a decoy, a key nobody registered) is worse than "active", so a
+ * policy that requires an active credential is not satisfied by one good key beside an unknown one.
+ *   compromised > leaked > revoked > expired > unknown > active > none
+ */
+export function credentialStateRank(state: string): number {
+  switch (state) {
+    case "none": return 0;
+    case "active": return 1;
+    case "expired": return 3;
+    case "revoked": return 4;
+    case "leaked": return 5;
+    case "compromised": return 6;
+    default: return 2; // "unknown", and any state this build does not know
+  }
+}
+
+/** Credential states that single a credential out as the one to revoke. */
+const SUSPECT_STATES: ReadonlySet<string> = new Set(["compromised", "leaked", "revoked", "expired"]);
+
+/** The signals step's result: the policy's view, and which credentials stand out as bad. */
+export interface SignalsRead {
+  view: SignalsView;
+  /**
+   * Fingerprints of the presented credentials that are compromised, leaked, revoked, expired or
+   * past their rotate-by: the ones a `revoke: [credential]` targets. Empty when none stands out.
+   */
+  suspects: string[];
+}
+
+/** Reads the signals a decision needs (O(1) map lookups per credential) and flattens them for policies. */
+export function readSignals(
   store: SignalStore, effects: Pick<Effects, "pendingRevoked">, caller: Caller, headers: Record<string, string>, now: number,
-): SignalsView {
+): SignalsRead {
   const id = caller.spiffeId;
-  const fp = caller.credential?.fingerprint ?? "";
   const risk = id !== "" ? store.get(id, "risk", "", now) : undefined;
   const posture = id !== "" ? store.get(id, "posture", "", now) : undefined;
   const behavior = id !== "" ? store.get(id, "behavior", "", now) : undefined;
-  const credential = fp !== "" ? store.get(fp, "credential", "", now) : undefined;
   const revokedId = id !== "" && (store.get(id, "revocation", "", now)?.data.revoked === true || effects.pendingRevoked(id));
-  const revokedCred = fp !== "" && (store.get(fp, "revocation", "", now)?.data.revoked === true || effects.pendingRevoked(fp));
+  // Every presented credential counts: the worst state wins, any overdue or revoked one counts.
+  let worst = "none";
+  let owner = "";
+  let overdue = false;
+  let revokedCred = false;
+  let suspects = NO_STRINGS as string[];
+  const states: string[] = [];
+  for (const c of caller.credentials) {
+    const fp = c.fingerprint;
+    const credential = store.get(fp, "credential", "", now);
+    const state = credential?.data.state ?? "unknown";
+    states.push(state);
+    if (credentialStateRank(state) > credentialStateRank(worst)) {
+      worst = state;
+      owner = credential?.data.owner ?? "";
+    }
+    const rotateBy = credential?.data.rotateBy;
+    const late = rotateBy !== undefined && rotateBy <= now && (credential?.data.rotatedAt ?? 0) < rotateBy;
+    const revoked = store.get(fp, "revocation", "", now)?.data.revoked === true || effects.pendingRevoked(fp);
+    overdue ||= late;
+    revokedCred ||= revoked;
+    if (late || revoked || SUSPECT_STATES.has(state)) {
+      if (suspects.length === 0) suspects = [];
+      suspects.push(fp);
+    }
+  }
   const digest = headers[HEADER_RELEASE_DIGEST] ?? "";
   const attestation = digest !== "" ? store.get(digest, "attestation", "", now) : undefined;
-  const rotateBy = credential?.data.rotateBy;
-  return {
+  const view: SignalsView = {
     fresh: store.freshness(now).fresh,
     risk: risk?.data.level ?? "none",
     risk_reason: risk?.data.reason ?? "",
     risk_age_seconds: risk === undefined ? -1 : Math.max(0, Math.floor((now - risk.observedAt) / 1000)),
     posture: posture?.data.status ?? "unknown",
     posture_attributes: posture?.data.attributes ?? EMPTY_RECORD,
-    credential: fp === "" ? "none" : (credential?.data.state ?? "unknown"),
-    credential_overdue: rotateBy !== undefined && rotateBy <= now && (credential?.data.rotatedAt ?? 0) < rotateBy,
-    credential_owner: credential?.data.owner ?? "",
+    credential: worst,
+    credential_states: states,
+    credential_overdue: overdue,
+    credential_owner: owner,
     revoked: revokedId || revokedCred,
     anomalies: behavior?.data.anomalies ?? [],
     attested: attestation !== undefined,
     attestation_signer: attestation?.data.signer ?? "",
   };
+  return { view, suspects };
+}
+
+/** The policy's view of the signals alone (see {@link readSignals}). */
+export function signalsView(
+  store: SignalStore, effects: Pick<Effects, "pendingRevoked">, caller: Caller, headers: Record<string, string>, now: number,
+): SignalsView {
+  return readSignals(store, effects, caller, headers, now).view;
 }
 
 /** What the request does, as an approval scope names it. */
@@ -170,6 +243,7 @@ export function createDecider(deps: DeciderDeps): Decide {
     const at = now();
     let decision: Decision;
     let view: RequestView | undefined;
+    let problems: readonly IdentityProblem[] = [];
     if (req.malformed.length > 0) {
       decision = baseDecision(id, "deny", "", `malformed request: ${req.malformed.join("; ")}`);
       metrics?.checkErrors.labels("malformed").inc();
@@ -177,21 +251,23 @@ export function createDecider(deps: DeciderDeps): Decide {
       const caller = deps.resolveCaller({ principal: req.source.principal, certificate: req.source.certificate, headers: req.headers });
       const destination = resolveDestination(req);
       view = requestView(req, destination.name ?? "");
+      const signals = readSignals(store, effects, caller, req.headers, at);
       const input: PolicyInput = {
         request: view,
         source: sourceView(caller),
         context: req.contextExtensions,
-        signals: signalsView(store, effects, caller, req.headers, at),
+        signals: signals.view,
         now: at,
       };
-      let result = deps.policy().evaluate(input);
+      let result = refuseIdentity(deps.policy().evaluate(input), caller);
       // No destination, or a path not in normal form: a deny that takes part in most-restrictive-
       // wins like any rule's (guards still see the request; a revoke stays a revoke).
       const refusal = destination.problem ?? pathProblem(view.path_only);
       if (refusal !== undefined && (OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny || result.rule === "")) {
         result = { outcome: "deny", rule: "", reason: refusal, revoke: [], privileged: result.privileged };
       }
-      decision = finish(id, result, caller, view, input, at);
+      decision = finish(id, result, caller, view, input, signals.suspects, at);
+      problems = caller.problems;
     }
     decision.durationNs = Math.round((performance.now() - started) * 1e6);
     metrics?.decisions.inc(decision.outcome);
@@ -208,26 +284,37 @@ export function createDecider(deps: DeciderDeps): Decide {
       outcome: decision.outcome,
       rule: decision.rule,
       reason: decision.reason,
+      identity_problems: problems.length === 0 ? NO_STRINGS : problems.map((p) => p.code),
       latency_us: Math.round(decision.durationNs / 1000),
     });
     return decision;
   };
 
-  function finish(id: string, result: PolicyResult, caller: Caller, view: RequestView, input: PolicyInput, at: number): Decision {
+  function finish(
+    id: string, result: PolicyResult, caller: Caller, view: RequestView, input: PolicyInput, suspects: readonly string[], at: number,
+  ): Decision {
     const decision = baseDecision(id, result.outcome, result.rule, result.reason);
     decision.caller = caller.spiffeId;
     decision.trustDomain = caller.trustDomain;
-    decision.credentialFingerprint = caller.credential?.fingerprint ?? "";
+    // Usually one; several are comma-joined (a fingerprint holds no comma).
+    const fingerprints = input.source.credential_fingerprints;
+    decision.credentialFingerprint = fingerprints.length === 1 ? fingerprints[0] ?? "" : fingerprints.join(",");
     decision.headersToRemove = caller.headersToRemove;
     if (result.outcome === "delay") decision.retryAfterSeconds = result.retryAfterSeconds ?? 60;
     if (result.outcome === "step_up") stepUp(decision, result, caller, view, input, at);
     const targets = result.outcome === "revoke" && result.revoke.length === 0
-      ? [caller.credential !== null ? "credential" as const : "identity" as const]
+      ? [caller.credentials.length > 0 ? "credential" as const : "identity" as const]
       : result.revoke;
     for (const target of targets) {
-      const subject = target === "credential" ? decision.credentialFingerprint : decision.caller;
-      if (subject === "") continue;
-      effects.revoke({ subject, target, reason: result.reason, decisionId: id, caller: decision.caller, rule: result.rule, at });
+      // A credential revocation targets the presented credentials that stand out as bad (a leaked
+      // key behind a decoy, not the decoy); when none does (the rule fired on risk, say), every
+      // presented credential, since the caller showed them all.
+      const subjects = target === "identity"
+        ? (decision.caller === "" ? [] : [decision.caller])
+        : suspects.length > 0 ? suspects : input.source.credential_fingerprints;
+      for (const subject of subjects) {
+        effects.revoke({ subject, target, reason: result.reason, decisionId: id, caller: decision.caller, rule: result.rule, at });
+      }
     }
     return decision;
   }
@@ -254,6 +341,24 @@ export function createDecider(deps: DeciderDeps): Decide {
     });
     if (approval !== undefined) decision.approvalId = approval.id;
   }
+}
+
+/**
+ * Identity problems deny by default (Caller.refused), whatever the policy says, so removing a
+ * guard rule cannot let an invalid principal or an ambiguous credential through. A rule's deny or
+ * revoke stands (with its effects: a leaked key behind a decoy is still revoked); allow, delay,
+ * step_up and "no rule matched" become a denial naming the problems.
+ */
+function refuseIdentity(result: PolicyResult, caller: Caller): PolicyResult {
+  if (!caller.refused) return result;
+  if (result.outcome === "revoke" || (result.outcome === "deny" && result.rule !== "")) return result;
+  return {
+    outcome: "deny",
+    rule: IDENTITY_RULE,
+    reason: `identity refused: ${caller.problems.map((p) => p.message).join("; ")}`,
+    revoke: result.revoke,
+    privileged: result.privileged,
+  };
 }
 
 function baseDecision(id: string, outcome: Outcome, rule: string, reason: string): Decision {

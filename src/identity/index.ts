@@ -1,7 +1,7 @@
 // Public surface of identity: SPIFFE IDs, peer certificates, XFCC, credential fingerprints, and
 // the resolver that turns one request's attributes into a Caller.
 
-export type { Caller, Credential, IdentitySource } from "./caller.js";
+export type { Caller, Credential, IdentityProblem, IdentityProblemCode, IdentitySource } from "./caller.js";
 export {
   MAX_SPIFFE_ID_BYTES, MAX_TRUST_DOMAIN_BYTES, parseSpiffeId, parseWorkloadSpiffeId,
   type SpiffeId, type SpiffeIdParse, type SpiffeIdRejection,
@@ -15,7 +15,7 @@ export {
   type XfccElement, type XfccParse, type XfccSelection,
 } from "./xfcc.js";
 export {
-  FINGERPRINT_PREFIX, findCredential, fingerprintSecret, isFingerprint, readCredential,
+  FINGERPRINT_PREFIX, MAX_CREDENTIALS, findCredentials, fingerprintSecret, isFingerprint, readCredential, readCredentialHeader,
   type CredentialRead,
 } from "./credential.js";
 export {

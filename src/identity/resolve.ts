@@ -5,14 +5,16 @@
 // Order: source.principal, else the peer certificate's URI SAN, else x-forwarded-client-cert when
 // the operator trusts it (xfccTrustedHops > 0). A source that is present but rejected ends the
 // search (fail closed): a peer whose mTLS identity is not an acceptable SPIFFE ID must not be able
-// to name itself through a weaker source such as a header it wrote.
+// to name itself through a weaker source such as a header it wrote. A rejected source is a problem,
+// and problems deny the request (Caller.refused) unless identity.onProblem is "policy": an invalid
+// principal must not pass as an anonymous caller that a source-less allow rule lets in.
 
 import { HEADER_XFCC } from "../config/defaults.js";
 import type { IdentityConfig } from "../config/schema.js";
 import { VigilError } from "../errors/index.js";
-import type { Caller, IdentitySource } from "./caller.js";
+import type { Caller, IdentityProblem, IdentitySource } from "./caller.js";
 import { parsePeerCertificate, type PeerCertificateParse } from "./certificate.js";
-import { findCredential } from "./credential.js";
+import { findCredentials } from "./credential.js";
 import { parseSpiffeId, parseWorkloadSpiffeId, type SpiffeId, type SpiffeIdParse } from "./spiffe.js";
 import { callerFromXfcc } from "./xfcc.js";
 
@@ -80,11 +82,12 @@ export function createCallerResolver(config: IdentityConfig, options: CallerReso
   const trustedHops = config.xfccTrustedHops;
   const credentialHeaders: readonly string[] = [...config.credentialHeaders];
   const trustDomains = checkTrustDomains(config.trustDomains);
+  const problemsDeny = config.onProblem === "deny";
   const principalOf = boundedMemo<SpiffeIdParse>(options.principalCacheSize ?? 4096, parseWorkloadSpiffeId);
   const certificateOf = boundedMemo<PeerCertificateParse>(options.certificateCacheSize ?? 256, parsePeerCertificate);
 
   return (input) => {
-    const problems: string[] = [];
+    const problems: IdentityProblem[] = [];
     const headersToRemove: string[] = [];
     let spiffe: SpiffeId | null = null;
     let source: IdentitySource = "none";
@@ -95,7 +98,10 @@ export function createCallerResolver(config: IdentityConfig, options: CallerReso
         spiffe = parsed;
         source = "mtls_principal";
       } else {
-        problems.push(`source.principal ${excerpt(input.principal)} is not a workload SPIFFE ID: ${parsed.reason}`);
+        problems.push({
+          code: "invalid_principal",
+          message: `source.principal ${excerpt(input.principal)} is not a workload SPIFFE ID: ${parsed.reason}`,
+        });
       }
     } else if (input.certificate !== "") {
       const parsed = certificateOf(input.certificate);
@@ -103,7 +109,7 @@ export function createCallerResolver(config: IdentityConfig, options: CallerReso
         spiffe = parsed.spiffe;
         source = "peer_certificate";
       } else {
-        problems.push(parsed.reason);
+        problems.push({ code: "invalid_certificate", message: parsed.reason });
       }
     }
 
@@ -118,27 +124,31 @@ export function createCallerResolver(config: IdentityConfig, options: CallerReso
           spiffe = selected.spiffe;
           source = "xfcc";
         } else {
-          problems.push(selected.reason);
+          problems.push({ code: "invalid_xfcc", message: selected.reason });
           headersToRemove.push(HEADER_XFCC);
         }
       }
     }
 
     if (spiffe !== null && trustDomains !== null && !trustDomains.has(spiffe.trustDomain)) {
-      problems.push(`SPIFFE ID ${excerpt(spiffe.id)} (from ${source}) is outside the trusted trust domains`);
+      problems.push({
+        code: "foreign_trust_domain",
+        message: `SPIFFE ID ${excerpt(spiffe.id)} (from ${source}) is outside the trusted trust domains`,
+      });
       if (source === "xfcc") headersToRemove.push(HEADER_XFCC);
       spiffe = null;
       source = "none";
     }
 
-    const credential = findCredential(input.headers, credentialHeaders, problems);
+    const credentials = findCredentials(input.headers, credentialHeaders, problems);
     return {
       spiffeId: spiffe === null ? "" : spiffe.id,
       trustDomain: spiffe === null ? "" : spiffe.trustDomain,
       path: spiffe === null ? "" : spiffe.path,
       source,
-      credential,
+      credentials,
       problems,
+      refused: problemsDeny && problems.length > 0,
       headersToRemove,
     };
   };

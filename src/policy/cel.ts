@@ -44,6 +44,8 @@ const SOURCE_FIELDS: Record<keyof SourceView, string> = {
   identity_source: "string",
   credential_fingerprint: "string",
   credential_scheme: "string",
+  credential_fingerprints: "list<string>",
+  problems: "list<string>",
 };
 
 const SIGNALS_FIELDS: Record<keyof SignalsView, string> = {
@@ -54,6 +56,7 @@ const SIGNALS_FIELDS: Record<keyof SignalsView, string> = {
   posture: "string",
   posture_attributes: "map<string, string>",
   credential: "string",
+  credential_states: "list<string>",
   credential_overdue: "bool",
   credential_owner: "string",
   revoked: "bool",

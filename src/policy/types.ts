@@ -36,9 +36,21 @@ export interface SourceView {
   path: string;
   /** "mtls_principal" | "peer_certificate" | "xfcc" | "none". */
   identity_source: string;
+  /**
+   * Fingerprint of the first credential presented ("" when none). A request may present several:
+   * test membership in credential_fingerprints, which holds all of them.
+   */
   credential_fingerprint: string;
-  /** "bearer" | "api_key" | "other" | "". */
+  /** Scheme of that first credential: "bearer" | "api_key" | "other" | "". */
   credential_scheme: string;
+  /** Every distinct credential presented, as fingerprints, in header order. */
+  credential_fingerprints: string[];
+  /**
+   * Codes of the identity problems found (invalid_principal, invalid_certificate, invalid_xfcc,
+   * foreign_trust_domain, empty_credential, malformed_credential, ambiguous_credential). With
+   * identity.onProblem "deny" (default) such a request is denied whatever the policy says.
+   */
+  problems: string[];
 }
 
 /** Signals as policies see them: flattened, with absent signals given neutral values. */
@@ -53,13 +65,18 @@ export interface SignalsView {
   /** Caller posture; "unknown" when absent. */
   posture: string;
   posture_attributes: Record<string, string>;
-  /** State of the presented credential; "none" when no credential, "unknown" when no signal. */
+  /**
+   * The worst state among the presented credentials; "none" when no credential, "unknown" for
+   * one without a signal. Order: compromised > leaked > revoked > expired > unknown > active.
+   */
   credential: string;
-  /** True when the credential has a rotate-by deadline in the past. */
+  /** State of each presented credential, in the order of source.credential_fingerprints. */
+  credential_states: string[];
+  /** True when any presented credential has a rotate-by deadline in the past. */
   credential_overdue: boolean;
-  /** Owner SPIFFE ID recorded for the credential; "" when unknown. */
+  /** Owner SPIFFE ID recorded for the worst credential (the first of equals); "" when unknown. */
   credential_owner: string;
-  /** True when the caller identity or its credential carries a revocation. */
+  /** True when the caller identity or any presented credential carries a revocation. */
   revoked: boolean;
   /** Anomalies recorded for the caller (behaviour signals). */
   anomalies: string[];

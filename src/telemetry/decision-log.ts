@@ -1,7 +1,8 @@
 // The one decision line per Check, written straight to the logger's destination. A pino `info`
 // call with this many fields costs about 5 µs (hot-path.md), as much as the whole decision; this
 // builds the same JSON line (same level, time, bindings and msg as pino would write) with one
-// JSON.stringify per value. Nothing here may carry a secret: callers pass fingerprints, paths
+// JSON.stringify per value. Nothing here may carry a secret: callers pass fingerprints (several
+// comma-joined when a request presented several), identity problem codes, paths
 // without their query, and reasons written for the caller.
 
 import { pino, type Logger } from "pino";
@@ -19,6 +20,8 @@ export interface DecisionLine {
   outcome: string;
   rule: string;
   reason: string;
+  /** Codes of the caller's identity problems (IdentityProblemCode); [] when none. */
+  identity_problems: readonly string[];
   latency_us: number;
 }
 
@@ -52,7 +55,8 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
       `{"level":"info","time":"${clock()}"${prefix},"decision_id":${s(line.decision_id)},"caller":${s(line.caller)}`
       + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"path":${s(line.path)}`
       + `,"tool":${s(line.tool)},"context":${JSON.stringify(line.context)},"outcome":${s(line.outcome)},"rule":${s(line.rule)}`
-      + `,"reason":${s(line.reason)},"latency_us":${line.latency_us},"msg":"decision"}\n`,
+      + `,"reason":${s(line.reason)},"identity_problems":${line.identity_problems.length === 0 ? "[]" : JSON.stringify(line.identity_problems)}`
+      + `,"latency_us":${line.latency_us},"msg":"decision"}\n`,
     );
   };
   return Object.assign(log, { close: async () => { await sink.close?.(); } });

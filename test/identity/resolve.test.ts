@@ -25,8 +25,9 @@ describe("resolveCaller: where the identity comes from", () => {
       trustDomain: "example.org",
       path: "/ns/ci/sa/deployer",
       source: "mtls_principal",
-      credential: null,
+      credentials: [],
       problems: [],
+      refused: false,
       headersToRemove: [],
     });
   });
@@ -58,7 +59,7 @@ describe("resolveCaller: where the identity comes from", () => {
 
   it("yields no identity, and no problem, when nothing identifies the caller", () => {
     expect(resolveCaller(input({}), config({ xfccTrustedHops: 1 }))).toEqual({
-      spiffeId: "", trustDomain: "", path: "", source: "none", credential: null, problems: [], headersToRemove: [],
+      spiffeId: "", trustDomain: "", path: "", source: "none", credentials: [], problems: [], refused: false, headersToRemove: [],
     });
   });
 });
@@ -74,13 +75,19 @@ describe("resolveCaller: what it refuses", () => {
     expect(caller).toMatchObject({ spiffeId: PRINCIPAL, source: "mtls_principal", headersToRemove: [XFCC] });
   });
 
-  it("treats a non-SPIFFE principal (Envoy's DNS SAN / Subject fallback) as a problem, not an identity", () => {
+  it("treats a non-SPIFFE principal (Envoy's DNS SAN / Subject fallback) as a problem that refuses the caller", () => {
     for (const principal of ["deployer.ci.svc", "O=Vigil test,CN=deployer", "spiffe://example.org", "spiffe://Example.org/a"]) {
       const caller = resolveCaller(input({ principal, certificate: certificate("svid.pem") }), config());
-      expect(caller).toMatchObject({ spiffeId: "", trustDomain: "", path: "", source: "none" });
+      expect(caller).toMatchObject({ spiffeId: "", trustDomain: "", path: "", source: "none", refused: true });
       expect(caller.problems).toHaveLength(1);
-      expect(caller.problems[0]).toMatch(/^source\.principal ".*" is not a workload SPIFFE ID: /);
+      expect(caller.problems[0]?.code).toBe("invalid_principal");
+      expect(caller.problems[0]?.message).toMatch(/^source\.principal ".*" is not a workload SPIFFE ID: /);
     }
+  });
+
+  it("leaves problems to the policy when identity.onProblem is \"policy\"", () => {
+    const caller = resolveCaller(input({ principal: "deployer.ci.svc" }), config({ onProblem: "policy" }));
+    expect(caller).toMatchObject({ spiffeId: "", refused: false, problems: [{ code: "invalid_principal" }] });
   });
 
   it("does not let a rejected mTLS identity name itself through a trusted XFCC header", () => {
@@ -88,7 +95,7 @@ describe("resolveCaller: what it refuses", () => {
       input({ principal: "gateway.example", headers: { [XFCC]: ourXfcc(PRINCIPAL) } }),
       config({ xfccTrustedHops: 1 }),
     );
-    expect(caller).toMatchObject({ spiffeId: "", source: "none" });
+    expect(caller).toMatchObject({ spiffeId: "", source: "none", refused: true });
   });
 
   it.each([
@@ -98,16 +105,16 @@ describe("resolveCaller: what it refuses", () => {
     ["garbage", "garbage.pem", /could not be parsed/],
   ])("refuses a peer certificate with %s", (_name, file, problem) => {
     const caller = resolveCaller(input({ certificate: certificate(file) }), config());
-    expect(caller).toMatchObject({ spiffeId: "", source: "none" });
-    expect(caller.problems).toEqual([expect.stringMatching(problem)]);
+    expect(caller).toMatchObject({ spiffeId: "", source: "none", refused: true });
+    expect(caller.problems).toEqual([{ code: "invalid_certificate", message: expect.stringMatching(problem) as string }]);
   });
 
   it("refuses and strips a trusted XFCC header that is malformed or too short", () => {
     const resolver = createCallerResolver(config({ xfccTrustedHops: 2 }));
     for (const header of ['URI="unterminated', ourXfcc(PRINCIPAL)]) {
       const caller = resolver(input({ headers: { [XFCC]: header } }));
-      expect(caller).toMatchObject({ spiffeId: "", source: "none", headersToRemove: [XFCC] });
-      expect(caller.problems).toHaveLength(1);
+      expect(caller).toMatchObject({ spiffeId: "", source: "none", headersToRemove: [XFCC], refused: true });
+      expect(caller.problems.map((p) => p.code)).toEqual(["invalid_xfcc"]);
     }
   });
 
@@ -120,8 +127,10 @@ describe("resolveCaller: what it refuses", () => {
     ];
     for (const request of inputs) {
       const caller = resolver(request);
-      expect(caller).toMatchObject({ spiffeId: "", trustDomain: "", path: "", source: "none" });
-      expect(caller.problems).toEqual([expect.stringMatching(/outside the trusted trust domains/)]);
+      expect(caller).toMatchObject({ spiffeId: "", trustDomain: "", path: "", source: "none", refused: true });
+      expect(caller.problems).toEqual([
+        { code: "foreign_trust_domain", message: expect.stringMatching(/outside the trusted trust domains/) as string },
+      ]);
     }
     expect(resolver(inputs[2]!).headersToRemove).toEqual([XFCC]);
     expect(resolver(input({ principal: "spiffe://prod.example.org/ns/a/sa/a" }))).toMatchObject({
@@ -140,14 +149,14 @@ describe("resolveCaller: what it refuses", () => {
 describe("resolveCaller: credentials", () => {
   it("fingerprints a bearer token and never returns the token", () => {
     const caller = resolveCaller(input({ principal: PRINCIPAL, headers: { authorization: `Bearer ${TOKEN}` } }), config());
-    expect(caller.credential).toEqual({ header: "authorization", scheme: "bearer", fingerprint: sha256(TOKEN) });
+    expect(caller.credentials).toEqual([{ header: "authorization", scheme: "bearer", fingerprint: sha256(TOKEN) }]);
     expect(caller.headersToRemove).toEqual([]); // the upstream may need authorization
     expect(JSON.stringify(caller)).not.toContain(TOKEN);
   });
 
   it("fingerprints an API key", () => {
     const caller = resolveCaller(input({ headers: { "x-api-key": API_KEY } }), config());
-    expect(caller.credential).toEqual({ header: "x-api-key", scheme: "api_key", fingerprint: sha256(API_KEY) });
+    expect(caller.credentials).toEqual([{ header: "x-api-key", scheme: "api_key", fingerprint: sha256(API_KEY) }]);
     expect(JSON.stringify(caller)).not.toContain(API_KEY);
   });
 
@@ -156,10 +165,31 @@ describe("resolveCaller: credentials", () => {
       principal: "not-spiffe",
       headers: { authorization: `Bearer ${TOKEN}, Bearer ${API_KEY}`, "x-api-key": API_KEY },
     }), config());
-    expect(caller.problems.length).toBeGreaterThanOrEqual(3);
+    expect(caller.problems.map((p) => p.code)).toEqual(["invalid_principal", "ambiguous_credential"]);
+    expect(caller.refused).toBe(true);
+    expect(caller.credentials.map((c) => c.fingerprint)).toEqual([sha256(TOKEN), sha256(API_KEY)]);
     const text = JSON.stringify(caller);
     expect(text).not.toContain(TOKEN);
     expect(text).not.toContain(API_KEY);
+  });
+
+  it("fingerprints every credential header, a decoy first or last", () => {
+    for (const headers of [
+      { authorization: "Bearer decoy", "x-api-key": API_KEY },
+      { "x-api-key": API_KEY, authorization: "Bearer decoy" },
+    ]) {
+      const caller = resolveCaller(input({ principal: PRINCIPAL, headers }), config());
+      expect(caller.credentials.map((c) => c.fingerprint)).toEqual([sha256("decoy"), sha256(API_KEY)]);
+      expect(caller).toMatchObject({ problems: [], refused: false });
+    }
+  });
+
+  it("refuses an empty or malformed credential even with a good identity", () => {
+    for (const authorization of ["", "Bearer", "Bearer a b", `Bearer ${TOKEN},`]) {
+      const caller = resolveCaller(input({ principal: PRINCIPAL, headers: { authorization } }), config());
+      expect(caller).toMatchObject({ spiffeId: PRINCIPAL, refused: true });
+      expect(caller.problems).toHaveLength(1);
+    }
   });
 
   it("reads only the configured credential headers", () => {
@@ -167,7 +197,7 @@ describe("resolveCaller: credentials", () => {
       input({ headers: { authorization: `Bearer ${TOKEN}`, "x-token": API_KEY } }),
       config({ credentialHeaders: ["x-token"] }),
     );
-    expect(caller.credential).toEqual({ header: "x-token", scheme: "api_key", fingerprint: sha256(API_KEY) });
+    expect(caller.credentials).toEqual([{ header: "x-token", scheme: "api_key", fingerprint: sha256(API_KEY) }]);
   });
 });
 
@@ -186,7 +216,7 @@ describe("createCallerResolver", () => {
       for (const request of [...requests, ...requests.toReversed()]) {
         const a = cached(request);
         expect(a).toEqual(uncached(request));
-        a.problems.push("mutated by a caller");
+        a.problems.push({ code: "invalid_principal", message: "mutated by a caller" });
         a.headersToRemove.push("x-mutated");
       }
     }

@@ -24,6 +24,8 @@ function sourceFor(spiffeId: string): SourceView {
     identity_source: spiffeId === "" ? "none" : "mtls_principal",
     credential_fingerprint: "",
     credential_scheme: "",
+    credential_fingerprints: [],
+    problems: [],
   };
 }
 
@@ -53,6 +55,7 @@ export function policyInput(destination: string, method: string, path: string, o
     posture: "compliant",
     posture_attributes: {},
     credential: "none",
+    credential_states: [],
     credential_overdue: false,
     credential_owner: "",
     revoked: false,
