@@ -55,7 +55,7 @@ describe("CEL matches runs on RE2", () => {
     expect(run(expression, context === undefined ? {} : { context }, path)).toBe(result);
   });
 
-  it.each([
+  it.each<{ name: string; expression: string; path: string; context: Record<string, string> }>([
     { name: "an input longer than the bound", expression: "request.path.matches(\"a\")", path: `/${"a".repeat(MAX_MATCH_INPUT)}`, context: {} },
     { name: "a backreference from context", expression: "request.path.matches(context.pattern)", path: "/aa", context: { pattern: "(a)\\1" } },
     { name: "an over-long pattern from context", expression: "request.path.matches(context.pattern)", path: "/aa", context: { pattern: "a".repeat(2000) } },
