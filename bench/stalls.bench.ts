@@ -59,6 +59,7 @@ export function runStallsBench(): BenchResult {
   const mesh = "api.prod.svc.cluster.local";
   const cases: { name: string; input: PolicyInput; outcome: string }[] = [
     { name: "60 KB segment vs /files/*.*.*", input: policyInput(mesh, "GET", `/files/${"a".repeat(KB60)}`), outcome: "deny" },
+    { name: "60 KB of dots then a slash vs /files/*.*.*", input: policyInput(mesh, "GET", `/files/${".".repeat(KB60)}/`), outcome: "deny" },
     { name: "60 KB segment allowed by /files/*.*.*", input: policyInput(mesh, "GET", `/files/${"a.".repeat(KB60 / 2)}x`), outcome: "allow" },
     { name: "60 KB path of segments vs /files/*.*.*", input: policyInput(mesh, "GET", `/files${"/a.b".repeat(KB60 / 4)}`), outcome: "deny" },
     { name: "60 KB Host vs *.*.svc.cluster.local", input: policyInput(`${".".repeat(KB60)}x`, "GET", "/files/a.b.c"), outcome: "deny" },

@@ -75,6 +75,7 @@ describe("hostile inputs that stalled the event loop", () => {
     { attack: "control: a short path the glob allows", request: { host: mesh, method: "GET", path: "/files/a.b.c" }, expected: "allow" },
     { attack: "a 60 KB segment without dots against /files/*.*.*", request: { host: mesh, method: "GET", path: `/files/${"a".repeat(KB60)}` }, expected: "deny" },
     { attack: "a 60 KB segment of dots against /files/*.*.*, one short", request: { host: mesh, method: "GET", path: `/files/${"a".repeat(KB60)}.b` }, expected: "deny" },
+    { attack: "60 KB of dots, then a slash, against /files/*.*.*", request: { host: mesh, method: "GET", path: `/files/${".".repeat(KB60)}/` }, expected: "deny" },
     { attack: "a 60 KB segment the glob allows", request: { host: mesh, method: "GET", path: `/files/${"a.".repeat(KB60 / 2)}x` }, expected: "allow" },
     { attack: "a 60 KB path of segments against /files/*.*.*", request: { host: mesh, method: "GET", path: `/files${"/a.b".repeat(KB60 / 4)}` }, expected: "deny" },
     { attack: "a 60 KB Host of dots against *.*.svc.cluster.local", request: { host: `${".".repeat(KB60)}x`, method: "GET", path: "/files/a.b.c" }, expected: "deny" },

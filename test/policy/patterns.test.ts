@@ -158,6 +158,7 @@ describe("glob matcher against the RegExp it replaced", () => {
   it.each([
     { pattern: "/files/*.*.*", value: `/files/${"a".repeat(60_000)}`, matches: false },
     { pattern: "/files/*.*.*", value: `/files/${"a.".repeat(30_000)}`, matches: true },
+    { pattern: "/files/*.*.*", value: `/files/${".".repeat(60_000)}/`, matches: false },
     { pattern: "*.*.svc.cluster.local", value: `${".".repeat(60_000)}x`, matches: false },
     { pattern: "*.*.svc.cluster.local", value: `${"a.".repeat(30_000)}svc.cluster.local`, matches: true },
     { pattern: "/a/*/*/*/b", value: "/a" + "/x".repeat(30_000), matches: false },
