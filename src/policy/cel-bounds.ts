@@ -1,12 +1,13 @@
 // Bounds on what a `when:` condition may cost, so no request can stall the event loop through it:
-// parse limits for cel-js, no comprehension inside another (their cost multiplies), and `matches`
-// run by RE2 (re2js, linear time) instead of a backtracking JS RegExp, each pattern compiled once.
+// parse limits for cel-js, no comprehension inside another (their cost multiplies), `split` giving
+// at most MAX_SPLIT_PARTS parts (so a comprehension's range stays small), and `matches` run by RE2
+// (re2js, linear time) instead of a backtracking JS RegExp, each pattern compiled once.
 //
 // cel-js has no runtime cost limit, and its own `string.matches` builds `new RegExp` on every call
 // and cannot be replaced (overloads may not overlap). So `x.matches(p)` nodes of a parsed condition
 // are renamed to MATCHES_FUNCTION before the first evaluation, and the run-time environment
-// registers that function over a RegexCache. The type check still sees `matches`, so a policy
-// that names MATCHES_FUNCTION itself is refused.
+// registers that function over a RegexCache; `split` likewise becomes SPLIT_FUNCTION. The type
+// check still sees the CEL names, so a policy that names the replacements itself is refused.
 
 import { RE2JS } from "re2js";
 
@@ -20,6 +21,30 @@ export const CEL_LIMITS = {
 } as const;
 
 export const MATCHES_FUNCTION = "vigil_re2_matches";
+export const SPLIT_FUNCTION = "vigil_bounded_split";
+
+/**
+ * Most parts `split` may give; more is an evaluation error. Without it, `request.path.split("")`
+ * is a 60,000-element range for a comprehension whose body may itself scan the path.
+ */
+export const MAX_SPLIT_PARTS = 1024;
+
+/** CEL `s.split(separator[, limit])` as cel-js defines it, refusing more than MAX_SPLIT_PARTS parts. */
+export function boundedSplit(text: string, separator: string, limit?: bigint): string[] {
+  const wanted = limit === undefined ? -1 : Number(limit);
+  if (wanted === 0) return [];
+  const parts = text.split(separator, MAX_SPLIT_PARTS + 1);
+  if (wanted > 0 && wanted <= MAX_SPLIT_PARTS) {
+    if (parts.length <= wanted) return parts;
+    // The last part keeps the rest of the text, separators included.
+    const head = parts.slice(0, wanted - 1);
+    const consumed = head.reduce((length, part) => length + part.length + separator.length, 0);
+    head.push(text.slice(consumed));
+    return head;
+  }
+  if (parts.length > MAX_SPLIT_PARTS) throw new RangeError(`split: more than ${MAX_SPLIT_PARTS} parts`);
+  return parts;
+}
 
 /**
  * Longest string `matches` runs on; a longer one is an evaluation error, so the rule denies.
@@ -103,7 +128,7 @@ function isNode(value: unknown): value is Node {
 /**
  * Checks a parsed condition against the bounds and prepares it for the RegexCache: literal
  * `matches` patterns are compiled now (an RE2 refusal, such as a backreference or lookaround, is
- * a problem), and every `matches` node is renamed to MATCHES_FUNCTION. Returns the problems.
+ * a problem), and `matches` / `split` nodes are renamed to their bounded versions. Returns the problems.
  */
 export function applyBounds(root: unknown, regexes: RegexCache): string[] {
   const problems: string[] = [];
@@ -116,7 +141,8 @@ export function applyBounds(root: unknown, regexes: RegexCache): string[] {
     if (value.op === "rcall" && Array.isArray(value.args)) {
       const args: unknown[] = value.args;
       const [name, , callArgs] = args;
-      if (name === MATCHES_FUNCTION) problems.push(`${MATCHES_FUNCTION} is not a CEL function; use matches`);
+      if (name === MATCHES_FUNCTION || name === SPLIT_FUNCTION) problems.push(`${name} is not a CEL function`);
+      if (name === "split" && Array.isArray(callArgs) && (callArgs.length === 1 || callArgs.length === 2)) args[0] = SPLIT_FUNCTION;
       if (name === "matches" && Array.isArray(callArgs) && callArgs.length === 1) {
         const pattern: unknown = callArgs[0];
         if (isNode(pattern) && pattern.op === "value" && typeof pattern.args === "string") {

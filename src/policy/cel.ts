@@ -19,7 +19,7 @@
 // `has(context.env)`, or use the rule's `context:` matcher instead.
 
 import { Environment } from "@marcbachmann/cel-js";
-import { CEL_LIMITS, MATCHES_FUNCTION, MAX_MATCH_INPUT, RegexCache, applyBounds } from "./cel-bounds.js";
+import { CEL_LIMITS, MATCHES_FUNCTION, MAX_MATCH_INPUT, MAX_SPLIT_PARTS, RegexCache, SPLIT_FUNCTION, applyBounds, boundedSplit } from "./cel-bounds.js";
 import { directCondition } from "./cel-direct.js";
 import type { FieldKinds } from "./cel-direct.js";
 import { CidrCache, cidrProblem } from "./cidr.js";
@@ -165,6 +165,12 @@ export class ConditionCompiler {
     this.#run = registerFunctions(new Environment({ limits: CEL_LIMITS }), cidrs)
       .registerFunction(`string.${MATCHES_FUNCTION}(string): bool`, (input: string, pattern: string) => regexes.matches(input, pattern), {
         description: `matches, run by RE2 on inputs up to ${MAX_MATCH_INPUT} characters`,
+      })
+      .registerFunction(`string.${SPLIT_FUNCTION}(string): list<string>`, (text: string, separator: string) => boundedSplit(text, separator), {
+        description: `split, into at most ${MAX_SPLIT_PARTS} parts`,
+      })
+      .registerFunction(`string.${SPLIT_FUNCTION}(string, int): list<string>`, (text: string, separator: string, limit: bigint) => boundedSplit(text, separator, limit), {
+        description: `split with a limit, into at most ${MAX_SPLIT_PARTS} parts`,
       })
       .registerVariable("request", "dyn")
       .registerVariable("source", "dyn")

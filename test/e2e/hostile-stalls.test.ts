@@ -39,6 +39,11 @@ spec:
       paths: ["/hdr"]
       when: '"x-id" in request.headers && request.headers["x-id"].matches("^(\\\\w+\\\\s?)*$")'
       outcome: allow
+    - name: characters
+      methods: [GET]
+      paths: ["/split/**"]
+      when: '!request.path.split("").exists(c, request.path.endsWith(c + "!"))'
+      outcome: allow
 `;
 
 function outcomeOf(res: DecodedCheckResponse): string {
@@ -85,6 +90,8 @@ describe("hostile inputs that stalled the event loop", () => {
     { attack: "a 4 KB miss against (a+)+$ (under the matches input bound)", request: { host: "regex-api", method: "GET", path: `/re/${"a".repeat(4000)}!` }, expected: "deny" },
     { attack: "control: a header (\\w+\\s?)*$ allows", request: { host: "regex-api", method: "GET", path: "/hdr", headers: { "x-id": "build 42" } }, expected: "allow" },
     { attack: "a 60 KB header miss against ^(\\w+\\s?)*$", request: { host: "regex-api", method: "GET", path: "/hdr", headers: { "x-id": `${"a ".repeat(KB60 / 2)}!` } }, expected: "deny" },
+    { attack: "control: a short path a split comprehension allows", request: { host: "regex-api", method: "GET", path: "/split/abc" }, expected: "allow" },
+    { attack: "a 60 KB path split into characters for a comprehension", request: { host: "regex-api", method: "GET", path: `/split/${"a".repeat(KB60)}` }, expected: "deny" },
     { attack: "a 4 KB header miss against ^(\\w+\\s?)*$", request: { host: "regex-api", method: "GET", path: "/hdr", headers: { "x-id": `${"ab".repeat(2000)}!` } }, expected: "deny" },
   ])("$attack → $expected", async ({ request, expected }) => {
     expect(outcomeOf(await client.check(request))).toBe(expected);

@@ -1,9 +1,10 @@
 // Bounds on `when:` conditions: regexes run by RE2 and refused at load when RE2 cannot run them,
 // parse limits, no nested comprehensions, and the bounded cache of patterns that are not literals.
 
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConditionCompiler, celActivation } from "../../src/policy/cel.js";
-import { MAX_DYNAMIC_PATTERNS, MAX_MATCH_INPUT, RegexCache } from "../../src/policy/cel-bounds.js";
+import { MAX_DYNAMIC_PATTERNS, MAX_MATCH_INPUT, MAX_SPLIT_PARTS, RegexCache, boundedSplit } from "../../src/policy/cel-bounds.js";
 import { policyInput } from "./policy-input.js";
 
 function run(expression: string, overrides: Parameters<typeof policyInput>[3] = {}, path = "/v1/items"): boolean {
@@ -70,5 +71,38 @@ describe("CEL matches runs on RE2", () => {
     expect(cache.addLiteral("^lit$")).toBeUndefined();
     expect(cache.matches("lit", "^lit$")).toBe(true);
     expect(cache.dynamicCount).toBe(MAX_DYNAMIC_PATTERNS);
+  });
+});
+
+/** cel-js's own split (node_modules/@marcbachmann/cel-js/lib/functions.js), the reference. */
+function celSplit(text: string, separator: string, limit?: number): string[] {
+  if (limit === 0) return [];
+  const parts = text.split(separator);
+  if (limit === undefined || limit < 0 || parts.length <= limit) return parts;
+  const limited = parts.slice(0, limit - 1);
+  limited.push(parts.slice(limit - 1).join(separator));
+  return limited;
+}
+
+describe("CEL split is bounded", () => {
+  it("gives what cel-js gives while the parts fit", () => {
+    const text = fc.array(fc.constantFrom("a", "/", "//", "b", ""), { maxLength: 30 }).map((parts) => parts.join(""));
+    const limit = fc.option(fc.integer({ min: -2, max: 12 }), { nil: undefined });
+    fc.assert(fc.property(text, fc.constantFrom("/", "//", "", "a", "x"), limit, (input, separator, max) => {
+      expect(boundedSplit(input, separator, max === undefined ? undefined : BigInt(max))).toEqual(celSplit(input, separator, max));
+    }), { numRuns: 3000 });
+  });
+
+  it.each([
+    { name: "a path into its segments", expression: "request.path.split(\"/\").size() == 3", path: "/v1/items", result: true },
+    { name: "with a limit", expression: "request.path.split(\"/\", 2)[1] == \"v1/items\"", path: "/v1/items", result: true },
+    { name: "a limit that keeps a long path whole", expression: "request.path.split(\"/\", 1).size() == 1", path: "/a".repeat(30_000), result: true },
+  ])("splits $name", ({ expression, path, result }) => {
+    expect(run(expression, {}, path)).toBe(result);
+  });
+
+  it("is an evaluation error past the bound, before a comprehension runs over it", () => {
+    expect(() => run("request.path.split(\"\").exists(c, request.path.contains(c + \"!\"))", {}, "/".padEnd(60_000, "a"))).toThrow(/split: more than/);
+    expect(() => run("request.path.split(\"/\").size() > 0", {}, "/a".repeat(MAX_SPLIT_PARTS))).toThrow(/split: more than/);
   });
 });
