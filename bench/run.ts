@@ -10,6 +10,7 @@ import { runDecisionBench } from "./decision.bench.js";
 import { machine, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
 import { runSignalLatencyBench } from "./signal-latency.bench.js";
+import { runStallsBench } from "./stalls.bench.js";
 
 const quick = process.argv.includes("--quick");
 
@@ -36,6 +37,7 @@ const step = async (name: string, run: () => Promise<BenchResult | BenchResult[]
 };
 await step("decision", () => runDecisionBench({ iterations: quick ? 50_000 : 300_000 }));
 await step("policy", () => runPolicyBench());
+await step("stalls", () => runStallsBench());
 await step("memory", () => memoryBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
@@ -55,6 +57,7 @@ run, never absolute times across runs.
 | gRPC Check throughput ≥ 80% of a do-nothing grpc-js server on the same machine | "gRPC Check throughput" vigil_over_floor |
 | signal-to-enforcement p99 ≤ 20 ms with 50 watching instances | "signal to enforcement, N = 50" ack_to_deny_p99_ms |
 | ≤ 100 MB RSS per 100k signal subjects | "memory per 100k subjects" rss_added_mb |
+| each stall case (hostile 60 KB path, Host or header against globs and CEL regexes) under 1 ms | "stall cases at 60 KB" p50_ms / p99_ms |
 
 ## For comparison
 

@@ -11,12 +11,15 @@
 //   now       google.protobuf.Timestamp of the decision (PolicyInput.now): now.getHours("UTC"),
 //             now.getDayOfWeek("Europe/Berlin") (0 = Sunday), now > timestamp("2026-01-01T00:00:00Z")
 //   inCidr(ip, cidr) / inCidr(ip, [cidr, …])   bool; false for an empty or malformed ip
+//   s.matches(re)   RE2 syntax (no backreferences or lookaround), linear time; an input longer
+//                   than MAX_MATCH_INPUT is an evaluation error (see cel-bounds.ts for all bounds)
 //
 // A missing map key (context.env on a route without env, request.headers["x"] when absent) is an
 // evaluation error, which the evaluator treats as deny: guard with `"env" in context` or
 // `has(context.env)`, or use the rule's `context:` matcher instead.
 
 import { Environment } from "@marcbachmann/cel-js";
+import { CEL_LIMITS, MATCHES_FUNCTION, MAX_MATCH_INPUT, MAX_SPLIT_PARTS, RegexCache, SPLIT_FUNCTION, applyBounds, boundedSplit } from "./cel-bounds.js";
 import { directCondition } from "./cel-direct.js";
 import type { FieldKinds } from "./cel-direct.js";
 import { CidrCache, cidrProblem } from "./cidr.js";
@@ -146,13 +149,14 @@ export class ConditionCompiler {
   readonly #check: Environment;
   readonly #run: Environment;
   readonly #direct: boolean;
+  readonly #regexes = new RegexCache();
   /** Policies repeat conditions a lot; each distinct expression is compiled once. */
   readonly #compiled = new Map<string, ConditionCompileResult>();
 
   constructor(options: ConditionCompilerOptions = {}) {
     this.#direct = options.direct ?? true;
     const cidrs = new CidrCache();
-    this.#check = registerFunctions(new Environment(), cidrs)
+    this.#check = registerFunctions(new Environment({ limits: CEL_LIMITS }), cidrs)
       .registerVariable({ name: "request", schema: REQUEST_FIELDS })
       .registerVariable({ name: "source", schema: SOURCE_FIELDS })
       .registerVariable({ name: "signals", schema: SIGNALS_FIELDS })
@@ -160,7 +164,17 @@ export class ConditionCompiler {
       .registerVariable("now", TIMESTAMP);
     // Evaluation takes the objects as dyn: the types were proven by the check above, and typed
     // schema variables would copy every object into a Map on each call.
-    this.#run = registerFunctions(new Environment(), cidrs)
+    const regexes = this.#regexes;
+    this.#run = registerFunctions(new Environment({ limits: CEL_LIMITS }), cidrs)
+      .registerFunction(`string.${MATCHES_FUNCTION}(string): bool`, (input: string, pattern: string) => regexes.matches(input, pattern), {
+        description: `matches, run by RE2 on inputs up to ${MAX_MATCH_INPUT} characters`,
+      })
+      .registerFunction(`string.${SPLIT_FUNCTION}(string): list<string>`, (text: string, separator: string) => boundedSplit(text, separator), {
+        description: `split, into at most ${MAX_SPLIT_PARTS} parts`,
+      })
+      .registerFunction(`string.${SPLIT_FUNCTION}(string, int): list<string>`, (text: string, separator: string, limit: bigint) => boundedSplit(text, separator, limit), {
+        description: `split with a limit, into at most ${MAX_SPLIT_PARTS} parts`,
+      })
       .registerVariable("request", "dyn")
       .registerVariable("source", "dyn")
       .registerVariable("signals", "dyn")
@@ -191,7 +205,8 @@ export class ConditionCompiler {
     if (checked.type !== "bool" && checked.type !== "dyn") {
       return { ok: false, error: `must be a boolean expression, but it gives ${checked.type ?? "an unknown type"}` };
     }
-    const problems = literalCidrProblems(parsed.ast);
+    // Before the first evaluation: applyBounds also points `matches` at the RE2 cache.
+    const problems = [...literalCidrProblems(parsed.ast), ...applyBounds(parsed.ast, this.#regexes)];
     if (problems.length > 0) return { ok: false, error: problems.join("; ") };
     const direct = this.#direct ? directCondition(parsed.ast, CEL_FIELDS) : undefined;
     if (direct !== undefined) return { ok: true, condition: direct };

@@ -80,6 +80,12 @@ function rankOf(outcome: Outcome, revokes: boolean, conditionFailed: boolean): n
 
 const CONDITION_FAILED_RANK = rankOf("deny", false, true);
 
+/**
+ * Longest destination a glob destination is tried on: a SPIFFE ID has at most 2048 bytes and a
+ * DNS name 253 characters, so a longer Host can only be an attack on the matcher's time.
+ */
+export const MAX_DESTINATION_LENGTH = 2048;
+
 interface RuleParts {
   id: string;
   order: number;
@@ -158,7 +164,8 @@ class CompiledRule {
   decide(state: Evaluation): PolicyResult | undefined {
     const input = state.input;
     const request = input.request;
-    if (state.unindexed && this.destination !== null && !this.destination(request.destination)) return undefined;
+    if (state.unindexed && this.destination !== null
+      && (request.destination.length > MAX_DESTINATION_LENGTH || !this.destination(request.destination))) return undefined;
     if (this.sources !== null && !this.sources(input.source.spiffe_id)) return undefined;
     if (this.paths !== null && !(state.pathIsNormal() && this.paths(request.path_only))) return undefined;
     if (this.grpcService !== null) {

@@ -1,5 +1,6 @@
 // Patterns for SPIFFE IDs, paths and destinations, compiled once into one matcher per list:
-// exact strings become a Set lookup, "<prefix>/**" a prefix test, anything else one RegExp.
+// exact strings become a Set lookup, "<prefix>/**" a prefix test, anything else a segment-wise
+// matcher that runs in time bounded by value length × pattern length (no RegExp, no backtracking).
 //
 //   "*"  matches within one "/"-separated segment: a whole segment "*" needs at least one
 //        character, "v*" inside a segment matches any (possibly empty) rest of that segment.
@@ -35,20 +36,64 @@ export function globProblem(pattern: string, kind: PatternKind): string | undefi
   return undefined;
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+// Matching is done by hand rather than by a RegExp: "*" compiled to "[^/]*" backtracks, and
+// "/files/*.*.*" against one long segment took seconds. Here a value is cut at "/" once per
+// pattern segment and each segment is matched by greedy search for the pieces between stars,
+// which is exact for "*"-only globs: O(value length × pattern length) at worst, never more.
+
+/** Whether one "/"-free segment of a value matches one pattern segment, split at "*". */
+type SegmentTest = (segment: string) => boolean;
+
+function segmentTest(segment: string): SegmentTest {
+  // A whole segment "*" needs at least one character; "v*" may leave the rest empty.
+  if (segment === "*") return (value) => value !== "";
+  const pieces = segment.split("*");
+  if (pieces.length === 1) return (value) => value === segment;
+  const first = pieces[0] ?? "";
+  const last = pieces[pieces.length - 1] ?? "";
+  const middle = pieces.slice(1, -1).filter((piece) => piece !== "");
+  const fixedLength = first.length + last.length;
+  return (value) => {
+    if (value.length < fixedLength || !value.startsWith(first) || !value.endsWith(last)) return false;
+    // Leftmost placement of each middle piece leaves the most room for the ones after it.
+    let position = first.length;
+    const limit = value.length - last.length;
+    for (const piece of middle) {
+      const found = value.indexOf(piece, position);
+      if (found === -1 || found + piece.length > limit) return false;
+      position = found + piece.length;
+    }
+    return true;
+  };
 }
 
-function segmentSource(segment: string): string {
-  if (segment === "*") return "[^/]+";
-  return segment.split("*").map(escapeRegExp).join("[^/]*");
+/** One pattern with "*" in it: its "/"-separated segments, and whether it ends in "/**". */
+function globTest(pattern: string): StringMatcher {
+  const segments = pattern.split("/");
+  const rest = segments[segments.length - 1] === "**";
+  const tests = (rest ? segments.slice(0, -1) : segments).map(segmentTest);
+  const count = tests.length;
+  return (value) => {
+    let start = 0;
+    for (let index = 0; index < count; index++) {
+      const slash = value.indexOf("/", start);
+      const lastSegment = index === count - 1;
+      // Segments of the value beyond the pattern's are only allowed under a trailing "/**".
+      if (slash === -1 ? !lastSegment : lastSegment && !rest) return false;
+      const end = slash === -1 ? value.length : slash;
+      const test = tests[index];
+      if (test === undefined || !test(value.slice(start, end))) return false;
+      start = end + 1;
+    }
+    return true;
+  };
 }
 
 /** Compiles a list of patterns (already validated by globProblem) into one matcher. */
 export function compileGlobs(patterns: readonly string[]): StringMatcher {
   const exact = new Set<string>();
   const prefixes: string[] = [];
-  const sources: string[] = [];
+  const globs: StringMatcher[] = [];
   let any = false;
   for (const pattern of patterns) {
     if (pattern === "*" || pattern === "**") {
@@ -58,16 +103,12 @@ export function compileGlobs(patterns: readonly string[]): StringMatcher {
     } else if (pattern.endsWith("/**") && !pattern.slice(0, -3).includes("*")) {
       prefixes.push(pattern.slice(0, -3));
     } else {
-      const segments = pattern.split("/");
-      const rest = segments[segments.length - 1] === "**";
-      const fixed = rest ? segments.slice(0, -1) : segments;
-      sources.push(fixed.map(segmentSource).join("/") + (rest ? "(?:/.*)?" : ""));
+      globs.push(globTest(pattern));
     }
   }
   if (any) return (value) => value !== "";
-  const regex = sources.length === 0 ? undefined : new RegExp(`^(?:${sources.join("|")})$`, "s");
   const under = prefixes.map((prefix): [string, string] => [prefix, prefix + "/"]);
-  if (regex === undefined && prefixes.length === 0) {
+  if (globs.length === 0 && prefixes.length === 0) {
     if (exact.size === 1) {
       const only = [...exact][0];
       return (value) => value === only;
@@ -80,7 +121,10 @@ export function compileGlobs(patterns: readonly string[]): StringMatcher {
     for (const [prefix, below] of under) {
       if (value === prefix || value.startsWith(below)) return true;
     }
-    return regex !== undefined && regex.test(value);
+    for (const glob of globs) {
+      if (glob(value)) return true;
+    }
+    return false;
   };
 }
 

@@ -1,5 +1,6 @@
 // Glob patterns for sources, paths and destinations, path normal form, and CIDR ranges.
 
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CidrSet, parseCidr } from "../../src/policy/cidr.js";
 import { compileGlobs, globProblem, isNormalPath } from "../../src/policy/glob.js";
@@ -115,5 +116,54 @@ describe("CIDR ranges", () => {
 
   it.each(["10.0.0.0/33", "10.0.0/8", "fd00::/129", "10.0.0.0/", "10.0.0.0/08", "::1::2/64", "host.example/8"])("refuses %s", (range) => {
     expect(parseCidr(range)).toBeUndefined();
+  });
+});
+
+// The RegExp the matcher replaced (src/policy/glob.ts before hardening #8): the reference for
+// what a glob means. It backtracks on long values, so it is only run on short ones here.
+function referenceGlobs(patterns: readonly string[]): (value: string) => boolean {
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const segment = (text: string) => (text === "*" ? "[^/]+" : text.split("*").map(escape).join("[^/]*"));
+  if (patterns.some((pattern) => pattern === "*" || pattern === "**")) return (value) => value !== "";
+  const sources = patterns.map((pattern) => {
+    const segments = pattern.split("/");
+    const rest = segments[segments.length - 1] === "**";
+    return (rest ? segments.slice(0, -1) : segments).map(segment).join("/") + (rest ? "(?:/.*)?" : "");
+  });
+  const regex = new RegExp(`^(?:${sources.join("|")})$`, "s");
+  return (value) => value !== "" && regex.test(value);
+}
+
+describe("glob matcher against the RegExp it replaced", () => {
+  const piece = fc.constantFrom("a", "b", ".", "/", "*", "**", "/**", "\n");
+  const pattern = fc.array(piece, { minLength: 1, maxLength: 8 }).map((parts) => parts.join(""));
+  const value = fc.array(fc.constantFrom("a", "b", ".", "/", "ab", "\n"), { maxLength: 12 }).map((parts) => parts.join(""));
+
+  it("agrees on random patterns and values", () => {
+    fc.assert(fc.property(fc.array(pattern, { minLength: 1, maxLength: 3 }), value, (patterns, input) => {
+      expect(compileGlobs(patterns)(input)).toBe(referenceGlobs(patterns)(input));
+    }), { numRuns: 5000 });
+  });
+
+  it("agrees on values built from the pattern (mostly matching ones)", () => {
+    const filled = fc.tuple(pattern, fc.array(fc.constantFrom("", "a", "b.", "x/y"), { minLength: 8, maxLength: 8 }));
+    fc.assert(fc.property(filled, ([glob, fills]) => {
+      let index = 0;
+      const input = glob.replace(/\*+/g, () => fills[index++ % fills.length] ?? "");
+      expect(compileGlobs([glob])(input)).toBe(referenceGlobs([glob])(input));
+    }), { numRuns: 3000 });
+  });
+
+  // Outcomes only: how long these take is measured in bench/stalls.bench.ts.
+  it.each([
+    { pattern: "/files/*.*.*", value: `/files/${"a".repeat(60_000)}`, matches: false },
+    { pattern: "/files/*.*.*", value: `/files/${"a.".repeat(30_000)}`, matches: true },
+    { pattern: "/files/*.*.*", value: `/files/${".".repeat(60_000)}/`, matches: false },
+    { pattern: "*.*.svc.cluster.local", value: `${".".repeat(60_000)}x`, matches: false },
+    { pattern: "*.*.svc.cluster.local", value: `${"a.".repeat(30_000)}svc.cluster.local`, matches: true },
+    { pattern: "/a/*/*/*/b", value: "/a" + "/x".repeat(30_000), matches: false },
+    { pattern: "/v1/*/**", value: "/v1/x" + "/y".repeat(30_000), matches: true },
+  ])("decides $pattern against a 60 KB value", ({ pattern, value, matches }) => {
+    expect(compileGlobs([pattern])(value)).toBe(matches);
   });
 });
