@@ -153,7 +153,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       host: config.http.host,
       port: config.http.port,
       adminTokens: config.http.adminTokens,
-      maxClockSkewMs: config.http.maxClockSkewMs,
+      maxClockSkewMs: config.store.maxClockSkewMs,
       registry: metrics.registry,
       beforeScrape: refreshGauges,
       metrics, store, approvals, readiness, ssf, logger, now,

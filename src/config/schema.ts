@@ -82,6 +82,7 @@ export const storeSchema = z.strictObject({
   /**
    * How far a signal's observedAt may be ahead of this instance's clock, on a write or in a bus
    * value; further ahead is refused (it would win every latest-wins comparison until it came true).
+   * The admin API also refuses a client-given observedAt further than this behind the clock.
    */
   maxClockSkewMs: z.number().int().nonnegative().max(24 * 3600 * 1000).default(5 * 60_000),
   /**
@@ -165,8 +166,6 @@ export const configSchema = z.strictObject({
      * `TOKEN NAME [SCOPES]` as in the tokens file. Never logged.
      */
     adminTokens: z.array(adminTokenEntrySchema).default([]),
-    /** How far a client-given observedAt on the admin API may be from the server's clock. */
-    maxClockSkewMs: z.number().int().min(0).max(86_400_000).default(300_000),
   }).prefault({}),
   policyDir: z.string().default("examples/policies"),
   /** Signals loaded at start (YAML or JSON list); "" = none. */

@@ -278,6 +278,7 @@ export function createDecider(deps: DeciderDeps): Decide {
       credential: decision.credentialFingerprint,
       method: req.method,
       host: view?.host ?? req.host,
+      destination: view?.destination ?? "",
       path: view?.path_only ?? "",
       tool: view?.mcp_tool ?? "",
       context: req.contextExtensions,

@@ -13,7 +13,10 @@ export interface DecisionLine {
   caller: string;
   credential: string;
   method: string;
+  /** The Host the caller sent (shown, never trusted). */
   host: string;
+  /** The workload the request was judged under ("" when none could be determined). */
+  destination: string;
   path: string;
   tool: string;
   context: Record<string, string>;
@@ -53,7 +56,7 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
   const log = (line: DecisionLine): void => {
     sink.write(
       `{"level":"info","time":"${clock()}"${prefix},"decision_id":${s(line.decision_id)},"caller":${s(line.caller)}`
-      + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"path":${s(line.path)}`
+      + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"destination":${s(line.destination)},"path":${s(line.path)}`
       + `,"tool":${s(line.tool)},"context":${JSON.stringify(line.context)},"outcome":${s(line.outcome)},"rule":${s(line.rule)}`
       + `,"reason":${s(line.reason)},"identity_problems":${line.identity_problems.length === 0 ? "[]" : JSON.stringify(line.identity_problems)}`
       + `,"latency_us":${line.latency_us},"msg":"decision"}\n`,

@@ -192,6 +192,8 @@ describe("the pipeline: identity problems deny, reach policy and log; revocation
     expect(run.revoked).toEqual(revoked.map(fp));
     expect(run.lines).toHaveLength(1);
     expect(run.lines[0]?.identity_problems).toEqual(problems);
+    // The line names the workload the request was judged under (here the sidecar's own SVID), not the Host.
+    expect(run.lines[0]?.destination).toBe("spiffe://example.org/ns/svc/sa/svc");
     const fingerprints = [headers.authorization, headers["x-api-key"]].filter((v) => v !== undefined);
     expect(decision.credentialFingerprint.split(",").filter((f) => f !== "")).toHaveLength(
       new Set(fingerprints.flatMap((v) => v.split(",")).filter((v) => v.trim() !== "" && v.trim() !== "Bearer")).size,

@@ -23,7 +23,7 @@ function capture(): { lines: string[]; stream: Writable } {
 
 const line: DecisionLine = {
   decision_id: "d-1", caller: "spiffe://example.org/ns/ci/sa/deployer", credential: "sha256:ab",
-  method: "POST", host: "deploy-api", path: "/v1/\"quoted\"\npath\u2028", tool: "", context: { env: "prod", "we\"ird": "x" },
+  method: "POST", host: "deploy-api", destination: "deploy-api", path: "/v1/\"quoted\"\npath\u2028", tool: "", context: { env: "prod", "we\"ird": "x" },
   outcome: "deny", rule: "guards/revoked", reason: "no \\ way", identity_problems: ["ambiguous_credential"], latency_us: 7,
 };
 
