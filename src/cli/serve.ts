@@ -106,10 +106,15 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       host: config.grpc.host,
       port: config.grpc.port,
       maxHeaderBytes: config.grpc.maxHeaderBytes,
+      maxRequestBytes: config.grpc.maxRequestBytes,
       decide,
       onError: (err) => {
         metrics.checkErrors.labels("internal").inc();
         grpcLog.error({ err }, "decision failed; answered with a fail-closed deny");
+      },
+      onRefused: (refusal, decisionId) => {
+        metrics.checkErrors.labels(refusal).inc();
+        grpcLog.warn({ decision_id: decisionId, refusal }, "check answered with a denial before any decision");
       },
     });
     closers.push(() => grpc.close());

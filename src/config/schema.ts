@@ -157,6 +157,14 @@ export const configSchema = z.strictObject({
     port: port.default(DEFAULT_GRPC_PORT),
     /** Headers beyond this many bytes in total make the request a deny (431 semantics). */
     maxHeaderBytes: z.number().int().positive().default(64 * 1024),
+    /**
+     * Largest CheckRequest message accepted, in bytes. A larger one is answered with a 413 denial
+     * as soon as its length prefix arrives, before its bytes are buffered. Keep it above what
+     * Envoy can send: max_request_headers_kb plus with_request_body.max_request_bytes plus a few
+     * KiB for the peer certificate and framing. Capped at 64 MiB: each Check in flight may hold
+     * this much memory.
+     */
+    maxRequestBytes: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024),
   }).prefault({}),
   http: z.strictObject({
     host: z.string().default(DEFAULT_HTTP_HOST),

@@ -1,9 +1,11 @@
 // Random CheckRequests against the real server and the real pipeline: every one gets an answer,
 // none is an allow without an identity, and the server stays up.
 
+import { connect } from "node:http2";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEnvoyClient, type EnvoyClient, type EnvoyLikeRequest } from "../support/envoy-client.js";
+import { createEnvoyClient, decodeWithEnvoyProtos, type EnvoyClient, type EnvoyLikeRequest } from "../support/envoy-client.js";
+import { frame, rawCall } from "../support/raw-grpc.js";
 import { startTestVigil, type TestVigil } from "../support/vigil.js";
 
 describe("random CheckRequests against the real pipeline", () => {
@@ -50,5 +52,26 @@ describe("random CheckRequests against the real pipeline", () => {
       const res = await client.checkRaw(Buffer.from(bytes));
       expect(res.status?.code).not.toBe(0);
     }), { numRuns: 200 });
+  });
+
+  it("answers garbage behind garbled gRPC framing with a denial on an OK RPC", async () => {
+    const session = connect(`http://${vigil.grpcAddress}`);
+    try {
+      const call = fc.record({
+        bytes: fc.uint8Array({ maxLength: 512 }).map((b) => Buffer.from(b)),
+        declared: fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: undefined }),
+        grpcTimeout: fc.option(fc.constantFrom("0m", "1n", "200m", "soon"), { nil: undefined }),
+      });
+      await fc.assert(fc.asyncProperty(call, async ({ bytes, declared, grpcTimeout }) => {
+        const answer = await rawCall(session, { send: [frame(bytes, { declared })], ...(grpcTimeout === undefined ? {} : { grpcTimeout }) });
+        expect(answer.grpcStatus).toBe(0);
+        expect(answer.messages).toHaveLength(1);
+        const res = decodeWithEnvoyProtos(answer.messages[0]!);
+        expect(res.status?.code ?? 0).not.toBe(0);
+        expect(res.http_response).toBe("denied_response");
+      }), { numRuns: 100 });
+    } finally {
+      session.close();
+    }
   });
 });

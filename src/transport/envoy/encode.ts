@@ -18,6 +18,7 @@ import type { Decision, Outcome } from "../../decision/request.js";
 /** google.rpc.Code values Vigil puts in CheckResponse.status. */
 export const GrpcCode = {
   OK: 0,
+  INVALID_ARGUMENT: 3,
   PERMISSION_DENIED: 7,
   INTERNAL: 13,
 } as const;
@@ -332,6 +333,45 @@ export function encodeFailClosed(decisionId: string): Buffer {
     { decision_id: decisionId, outcome: "deny", reason: FAIL_CLOSED_REASON },
   );
 }
+
+/**
+ * Why the transport answered a Check without a decision: the message was over
+ * grpc.maxRequestBytes, its deadline passed before it was answered, or grpc-js itself refused the
+ * call (a malformed grpc-timeout, a stream without a message, …).
+ */
+export type TransportRefusal = "oversized" | "late" | "transport";
+
+/** Reasons sent for transport refusals: fixed texts, nothing taken from the request. */
+export const TRANSPORT_REFUSAL_REASON: Readonly<Record<Exclude<TransportRefusal, "oversized">, string>> = {
+  late: "deadline passed before the check was answered; request denied",
+  transport: FAIL_CLOSED_REASON,
+};
+
+/**
+ * The answer to a Check that never reached a decision; a non-OK status with a denied_response,
+ * like every refusal. Oversized: INVALID_ARGUMENT and HTTP 413, the reason naming the limit.
+ * Late and transport failures are Vigil's own failures: INTERNAL and 403, as encodeFailClosed.
+ */
+export function encodeTransportRefusal(refusal: TransportRefusal, decisionId: string, maxRequestBytes: number): Buffer {
+  if (refusal === "oversized") {
+    const reason = `CheckRequest larger than ${String(maxRequestBytes)} bytes; request denied`;
+    return encodeDenied(
+      GrpcCode.INVALID_ARGUMENT, 413, decisionId, "deny", reason, "", [],
+      { decision_id: decisionId, outcome: "deny", reason },
+    );
+  }
+  const reason = TRANSPORT_REFUSAL_REASON[refusal];
+  return encodeDenied(
+    GrpcCode.INTERNAL, 403, decisionId, "deny", reason, "", [],
+    { decision_id: decisionId, outcome: "deny", reason },
+  );
+}
+
+/**
+ * A fail-closed denial encoded once at load, with no decision id: the answer of last resort when
+ * even encoding a fresh denial failed, so sending it cannot fail.
+ */
+export const STATIC_FAIL_CLOSED: Buffer = encodeFailClosed("");
 
 function encodeDenied(
   grpc: GrpcCode,

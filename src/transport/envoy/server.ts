@@ -7,9 +7,11 @@ import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { AccessRequest, Decision } from "../../decision/request.js";
+import { configSchema } from "../../config/schema.js";
 import { VigilError } from "../../errors/index.js";
+import { answerEveryCheck, refusalBytes, type CheckRefusalOptions } from "./call-refusals.js";
 import { createCheckRequestDecoder, decodeCheckRequest } from "./decode.js";
-import { encodeCheckResponse, encodeFailClosed } from "./encode.js";
+import { encodeCheckResponse, encodeFailClosed, STATIC_FAIL_CLOSED, type TransportRefusal } from "./encode.js";
 import type { ProtoGrpcType } from "./gen/external_auth.js";
 import { loadAuthorizationPackage } from "./proto.js";
 
@@ -17,6 +19,9 @@ import { loadAuthorizationPackage } from "./proto.js";
 export const AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization";
 
 const VIGIL_HEADER_PREFIX = "x-vigil-";
+
+/** The default of config `grpc.maxRequestBytes` (1 MiB), read from the one schema. */
+export const DEFAULT_MAX_REQUEST_BYTES: number = configSchema.shape.grpc.parse(undefined).maxRequestBytes;
 
 export interface AuthzServerOptions {
   host: string;
@@ -26,8 +31,18 @@ export interface AuthzServerOptions {
   decide: (req: AccessRequest) => Decision;
   /** Header bytes beyond this make the request malformed (config grpc.maxHeaderBytes). */
   maxHeaderBytes: number;
+  /**
+   * Largest CheckRequest accepted (config grpc.maxRequestBytes, default 1 MiB). A larger one gets
+   * a 413 denial from its length prefix on, without being buffered.
+   */
+  maxRequestBytes?: number;
   /** Told about every failure that was answered with a fail-closed deny. */
   onError?: (err: unknown) => void;
+  /**
+   * Told about every Check answered without a decision (oversized, late, refused by grpc-js),
+   * with the decision id its denial carries: for a counter and a log line.
+   */
+  onRefused?: (refusal: TransportRefusal, decisionId: string) => void;
   /** How long close() waits for in-flight calls before cutting connections (default 5000). */
   shutdownGraceMs?: number;
 }
@@ -46,6 +61,7 @@ type CheckAnswer = Decision | Buffer;
 
 export async function startAuthzServer(options: AuthzServerOptions): Promise<AuthzServer> {
   const { decide, maxHeaderBytes } = options;
+  const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   const reportError = (err: unknown): void => {
     try {
       options.onError?.(err);
@@ -57,6 +73,17 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
   const decodeRequest = createCheckRequestDecoder({ maxHeaderBytes });
   const loaded = grpc.loadPackageDefinition(loadAuthorizationPackage()) as unknown as ProtoGrpcType;
   const generated = loaded.envoy.service.auth.v3.Authorization.service.Check;
+  const refusals: CheckRefusalOptions = {
+    checkPath: generated.path,
+    maxRequestBytes,
+    onRefused: (refusal, decisionId) => {
+      try {
+        options.onRefused?.(refusal, decisionId);
+      } catch {
+        // Same: reporting must not cost the denial.
+      }
+    },
+  };
 
   const check: grpc.MethodDefinition<AccessRequest, CheckAnswer> = {
     path: generated.path,
@@ -82,22 +109,31 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
         return request;
       }
     },
+    // Never throws: grpc-js would turn a throw into a status that call-refusals drops (a message
+    // is already on its way by then), leaving the call unanswered.
     responseSerialize: (answer: CheckAnswer): Buffer => {
       if (Buffer.isBuffer(answer)) return answer;
       try {
         return encodeCheckResponse(answer);
       } catch (err) {
         reportError(err);
-        return encodeFailClosed(randomUUID());
+        try {
+          return encodeFailClosed(randomUUID());
+        } catch {
+          return STATIC_FAIL_CLOSED;
+        }
       }
     },
   };
 
   const handleCheck: grpc.handleUnaryCall<AccessRequest, CheckAnswer> = (call, callback) => {
+    // Already answered (the deadline timer fired while the message was on its way) or gone.
+    if (call.cancelled) return;
     if (isPastDeadline(call.getDeadline())) {
-      // Envoy has already given up and applied its own failure handling; deciding now would only
-      // queue side effects (approvals, revocations) for a request nobody is waiting for.
-      callback({ code: grpc.status.DEADLINE_EXCEEDED, details: "deadline passed before the check ran" });
+      // Envoy, whose deadline started before ours, has given up; deciding now would only queue
+      // side effects (approvals, revocations) for a request nobody is waiting for. The answer is
+      // still a denial, never DEADLINE_EXCEEDED: whatever reads it must not see an RPC error.
+      callback(null, refusalBytes("late", refusals));
       return;
     }
     let answer: CheckAnswer;
@@ -111,7 +147,13 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     callback(null, answer);
   };
 
-  const server = new grpc.Server();
+  const server = new grpc.Server({
+    // grpc-js refuses a larger message from its length prefix, before buffering it; the
+    // interceptor turns that refusal (and every other RPC error grpc-js would send for a Check)
+    // into a denial CheckResponse.
+    "grpc.max_receive_message_length": maxRequestBytes,
+    interceptors: [answerEveryCheck(refusals)],
+  });
   server.addService({ Check: check }, { Check: handleCheck });
 
   const health = new HealthImplementation({ "": "NOT_SERVING", [AUTHORIZATION_SERVICE]: "NOT_SERVING" });

@@ -1,3 +1,4 @@
+import { connect, type ClientHttp2Session } from "node:http2";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AccessRequest, Decision } from "../../../src/decision/request.js";
@@ -18,6 +19,7 @@ import {
   type EnvoyClient,
   type EnvoyLikeRequest,
 } from "../../support/envoy-client.js";
+import { frame, rawCall, type RawCall } from "../../support/raw-grpc.js";
 
 // protobufjs's map encoder would silently drop a "__proto__" key, so it cannot round-trip.
 const notProto = (s: string): boolean => s !== "__proto__";
@@ -214,3 +216,86 @@ describe("server under random input", () => {
     expect(await client.health()).toBe("SERVING");
   });
 });
+
+describe("server under garbled framing", () => {
+  const CALLER = "spiffe://example.org/ns/ci/sa/release-pipeline";
+  let server: AuthzServer;
+  let session: ClientHttp2Session;
+
+  beforeAll(async () => {
+    server = await startAuthzServer({
+      host: "127.0.0.1",
+      port: 0,
+      maxHeaderBytes: 64 * 1024,
+      maxRequestBytes: 4096,
+      // Allows only a clean request from one caller: garbage can never be it.
+      decide: (req): Decision => ({
+        id: "d-1",
+        outcome: req.malformed.length === 0 && req.source.principal === CALLER ? "allow" : "deny",
+        rule: "",
+        reason: req.malformed.join("; "),
+        caller: "",
+        trustDomain: "",
+        credentialFingerprint: "",
+        headersToRemove: [],
+        durationNs: 0,
+      }),
+    });
+    server.setServing(true);
+    session = connect(`http://127.0.0.1:${String(server.port)}`);
+  });
+
+  afterAll(async () => {
+    session.close();
+    await server.close();
+  });
+
+  /** A message body: random bytes, a corrupted real request, or a real one from another caller. */
+  const body = fc.oneof(
+    fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)),
+    corrupted,
+    envoyLikeRequest.map((r) => buildCheckRequestBytes({ ...r, sourcePrincipal: "spiffe://example.org/ns/x/sa/other" })),
+  );
+  /** What a hostile or broken client does to the gRPC framing around it. */
+  const garbled: fc.Arbitrary<RawCall> = fc.record({
+    messages: fc.array(fc.record({
+      bytes: body,
+      compressed: fc.boolean(),
+      // The length prefix: true, a little off, or anything up to 4 GiB.
+      declared: fc.oneof(fc.constant(undefined), fc.integer({ min: -8, max: 8 }), fc.integer({ min: 0, max: 0xffffffff })),
+    }), { maxLength: 2 }),
+    grpcTimeout: fc.option(fc.constantFrom("0m", "1n", "1m", "200m", "5S", "soon", "99999999M", ""), { nil: undefined }),
+    grpcEncoding: fc.option(fc.constantFrom("identity", "gzip", "deflate", "snappy"), { nil: undefined }),
+    cuts: fc.array(fc.nat(), { maxLength: 3 }),
+  }).map(({ messages, grpcTimeout, grpcEncoding, cuts }) => {
+    const bytes = Buffer.concat(messages.map((m) => frame(m.bytes, {
+      compressed: m.compressed,
+      declared: m.declared === undefined ? undefined : m.declared > 8 ? m.declared : Math.max(0, m.bytes.length + m.declared),
+    })));
+    // The same bytes, split into DATA frames at random points.
+    const at = [...new Set(cuts.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b);
+    const send = [0, ...at].map((from, i) => bytes.subarray(from, at[i] ?? bytes.length));
+    return { send, ...(grpcTimeout === undefined ? {} : { grpcTimeout }), ...(grpcEncoding === undefined ? {} : { grpcEncoding }) };
+  });
+
+  it("answers every call with one denial CheckResponse on an OK RPC", async () => {
+    await fc.assert(fc.asyncProperty(garbled, async (call) => {
+      const answer = await rawCall(session, call);
+      expect(answer.grpcStatus).toBe(0);
+      expect(answer.messages).toHaveLength(1);
+      const res = decodeWithEnvoyProtos(answer.messages[0]!);
+      expect(res.status?.code ?? 0).not.toBe(0);
+      expect(res.http_response).toBe("denied_response");
+    }), { numRuns: 200 });
+    expect(await createEnvoyClientHealth(server.port)).toBe("SERVING");
+  });
+});
+
+async function createEnvoyClientHealth(port: number): Promise<string> {
+  const client = createEnvoyClient(`127.0.0.1:${String(port)}`);
+  try {
+    return await client.health();
+  } finally {
+    client.close();
+  }
+}

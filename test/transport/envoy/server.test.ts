@@ -2,8 +2,15 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AccessRequest, Decision } from "../../../src/decision/request.js";
 import { VigilError } from "../../../src/errors/index.js";
-import { FAIL_CLOSED_REASON, startAuthzServer, type AuthzServer } from "../../../src/transport/envoy/index.js";
-import { createEnvoyClient, headerValue, type EnvoyClient } from "../../support/envoy-client.js";
+import {
+  encodeTransportRefusal,
+  FAIL_CLOSED_REASON,
+  STATIC_FAIL_CLOSED,
+  startAuthzServer,
+  TRANSPORT_REFUSAL_REASON,
+  type AuthzServer,
+} from "../../../src/transport/envoy/index.js";
+import { createEnvoyClient, decodeWithEnvoyProtos, headerValue, type EnvoyClient } from "../../support/envoy-client.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -158,6 +165,8 @@ describe("ext_authz gRPC server", () => {
     }
   });
 
+  // The rejection asserted here is the grpc-js client's own deadline; what the server answers a
+  // late Check (a denial, never DEADLINE_EXCEEDED) is in test/e2e/hostile-transport.test.ts.
   it("does not decide a request whose deadline passed while it waited", async () => {
     let calls = 0;
     decide = () => {
@@ -195,6 +204,55 @@ describe("ext_authz gRPC server", () => {
     server.setServing(false);
     expect(await client.health("")).toBe("NOT_SERVING");
     await expect(client.health("no.such.Service")).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+});
+
+describe("transport refusals", () => {
+  it.each([
+    { refusal: "oversized", grpc: 3, http: "PayloadTooLarge", reason: "CheckRequest larger than 2048 bytes; request denied" },
+    { refusal: "late", grpc: 13, http: "Forbidden", reason: TRANSPORT_REFUSAL_REASON.late },
+    { refusal: "transport", grpc: 13, http: "Forbidden", reason: FAIL_CLOSED_REASON },
+  ] as const)("encodes $refusal as a denial Envoy reads", ({ refusal, grpc: code, http, reason }) => {
+    const res = decodeWithEnvoyProtos(encodeTransportRefusal(refusal, "d-7", 2048));
+    expect(res.status).toEqual({ code, message: reason });
+    expect(res.http_response).toBe("denied_response");
+    expect(res.denied_response?.status?.code).toBe(http);
+    expect(JSON.parse(res.denied_response?.body ?? "")).toEqual({ decision_id: "d-7", outcome: "deny", reason });
+    expect(headerValue(res.denied_response?.headers, "x-vigil-decision-id")).toBe("d-7");
+  });
+
+  it("has a static last-resort denial", () => {
+    const res = decodeWithEnvoyProtos(STATIC_FAIL_CLOSED);
+    expect(res.status).toEqual({ code: 13, message: FAIL_CLOSED_REASON });
+    expect(res.denied_response?.status?.code).toBe("Forbidden");
+  });
+
+  it("reports each refusal with the decision id its denial carries, and survives a throwing reporter", async () => {
+    const refused: [string, string][] = [];
+    let throwing = false;
+    const server = await startAuthzServer({
+      host: "127.0.0.1", port: 0, maxHeaderBytes: 1024, maxRequestBytes: 2048, decide: () => decision(),
+      onRefused: (refusal, id) => {
+        refused.push([refusal, id]);
+        if (throwing) throw new Error("metrics down");
+      },
+    });
+    const client = createEnvoyClient(`127.0.0.1:${server.port}`);
+    try {
+      for (const t of [false, true]) {
+        throwing = t;
+        const res = await client.checkRaw(Buffer.alloc(4096, 0x0a));
+        expect(res.denied_response?.status?.code).toBe("PayloadTooLarge");
+        const body = JSON.parse(res.denied_response?.body ?? "") as { decision_id: string };
+        expect(refused.at(-1)).toEqual(["oversized", body.decision_id]);
+        expect(body.decision_id).toMatch(UUID);
+      }
+      // At the limit the request is decoded and decided.
+      expect((await client.checkRaw(Buffer.alloc(2048))).http_response).toBe("ok_response");
+    } finally {
+      client.close();
+      await server.close();
+    }
   });
 });
 
