@@ -266,6 +266,11 @@ export function createDecider(deps: DeciderDeps): Decide {
       if (refusal !== undefined && (OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny || result.rule === "")) {
         result = { outcome: "deny", rule: "", reason: refusal, revoke: [], privileged: result.privileged };
       }
+      // A revocation could not be queued (backlog full): its subject may be any identified caller.
+      if (effects.overflowed && OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny
+        && (caller.spiffeId !== "" || caller.credentials.length > 0)) {
+        result = { outcome: "deny", rule: "", reason: "revocation backlog full", revoke: [], privileged: result.privileged };
+      }
       decision = finish(id, result, caller, view, input, signals.suspects, at);
       problems = caller.problems;
     }
