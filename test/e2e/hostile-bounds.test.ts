@@ -74,4 +74,29 @@ describe("bounded memory under a flood, over the real ports", () => {
   ])("MCP: $name → $outcome", async ({ body, outcome: expected }) => {
     expect(outcome(await client.check(mcpCall(body)))).toBe(expected);
   });
+
+  it("a full revocation backlog: every identified caller is denied and /readyz says why; the queued hold stays", async () => {
+    const backlog = await startTestVigil({ maxPendingRevocations: 1 });
+    const backlogClient = createEnvoyClient(backlog.grpcAddress);
+    try {
+      expect(outcome(await backlogClient.check(CRM_READ))).toBe("allow");
+      // A subject the store refuses stays pending for good; the next revocation finds no room.
+      const effect = { target: "credential" as const, reason: "test", decisionId: "d", caller: "", rule: "t", at: backlog.clock.now };
+      backlog.effects.revoke({ ...effect, subject: "refused-by-the-store" });
+      await backlog.effects.drain();
+      backlog.effects.revoke({ ...effect, subject: FLOOD_KEY });
+      expect(backlog.effects.overflowed).toBe(true);
+
+      const res = await backlogClient.check(CRM_READ);
+      expect(outcome(res)).toBe("deny");
+      expect(res.denied_response?.body).toContain("revocation backlog full");
+      const ready = await fetch(`${backlog.httpUrl}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.text()).toContain("revocation backlog full");
+      expect(backlog.effects.pendingRevoked("refused-by-the-store")).toBe(true);
+    } finally {
+      backlogClient.close();
+      await backlog.close();
+    }
+  });
 });
