@@ -21,6 +21,13 @@ function memoryBench(): BenchResult {
   return JSON.parse(out.stdout) as BenchResult;
 }
 
+function capsBench(): BenchResult {
+  // Its own process too: it fills several structures to their caps and measures each one's heap.
+  const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/caps.bench.ts"], { encoding: "utf8" });
+  if (out.status !== 0) throw new Error(`caps bench failed: ${out.stderr}`);
+  return JSON.parse(out.stdout) as BenchResult;
+}
+
 function table(result: BenchResult): string {
   const rows = Object.entries(result.figures).map(([k, v]) => `| ${k} | ${String(v)} |`);
   return [`### ${result.name}`, "", `Command: \`${result.command}\``, "", "| figure | value |", "|---|---|", ...rows,
@@ -39,6 +46,7 @@ await step("decision", () => runDecisionBench({ iterations: quick ? 50_000 : 300
 await step("policy", () => runPolicyBench());
 await step("stalls", () => runStallsBench());
 await step("memory", () => memoryBench());
+await step("caps", () => capsBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
 
@@ -57,6 +65,7 @@ run, never absolute times across runs.
 | gRPC Check throughput ≥ 80% of a do-nothing grpc-js server on the same machine | "gRPC Check throughput" vigil_over_floor |
 | signal-to-enforcement p99 ≤ 20 ms with 50 watching instances | "signal to enforcement, N = 50" ack_to_deny_p99_ms |
 | ≤ 100 MB RSS per 100k signal subjects | "memory per 100k subjects" rss_added_mb |
+| every cache and map bounded; a full one holds tens of MB at most (approvals with 58 KB paths included) | "capped structures when full" *_heap_mb |
 | each stall case (hostile 60 KB path, Host or header against globs and CEL regexes) under 1 ms | "stall cases at 60 KB" p50_ms / p99_ms |
 
 ## For comparison

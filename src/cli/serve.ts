@@ -89,7 +89,10 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       onChange: (n) => { metrics.approvalsPending.set(n); },
       onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
     });
-    const effects = new Effects({ store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl });
+    const effects = new Effects({
+      store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl,
+      maxPending: config.maxPendingRevocations,
+    });
     closers.push(() => effects.close());
 
     const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
@@ -127,6 +130,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
         signals_fresh: { ok: fresh.fresh, detail: `last heard ${Math.round(fresh.ageMs)} ms ago` },
         policy: { ok: true, detail: `${watcher.current().ruleCount} rules, version ${watcher.current().version}${lastReloadOk ? "" : " (last change refused)"}` },
         ...(journaled === undefined ? {} : { journal: journalCheck(journaled) }),
+        revocations: effects.overflowed
+          ? { ok: false, detail: `revocation backlog full since ${new Date(effects.overflowedAt ?? 0).toISOString()}; every identified request is denied until restart` }
+          : { ok: true, detail: `${String(effects.pendingCount)} pending` },
       };
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     };

@@ -90,6 +90,14 @@ export const storeSchema = z.strictObject({
    * beside it first) instead of refusing to start. For an operator who has looked at the damage.
    */
   journalRepair: z.boolean().default(false),
+  /**
+   * Most signal values held in memory. Past it a new address is refused ("unavailable", admin API
+   * 503; a bus value is refused and counted) unless it is a revocation in force or a terminal
+   * credential state, which are always taken: security state only moves towards refusal.
+   */
+  maxSignals: z.number().int().positive().default(1_000_000),
+  /** Most signal writes waiting on the embedded journal at once; more are refused ("unavailable"). */
+  maxQueuedWrites: z.number().int().positive().default(1_000),
 });
 
 export const ssfSchema = z.strictObject({
@@ -185,6 +193,12 @@ export const configSchema = z.strictObject({
   approvals: approvalsSchema.prefault({}),
   /** Outbound revocation hook (POST JSON) fired when Vigil revokes; "" = none. */
   revocationHookUrl: z.string().default(""),
+  /**
+   * Most revocations Vigil decided and the store has not acknowledged yet (each held locally).
+   * When full, a new one cannot be queued: the sidecar then denies every request that carries an
+   * identity or credential until restart ("revocation backlog full"), see decision/effects.ts.
+   */
+  maxPendingRevocations: z.number().int().positive().default(10_000),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
 

@@ -3,6 +3,16 @@
 // retries, and counts failures. A revocation is enforced locally from the moment it is queued
 // (pendingRevoked) until the store holds it, so the next request on this sidecar is denied even
 // before the write lands, and it is reported done ("revoked") only once the store holds it.
+//
+// The pending map is capped (maxPendingRevocations): it grows while the store is down, and no
+// entry may be dropped, since dropping one would lift its local hold. When it is full, a new
+// revocation cannot be queued and so cannot be held by subject; instead Effects enters overflow:
+// from then on every request carrying an identity or a credential is denied ("revocation backlog
+// full", see `overflowed`), whoever it is, until the process restarts. Overflow is never lifted
+// while running, because the subjects that could not be queued are not remembered (remembering
+// them is the unbounded map again), so lifting it would lift their holds. It is loud: counted in
+// vigil_revocations_overflowed_total, logged once, and /readyz reports not ready. A restart ends
+// every local hold anyway (see `close`); durable state lives in the store.
 
 import type { Logger } from "pino";
 import { VigilError } from "../errors/index.js";
@@ -25,16 +35,23 @@ export interface EffectsOptions {
   logger: Logger;
   metrics: Metrics;
   hookUrl: string;
+  /** Most revocations held pending at once (maxPendingRevocations); default 10,000. */
+  maxPending?: number;
   /** Retry delays in ms; after the last one a failure is logged as lost (only for the hook). */
   retryDelaysMs?: number[];
   fetchImpl?: typeof fetch;
 }
+
+export const DEFAULT_MAX_PENDING_REVOCATIONS = 10_000;
 
 export class Effects {
   readonly #options: EffectsOptions;
   readonly #pending = new Map<string, RevocationEffect>();
   readonly #inflight = new Set<Promise<void>>();
   readonly #retryDelays: number[];
+  readonly #maxPending: number;
+  /** When the backlog first overflowed (ms since epoch); undefined while it never has. */
+  #overflowedAt: number | undefined;
   #closed = false;
   /** Ends the retry sleeps when closing. */
   readonly #stopping = new AbortController();
@@ -42,6 +59,26 @@ export class Effects {
   constructor(options: EffectsOptions) {
     this.#options = options;
     this.#retryDelays = options.retryDelaysMs ?? [50, 200, 1000, 5000, 15000];
+    this.#maxPending = options.maxPending ?? DEFAULT_MAX_PENDING_REVOCATIONS;
+  }
+
+  /**
+   * True once a revocation found the backlog full: every request carrying an identity or a
+   * credential must then be denied, since the one that could not be queued may be among them.
+   * Never goes back to false while the process runs (see the module comment).
+   */
+  get overflowed(): boolean {
+    return this.#overflowedAt !== undefined;
+  }
+
+  /** When the backlog overflowed, for readiness; undefined while it never has. */
+  get overflowedAt(): number | undefined {
+    return this.#overflowedAt;
+  }
+
+  /** Revocations held pending now. */
+  get pendingCount(): number {
+    return this.#pending.size;
   }
 
   /**
@@ -57,6 +94,18 @@ export class Effects {
     if (this.#pending.has(effect.subject)) return;
     const current = this.#options.store.get(effect.subject, "revocation");
     if (current?.data.revoked === true) return;
+    if (this.#pending.size >= this.#maxPending) {
+      // Not queued, so not held by subject: hold everyone identified instead (fail closed).
+      this.#options.metrics.revocationsOverflowed.inc();
+      if (this.#overflowedAt === undefined) {
+        this.#overflowedAt = effect.at;
+        this.#options.logger.error(
+          { pending: this.#pending.size, max: this.#maxPending, decision_id: effect.decisionId, rule: effect.rule },
+          "revocation backlog full: denying every request with an identity or credential until restart",
+        );
+      }
+      return;
+    }
     this.#pending.set(effect.subject, effect);
     this.#options.metrics.revocationsPending.set(this.#pending.size);
     this.#options.metrics.revocations.labels(effect.target).inc();

@@ -63,7 +63,9 @@ export function requestView(req: AccessRequest, destination: string): RequestVie
   }
   let mcpMethod = "";
   let mcpTool = "";
-  if (req.body !== "" && req.body.charCodeAt(0) === 123 /* { */) {
+  // JSON allows whitespace before the object, and so do MCP servers: skipping it here keeps a
+  // tools/call from hiding from the policy behind a leading space or newline.
+  if (req.body !== "" && req.body.charCodeAt(jsonStart(req.body)) === 123 /* { */) {
     const rpc = parseJsonRpc(req.body);
     mcpMethod = rpc.method;
     mcpTool = rpc.tool;
@@ -82,6 +84,16 @@ export function requestView(req: AccessRequest, destination: string): RequestVie
     source_ip: req.source.address,
     destination,
   };
+}
+
+/** Index of the first character after JSON whitespace (space, tab, LF, CR). */
+function jsonStart(body: string): number {
+  let i = 0;
+  for (;;) {
+    const c = body.charCodeAt(i);
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) return i;
+    i++;
+  }
 }
 
 function stripPort(host: string): string {
@@ -265,6 +277,11 @@ export function createDecider(deps: DeciderDeps): Decide {
       const refusal = destination.problem ?? pathProblem(view.path_only);
       if (refusal !== undefined && (OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny || result.rule === "")) {
         result = { outcome: "deny", rule: "", reason: refusal, revoke: [], privileged: result.privileged };
+      }
+      // A revocation could not be queued (backlog full): its subject may be any identified caller.
+      if (effects.overflowed && OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny
+        && (caller.spiffeId !== "" || caller.credentials.length > 0)) {
+        result = { outcome: "deny", rule: "", reason: "revocation backlog full", revoke: [], privileged: result.privileged };
       }
       decision = finish(id, result, caller, view, input, signals.suspects, at);
       problems = caller.problems;

@@ -33,6 +33,9 @@ function minutesOf(clock: string): number {
   return (hours ?? 0) * 60 + (minutes ?? 0);
 }
 
+/** Quarter-hour offsets a ChangeWindow remembers before starting over. */
+export const OFFSET_CACHE_LIMIT = 32;
+
 export class ChangeWindow {
   readonly description: string;
   /** [start, end) in milliseconds since Monday 00:00 local time; end may pass the week's end. */
@@ -62,6 +65,11 @@ export class ChangeWindow {
     const zone = format.resolvedOptions().timeZone;
     this.#format = zone === "UTC" || zone === "Etc/UTC" || zone === "GMT" || zone === "Etc/GMT" ? undefined : format;
     this.description = `${definition.days.join(",")} ${definition.start}-${definition.end} ${definition.timezone}`;
+  }
+
+  /** Offsets remembered now (never more than OFFSET_CACHE_LIMIT; for tests). */
+  get cachedOffsets(): number {
+    return this.#offsets.size;
   }
 
   /** 0 when `nowMs` is inside the window, else whole seconds (at least 1) until it opens. */
@@ -96,7 +104,7 @@ export class ChangeWindow {
     }
     const asUtc = Date.UTC(fields.year ?? 1970, (fields.month ?? 1) - 1, fields.day ?? 1, fields.hour ?? 0, fields.minute ?? 0, fields.second ?? 0);
     const offset = asUtc - whole;
-    if (this.#offsets.size >= 32) this.#offsets.clear();
+    if (this.#offsets.size >= OFFSET_CACHE_LIMIT) this.#offsets.clear();
     this.#offsets.set(quarter, offset);
     return offset;
   }

@@ -128,13 +128,21 @@ export class CidrSet {
   }
 }
 
+/** Ranges a CidrCache remembers; a policy names a handful, so more means ranges built from input. */
+export const CIDR_CACHE_LIMIT = 1024;
+
 /** `inCidr` for CEL: ranges are parsed once and remembered (bounded, per compiled policy). */
 export class CidrCache {
   readonly #cache = new Map<string, Cidr>();
   readonly #limit: number;
 
-  constructor(limit = 1024) {
+  constructor(limit = CIDR_CACHE_LIMIT) {
     this.#limit = limit;
+  }
+
+  /** Ranges remembered now (never more than the limit; for tests and benches). */
+  get size(): number {
+    return this.#cache.size;
   }
 
   contains(ip: string, range: string): boolean {

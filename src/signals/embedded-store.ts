@@ -4,6 +4,8 @@
 // A journal that cannot be written (full or read-only disk) refuses writes with "unavailable"
 // while reads and decisions go on from memory; a journal with corrupt records refuses to start
 // unless `journalRepair` says the operator accepts losing them.
+// At most `maxQueuedWrites` writes wait at once; more are refused with "unavailable" (retry), so a
+// stuck disk cannot turn into unbounded memory.
 
 import { VigilError } from "../errors/index.js";
 import { isExpired } from "./model.js";
@@ -43,9 +45,15 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
   /** Values applied to memory whose journal write has not been fsynced yet. */
   readonly #inflight = new Map<Signal, Promise<void>>();
   readonly #opening: Promise<void>;
+  /** Writes accepted and not answered yet (waiting for the start, a decision or the journal). */
+  #queued = 0;
+  readonly #maxQueued: number;
+  readonly #metrics: IndexedStoreDeps["metrics"];
 
   constructor(config: StoreConfig, deps: EmbeddedStoreDeps) {
-    super({ ...deps, logger: storeLogger(deps.logger, "embedded"), maxClockSkewMs: config.maxClockSkewMs });
+    super({ ...deps, logger: storeLogger(deps.logger, "embedded"), maxClockSkewMs: config.maxClockSkewMs, maxSignals: config.maxSignals });
+    this.#maxQueued = config.maxQueuedWrites;
+    this.#metrics = deps.metrics;
     this.#config = config;
     this.#opening = this.#open();
   }
@@ -121,6 +129,20 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
    * always means "already safe on disk".
    */
   protected async write(decide: () => WriteDecision): Promise<PutResult> {
+    if (this.#queued >= this.#maxQueued) {
+      // A slow or stuck disk must not turn into unbounded memory: the caller retries (503).
+      this.#metrics?.signalWritesRefused?.labels("queue_full").inc();
+      throw new VigilError("unavailable", `too many signal writes waiting for the journal (store.maxQueuedWrites = ${String(this.#maxQueued)}); retry`);
+    }
+    this.#queued++;
+    try {
+      return await this.#write(decide);
+    } finally {
+      this.#queued--;
+    }
+  }
+
+  async #write(decide: () => WriteDecision): Promise<PutResult> {
     await this.writable();
     for (;;) {
       const decision = decide();

@@ -7,6 +7,7 @@ import { SignalIndex, type WriteDecision } from "./signal-index.js";
 import { DEFAULT_MAX_CLOCK_SKEW_MS, futureProblem, parseSignal } from "./validation.js";
 import type { Signal, SignalInput, SignalKind, SignalOf } from "./model.js";
 import type { Freshness, PutResult, SignalStore } from "./store.js";
+import type { Metrics } from "../telemetry/metrics.js";
 
 export interface IndexedStoreDeps {
   logger: Logger;
@@ -19,6 +20,10 @@ export interface IndexedStoreDeps {
    * dated further ahead would win every latest-wins comparison until its date came true.
    */
   maxClockSkewMs?: number;
+  /** Most values held (store.maxSignals); see SignalIndex. */
+  maxSignals?: number;
+  /** Where writes refused for space are counted (vigil_signal_writes_refused_total). */
+  metrics?: Partial<Pick<Metrics, "signalWritesRefused">>;
 }
 
 /** A child logger for a store, adding `component: "signals"` unless the caller's logger has one. */
@@ -44,6 +49,11 @@ export abstract class IndexedStore implements SignalStore {
     this.maxClockSkewMs = deps.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     this.index = new SignalIndex({
       idempotencyWindow: deps.idempotencyWindow,
+      maxSignals: deps.maxSignals,
+      now: this.now,
+      onFull: () => {
+        deps.metrics?.signalWritesRefused?.labels("capacity").inc();
+      },
       onListenerError: (error, signal) => {
         this.logger.error({ err: error, kind: signal.kind, id: signal.id }, "signal listener threw");
       },

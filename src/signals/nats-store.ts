@@ -27,7 +27,7 @@ export interface NatsStoreDeps extends IndexedStoreDeps {
   /** Connection name shown by the NATS server (e.g. the pod name). */
   name?: string;
   /** Where refused bus values are counted (vigil_signal_bus_refused_total). */
-  metrics?: Pick<Metrics, "busValuesRefused">;
+  metrics?: Pick<Metrics, "busValuesRefused"> & Partial<Pick<Metrics, "signalWritesRefused">>;
 }
 
 /**
@@ -46,7 +46,9 @@ export type BusRefusal =
   /** A delete of a revocation in force or a terminal credential state. */
   | "deletes_sticky"
   | Refusal
-  | "reused_id";
+  | "reused_id"
+  /** A new address while store.maxSignals values are held (never a sticky value: those always fit). */
+  | "capacity";
 
 /** A short digest naming a refused key in logs: the key encodes its subject, which may be a secret. */
 function keyDigest(kvKey: string): string {
@@ -173,7 +175,7 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   #closing: Promise<void> | undefined;
 
   constructor(config: StoreConfig, deps: NatsStoreDeps) {
-    super({ ...deps, logger: storeLogger(deps.logger, "nats"), maxClockSkewMs: config.maxClockSkewMs });
+    super({ ...deps, logger: storeLogger(deps.logger, "nats"), maxClockSkewMs: config.maxClockSkewMs, maxSignals: config.maxSignals });
     this.#config = config;
     this.#name = deps.name ?? "vigil";
     this.#metrics = deps.metrics;
@@ -375,6 +377,11 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     const verdict = this.index.judgeRemote(signal, pending?.id === signal.id ? pending.count : 0);
     if (!verdict.accept) {
       this.#refuse(entry, verdict.reason, this.index.holdsSticky(address) ? address : undefined);
+      return;
+    }
+    if (!this.index.hasRoomFor(signal)) {
+      // Full: a latest-wins value for a new address waits for room; a sticky one is always taken.
+      this.#refuse(entry, "capacity");
       return;
     }
     if (verdict.reinstated === true && signal.kind === "revocation") {

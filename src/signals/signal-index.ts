@@ -2,6 +2,14 @@
 // to local writes and bus values alike: revocations and terminal credential states move one way
 // whatever their timestamps, otherwise the latest observedAt wins; writes are idempotent on the
 // event id; expired signals are invisible. Stores decide with it, persist, then apply to it.
+//
+// Memory is bounded: at most `maxSignals` values are held. A write to a new address past the bound
+// is refused with VigilError("unavailable") — unless it is a revocation in force or a terminal
+// credential state, which is always taken (security state only moves towards refusal, so a full
+// store may refuse a risk score, never a revocation; only latest-wins kinds are bounded, and the
+// sticky ones are bounded by the subjects that can be revoked). Expired values leave memory: each
+// set() sweeps a few subjects from a cursor that goes round the map, and a full store sweeps
+// everything (at most once a second) before refusing.
 
 import { randomUUID } from "node:crypto";
 import { VigilError } from "../errors/index.js";
@@ -27,6 +35,12 @@ export interface SignalIndexOptions {
   idempotencyWindow?: number;
   /** A listener threw: the store keeps going, the caller decides how loudly to say so. */
   onListenerError?: (error: unknown, signal: Signal) => void;
+  /** Most values held (store.maxSignals); sticky values are admitted past it. */
+  maxSignals?: number;
+  /** A write was refused because the index is full (counted by the store). */
+  onFull?: (signal: Signal) => void;
+  /** Clock for sweeping expired values. */
+  now?: () => number;
 }
 
 /** Source recorded on signals Vigil derives itself (reinstatements). */
@@ -93,6 +107,11 @@ function sameEvent(signal: Signal, held: Signal, allowance: number): RemoteVerdi
 }
 
 export const DEFAULT_IDEMPOTENCY_WINDOW = 100_000;
+export const DEFAULT_MAX_SIGNALS = 1_000_000;
+/** Subjects looked at for expired values on each set(): more than one, so sweeping outpaces growth. */
+const SWEEP_PER_SET = 4;
+/** A full store sweeps everything before refusing, but not more often than this. */
+const FULL_SWEEP_EVERY_MS = 1000;
 
 
 /** Where a value lives: one per (subject, kind, name). */
@@ -121,10 +140,19 @@ export class SignalIndex {
   readonly #listeners = new Set<SignalListener>();
   readonly #idempotencyWindow: number;
   readonly #onListenerError: (error: unknown, signal: Signal) => void;
+  readonly #maxSignals: number;
+  readonly #onFull: (signal: Signal) => void;
+  readonly #now: () => number;
+  /** Where the incremental sweep goes on; a Map iterator survives inserts and deletes. */
+  #sweepCursor: MapIterator<[string, Map<string, Signal>]> | undefined;
+  #lastFullSweepAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: SignalIndexOptions = {}) {
     this.#idempotencyWindow = options.idempotencyWindow ?? DEFAULT_IDEMPOTENCY_WINDOW;
     this.#onListenerError = options.onListenerError ?? (() => undefined);
+    this.#maxSignals = options.maxSignals ?? DEFAULT_MAX_SIGNALS;
+    this.#onFull = options.onFull ?? (() => undefined);
+    this.#now = options.now ?? Date.now;
   }
 
   get<K extends SignalKind>(subject: string, kind: K, name: string, nowMs: number): SignalOf<K> | undefined {
@@ -164,7 +192,14 @@ export class SignalIndex {
     const seen = this.#seenIds.get(signal.id);
     if (seen !== undefined) return { status: "duplicate", signal: seen };
     const held = this.held(signal);
-    if (held === undefined) return { status: "write", signal };
+    if (held === undefined) {
+      if (!this.hasRoomFor(signal)) {
+        this.#onFull(signal);
+        throw new VigilError("unavailable", `the signal store is full (store.maxSignals = ${String(this.#maxSignals)} values); `
+          + `a new ${signal.kind} signal was refused. Revocations and terminal credential states are still taken`);
+      }
+      return { status: "write", signal };
+    }
     if (held.id === signal.id) return { status: "duplicate", signal: held };
     const verdict = judge(signal, held);
     switch (verdict) {
@@ -201,6 +236,52 @@ export class SignalIndex {
       return { accept: true, reinstated: true };
     }
     return { accept: false, reason: verdict };
+  }
+
+  /**
+   * Whether `signal` may be held: it replaces a value, it is sticky (always admitted), or there is
+   * room — after sweeping expired values when the index is full.
+   */
+  hasRoomFor(signal: Signal): boolean {
+    if (this.#size < this.#maxSignals || isSticky(signal) || this.held(signal) !== undefined) return true;
+    const nowMs = this.#now();
+    if (nowMs - this.#lastFullSweepAt >= FULL_SWEEP_EVERY_MS) {
+      this.#lastFullSweepAt = nowMs;
+      this.sweep(nowMs, Number.POSITIVE_INFINITY);
+    }
+    return this.#size < this.#maxSignals;
+  }
+
+  /**
+   * Forgets expired values of up to `subjects` subjects, going on from where the last sweep
+   * stopped; returns how many values left. Sticky values never expire, so are never swept.
+   */
+  sweep(nowMs: number, subjects: number): number {
+    let removed = 0;
+    let cursor = this.#sweepCursor ?? this.#bySubject.entries();
+    let restarted = this.#sweepCursor === undefined;
+    const limit = Math.min(subjects, this.#bySubject.size);
+    for (let seen = 0; seen < limit;) {
+      const next = cursor.next();
+      if (next.done === true) {
+        // One full round per call at most when asked for everything.
+        if (restarted) break;
+        cursor = this.#bySubject.entries();
+        restarted = true;
+        continue;
+      }
+      seen++;
+      const [subject, held] = next.value;
+      for (const [slot, signal] of held) {
+        if (!isExpired(signal, nowMs)) continue;
+        held.delete(slot);
+        this.#size--;
+        removed++;
+      }
+      if (held.size === 0) this.#bySubject.delete(subject);
+    }
+    this.#sweepCursor = cursor;
+    return removed;
   }
 
   /** The address holds a sticky value: a delete from the bus must not forget it. */
@@ -256,6 +337,7 @@ export class SignalIndex {
     held.set(slot, signal);
     if (previous === undefined) this.#size++;
     this.#remember(signal);
+    this.sweep(this.#now(), SWEEP_PER_SET);
     if (notify) this.emit(signal);
     return previous;
   }

@@ -30,6 +30,10 @@ export interface Metrics {
   busValuesRefused: Counter<"reason">;
   /** Revocations Vigil decided that the store has not acknowledged yet (enforced locally meanwhile). */
   revocationsPending: Gauge;
+  /** Revocations that found the pending backlog full (the sidecar then denies every identified request). */
+  revocationsOverflowed: Counter;
+  /** Signal writes refused for space: a full store (capacity) or too many queued writes (queue_full). */
+  signalWritesRefused: Counter<"reason">;
   adminRequests: Counter<"result">;
   journalWriteFailures: Counter<"reason">;
   journalWritable: Gauge;
@@ -111,6 +115,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: "vigil_revocations_pending",
       help: "Revocations decided by Vigil and not yet acknowledged by the signal store; enforced on this instance meanwhile.",
       registers,
+    }),
+    revocationsOverflowed: new Counter({
+      name: "vigil_revocations_overflowed_total",
+      help: "Revocations that could not be queued because the pending backlog was full; identified requests are denied until restart.",
+      registers,
+    }),
+    signalWritesRefused: new Counter({
+      name: "vigil_signal_writes_refused_total",
+      help: "Signal writes refused for space, by reason (capacity: store.maxSignals reached; queue_full: store.maxQueuedWrites).",
+      labelNames: ["reason"], registers,
     }),
     adminRequests: new Counter({
       name: "vigil_admin_requests_total", help: "Admin/ingest HTTP requests by result.", labelNames: ["result"], registers,
