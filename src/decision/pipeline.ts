@@ -86,6 +86,26 @@ export function requestView(req: AccessRequest, destination: string): RequestVie
   };
 }
 
+/**
+ * Why a JSON-RPC batch body is refused, or undefined for any other body. A batch (`[{…}, {…}]`)
+ * carries several calls in one request while the policy sees one action: a rule that denies one
+ * MCP tool would not see it inside a batch. MCP dropped batching (2025-06-18), so a batch holding
+ * any JSON-RPC call is denied rather than judged as a whole; only its first character is looked at
+ * for every other body.
+ */
+export function jsonRpcBatchProblem(body: string): string | undefined {
+  if (body === "" || body.charCodeAt(jsonStart(body)) !== 91 /* [ */) return undefined;
+  let items: unknown;
+  try {
+    items = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(items)) return undefined;
+  const calls = items.some((item) => typeof item === "object" && item !== null && typeof (item as { method?: unknown }).method === "string");
+  return calls ? "JSON-RPC batch requests are refused: each call must be sent, and judged, on its own" : undefined;
+}
+
 /** Index of the first character after JSON whitespace (space, tab, LF, CR). */
 function jsonStart(body: string): number {
   let i = 0;
@@ -272,9 +292,9 @@ export function createDecider(deps: DeciderDeps): Decide {
         now: at,
       };
       let result = refuseIdentity(deps.policy().evaluate(input), caller);
-      // No destination, or a path not in normal form: a deny that takes part in most-restrictive-
+      // No destination, a path not in normal form, or a JSON-RPC batch: a deny that takes part in most-restrictive-
       // wins like any rule's (guards still see the request; a revoke stays a revoke).
-      const refusal = destination.problem ?? pathProblem(view.path_only);
+      const refusal = destination.problem ?? pathProblem(view.path_only) ?? jsonRpcBatchProblem(req.body);
       if (refusal !== undefined && (OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny || result.rule === "")) {
         result = { outcome: "deny", rule: "", reason: refusal, revoke: [], privileged: result.privileged };
       }

@@ -75,6 +75,16 @@ describe("bounded memory under a flood, over the real ports", () => {
     expect(outcome(await client.check(mcpCall(body)))).toBe(expected);
   });
 
+  it.each([
+    { name: "a batch of one tools/call", body: `[${CREATE}]` },
+    { name: "a batch hiding the call behind an allowed method", body: `[{"jsonrpc":"2.0","id":0,"method":"tools/list"},${CREATE}]` },
+    { name: "a batch behind leading whitespace", body: ` \n[${CREATE}]` },
+  ])("MCP: $name is refused as a batch, whatever the rules say about its tools", async ({ body }) => {
+    const res = await client.check(mcpCall(body));
+    expect(outcome(res)).toBe("deny");
+    expect(res.denied_response?.body).toContain("JSON-RPC batch requests are refused");
+  });
+
   it("a full revocation backlog: every identified caller is denied and /readyz says why; the queued hold stays", async () => {
     const backlog = await startTestVigil({ maxPendingRevocations: 1 });
     const backlogClient = createEnvoyClient(backlog.grpcAddress);
