@@ -8,38 +8,8 @@ import { compileGlobs } from "../src/policy/glob.js";
 import { compilePolicy, parsePolicyDocuments } from "../src/policy/index.js";
 import type { PolicyInput } from "../src/policy/index.js";
 import { policyInput } from "../test/policy/policy-input.js";
+import { KB60, STALL_POLICY as POLICY } from "../test/support/stall-policy.js";
 import { round, type BenchResult } from "./lib.js";
-
-const KB60 = 60_000;
-
-const POLICY = `apiVersion: vigil.dev/v1alpha1
-kind: Policy
-metadata: { name: mesh }
-spec:
-  destinations: ["*.*.svc.cluster.local"]
-  rules:
-    - name: files
-      methods: [GET]
-      paths: ["/files/*.*.*"]
-      outcome: allow
----
-apiVersion: vigil.dev/v1alpha1
-kind: Policy
-metadata: { name: regex-api }
-spec:
-  destinations: ["regex-api"]
-  rules:
-    - name: nested-plus
-      methods: [GET]
-      paths: ["/re/**"]
-      when: 'request.path.matches("^/re/(a+)+$")'
-      outcome: allow
-    - name: words
-      methods: [GET]
-      paths: ["/hdr"]
-      when: '"x-id" in request.headers && request.headers["x-id"].matches("^(\\\\w+\\\\s?)*$")'
-      outcome: allow
-`;
 
 /** Milliseconds per call: median and 99th percentile of `samples` calls after a warm-up. */
 function time(run: () => unknown, samples = 300): { p50: number; p99: number } {

@@ -8,43 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnvoyClient, type DecodedCheckResponse, type EnvoyClient, type EnvoyLikeRequest } from "../support/envoy-client.js";
+import { KB60, STALL_POLICY as POLICY } from "../support/stall-policy.js";
 import { startTestVigil, type TestVigil } from "../support/vigil.js";
-
-const KB60 = 60_000;
-
-const POLICY = `apiVersion: vigil.dev/v1alpha1
-kind: Policy
-metadata: { name: mesh }
-spec:
-  destinations: ["*.*.svc.cluster.local"]
-  rules:
-    - name: files
-      methods: [GET]
-      paths: ["/files/*.*.*"]
-      outcome: allow
----
-apiVersion: vigil.dev/v1alpha1
-kind: Policy
-metadata: { name: regex-api }
-spec:
-  destinations: ["regex-api"]
-  rules:
-    - name: nested-plus
-      methods: [GET]
-      paths: ["/re/**"]
-      when: 'request.path.matches("^/re/(a+)+$")'
-      outcome: allow
-    - name: words
-      methods: [GET]
-      paths: ["/hdr"]
-      when: '"x-id" in request.headers && request.headers["x-id"].matches("^(\\\\w+\\\\s?)*$")'
-      outcome: allow
-    - name: characters
-      methods: [GET]
-      paths: ["/split/**"]
-      when: '!request.path.split("").exists(c, request.path.endsWith(c + "!"))'
-      outcome: allow
-`;
 
 function outcomeOf(res: DecodedCheckResponse): string {
   if (res.status?.code === undefined || res.status.code === 0) return "allow";
