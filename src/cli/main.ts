@@ -22,6 +22,7 @@ const USAGE = `vigil — ext_authz sidecar deciding every non-human request at t
 
 usage:
   vigil serve [--policy DIR] [--signals FILE] [--grpc-port 9191] [--http-port 9192] [--journal FILE]
+              [--grpc-socket /var/run/vigil/authz.sock]   (serve Check on a Unix socket, not TCP)
               [--journal-repair]   (start over a journal with corrupt records, dropping them)
               [--bus nats://127.0.0.1:4222] [--admin-tokens-file FILE] [--xfcc-trusted-hops N]
               [--ssf-issuer URL --ssf-jwks-file FILE] [--config settings.yaml] ...
