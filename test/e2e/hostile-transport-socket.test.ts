@@ -121,6 +121,20 @@ describe("Check on a Unix socket (grpc.socket)", () => {
     }
   });
 
+  it("refuses a socket another process still serves on, and leaves that process reachable", async () => {
+    const socket = join(dir, "live.sock");
+    const first = await startOnSocket(socket);
+    const err: unknown = await startOnSocket(socket).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(VigilError);
+    expect((err as VigilError).message).toMatch(/another process is serving on .*live\.sock; refusing to replace its socket/);
+    const envoy = createEnvoyClient(first.grpcAddress);
+    try {
+      expect(await envoy.health()).toBe("SERVING");
+    } finally {
+      envoy.close();
+    }
+  });
+
   interface Refusal { what: string; prepare: (path: string) => void; unchanged: (path: string) => void }
   const refusals: Refusal[] = [
     {

@@ -5,6 +5,7 @@
 
 import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
+import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
@@ -175,7 +176,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
   if (socket !== "") {
     address = `unix:${socket}`;
     try {
-      removeStaleSocket(socket);
+      await removeStaleSocket(socket);
       await bindTarget(server, address);
       // Connecting to a socket needs write permission on it: owner and group (the shared fsGroup
       // of Envoy and Vigil) only. Until this chmod the umask applies, which never grants more.
@@ -211,7 +212,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
       }, options.shutdownGraceMs ?? 5000);
       server.tryShutdown(() => {
         clearTimeout(timer);
-        // A socket file goes with the listener (libuv unlinks it); one left by a crash is
+        // The socket file goes with the listener (libuv unlinks it); one left by a crash is
         // replaced at the next start.
         resolve();
       });
@@ -227,9 +228,11 @@ const SOCKET_MODE = 0o660;
 
 /**
  * A socket left by a previous run would make the bind fail (EADDRINUSE), so it goes; anything
- * else at the path is refused, never deleted: a mistyped --grpc-socket must not cost a file.
+ * else at the path is refused, never deleted: a mistyped --grpc-socket must not cost a file. A
+ * socket something still answers on is refused too: a second Vigil must not take the first one's
+ * Envoy.
  */
-function removeStaleSocket(path: string): void {
+async function removeStaleSocket(path: string): Promise<void> {
   let stat;
   try {
     stat = lstatSync(path);
@@ -242,7 +245,26 @@ function removeStaleSocket(path: string): void {
   if (!stat.isSocket()) {
     throw new VigilError("invalid_input", `${path} exists and is not a socket; refusing to replace it (remove it or choose another grpc.socket)`);
   }
+  if (await socketAnswers(path)) {
+    throw new VigilError("unavailable", `another process is serving on ${path}; refusing to replace its socket`);
+  }
   unlinkSync(path);
+}
+
+/** True when a process accepts connections on the socket; false when refused (stale). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = createConnection({ path });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", (err: NodeJS.ErrnoException) => {
+      probe.destroy();
+      if (err.code === "ECONNREFUSED") resolve(false);
+      else reject(err);
+    });
+  });
 }
 
 function hostPort(host: string, port: number): string {
