@@ -31,7 +31,7 @@ usage:
               [--destination NAME | --destination-source host --destination-host HOST ...] REQUEST.json|-
               (the destination is the request's context_extensions.destination, else --destination,
               else its destination.principal, as in vigil serve)
-  vigil check --server 127.0.0.1:9191 REQUEST.json|-   (ask a running sidecar, as Envoy would)
+  vigil check --server 127.0.0.1:9191|unix:PATH REQUEST.json|-   (ask a running sidecar, as Envoy would)
   vigil validate --policy DIR
   vigil signal put --kind KIND --subject S --data JSON [--expires-in SECONDS]
   vigil signal get --subject S [--kind KIND]
