@@ -22,6 +22,7 @@ const USAGE = `vigil — ext_authz sidecar deciding every non-human request at t
 
 usage:
   vigil serve [--policy DIR] [--signals FILE] [--grpc-port 9191] [--http-port 9192] [--journal FILE]
+              [--grpc-socket /var/run/vigil/authz.sock]   (serve Check on a Unix socket, not TCP)
               [--journal-repair]   (start over a journal with corrupt records, dropping them)
               [--bus nats://127.0.0.1:4222] [--admin-tokens-file FILE] [--xfcc-trusted-hops N]
               [--ssf-issuer URL --ssf-jwks-file FILE] [--config settings.yaml] ...
@@ -30,7 +31,7 @@ usage:
               [--destination NAME | --destination-source host --destination-host HOST ...] REQUEST.json|-
               (the destination is the request's context_extensions.destination, else --destination,
               else its destination.principal, as in vigil serve)
-  vigil check --server 127.0.0.1:9191 REQUEST.json|-   (ask a running sidecar, as Envoy would)
+  vigil check --server 127.0.0.1:9191|unix:PATH REQUEST.json|-   (ask a running sidecar, as Envoy would)
   vigil validate --policy DIR
   vigil signal put --kind KIND --subject S --data JSON [--expires-in SECONDS]
   vigil signal get --subject S [--kind KIND]

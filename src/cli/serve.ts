@@ -108,6 +108,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     const grpc = await startAuthzServer({
       host: config.grpc.host,
       port: config.grpc.port,
+      socket: config.grpc.socket,
       maxHeaderBytes: config.grpc.maxHeaderBytes,
       maxRequestBytes: config.grpc.maxRequestBytes,
       decide,
@@ -121,7 +122,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       },
     });
     closers.push(() => grpc.close());
-    grpcLog.info({ host: config.grpc.host, port: grpc.port }, "ext_authz gRPC listening");
+    grpcLog.info(config.grpc.socket !== ""
+      ? { socket: config.grpc.socket }
+      : { host: config.grpc.host, port: grpc.port }, "ext_authz gRPC listening");
 
     const readiness = (): Readiness => {
       const fresh = store.freshness(now());
@@ -173,7 +176,8 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
 
     grpc.setServing(true);
     log.info({
-      grpc_port: grpc.port, http_port: http.port, mode: config.store.bus !== "" ? "cluster" : "embedded",
+      grpc_port: grpc.port, ...(config.grpc.socket !== "" ? { grpc_socket: config.grpc.socket } : {}),
+      http_port: http.port, mode: config.store.bus !== "" ? "cluster" : "embedded",
       // Which bus credentials and TLS are in use (methods only, never a secret).
       ...(config.store.bus === "" ? {} : { bus_security: describeBusSecurity(config.store) }),
     }, "vigil ready");

@@ -3,6 +3,11 @@
 
 export const DEFAULT_GRPC_HOST = "127.0.0.1";
 export const DEFAULT_GRPC_PORT = 9191;
+/**
+ * Where the shipped Kubernetes manifest and Envoy files put the Check socket (grpc.socket), in a
+ * volume only Envoy and Vigil mount. Vigil itself defaults to TCP (grpc.socket "").
+ */
+export const DEFAULT_GRPC_SOCKET = "/var/run/vigil/authz.sock";
 export const DEFAULT_HTTP_HOST = "127.0.0.1";
 export const DEFAULT_HTTP_PORT = 9192;
 

@@ -16,6 +16,7 @@ export const SERVE_FLAGS = {
   "signals": { type: "string" },
   "grpc-host": { type: "string" },
   "grpc-port": { type: "string" },
+  "grpc-socket": { type: "string" },
   "http-host": { type: "string" },
   "http-port": { type: "string" },
   "journal": { type: "string" },
@@ -142,7 +143,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
   const fromFlags: Record<string, unknown> = {
     policyDir: str(flags.policy),
     signalsFile: str(flags.signals),
-    grpc: { host: str(flags["grpc-host"]), port: int("grpc-port", flags["grpc-port"]) },
+    grpc: { host: str(flags["grpc-host"]), port: int("grpc-port", flags["grpc-port"]), socket: str(flags["grpc-socket"]) },
     http: {
       host: str(flags["http-host"]),
       port: int("http-port", flags["http-port"]),

@@ -163,6 +163,12 @@ export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
     port: port.default(DEFAULT_GRPC_PORT),
+    /**
+     * Serve Check and grpc.health.v1 on this Unix domain socket instead of host:port; "" = TCP.
+     * In a pod, put it in a volume only Envoy and Vigil mount (DEFAULT_GRPC_SOCKET in the shipped
+     * manifest): loopback TCP is reachable from every container, the app's included.
+     */
+    socket: z.string().default(""),
     /** Headers beyond this many bytes in total make the request a deny (431 semantics). */
     maxHeaderBytes: z.number().int().positive().default(64 * 1024),
     /**

@@ -1,6 +1,6 @@
 // The `vigil serve` command lines shipped in deploy/kubernetes and the Dockerfile, parsed by
 // Vigil's own argument parser and settings loader: every flag exists, and the resulting
-// settings are the ones the deployment means (gRPC on loopback, HTTP on all interfaces, NATS).
+// settings are the ones the deployment means (gRPC on a Unix socket, HTTP on all interfaces, NATS).
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,10 +46,11 @@ describe("vigil serve command lines", () => {
     },
   );
 
-  it("gives the Deployment's Vigil loopback gRPC, all-interface HTTP, NATS with 3 replicas and the SSF receiver", () => {
+  it("gives the Deployment's Vigil gRPC on the Unix socket, all-interface HTTP, NATS with 3 replicas and the SSF receiver", () => {
     const { values } = parseServeArgs(withLocalFiles(deploymentArgs.slice(1)));
     const config = loadConfig(values, {});
-    expect(config.grpc).toMatchObject({ host: "127.0.0.1", port: 9191 });
+    // The socket replaces the loopback port (host and port stay at their unused defaults).
+    expect(config.grpc).toMatchObject({ socket: "/var/run/vigil/authz.sock", host: "127.0.0.1", port: 9191 });
     expect(config.http).toMatchObject({ host: "0.0.0.0", port: 9192, adminTokens: [] });
     expect(config.store).toMatchObject({ bus: "nats://nats:4222", replicas: 3, journalPath: "/var/lib/vigil/journal.jsonl" });
     expect(config.policyDir).toBe("/etc/vigil/policies");
@@ -67,6 +68,8 @@ describe("vigil serve command lines", () => {
     const { values } = parseServeArgs(dockerArgs.slice(1));
     const config = loadConfig(values, {});
     expect(config.grpc.host).toBe("127.0.0.1");
+    // The image alone serves TCP; a socket needs a volume shared with Envoy (--grpc-socket).
+    expect(config.grpc.socket).toBe("");
     expect(config.http.host).toBe("0.0.0.0");
     expect(config.policyDir).toBe("examples/policies");
     expect(config.store.journalPath).toBe("/var/lib/vigil/journal.jsonl");

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import * as defaults from "../../src/config/defaults.js";
 import {
-  DEFAULT_GRPC_HOST, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ,
+  DEFAULT_GRPC_HOST, DEFAULT_GRPC_PORT, DEFAULT_GRPC_SOCKET, DEFAULT_HTTP_PORT, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ,
 } from "../../src/config/defaults.js";
 import { createMetrics } from "../../src/telemetry/metrics.js";
 import { execForm, parseDockerfile } from "./dockerfile.js";
@@ -68,23 +68,24 @@ function shippedTexts(): { file: string; text: string }[] {
 }
 
 describe("src/config/defaults.ts is the source of truth", () => {
-  it.each(["envoy/envoy.yaml", "envoy/envoy-mcp.yaml"])("%s calls Vigil at DEFAULT_GRPC_HOST:DEFAULT_GRPC_PORT", (file) => {
+  it.each(["envoy/envoy.yaml", "envoy/envoy-mcp.yaml"])("%s calls Vigil on DEFAULT_GRPC_SOCKET", (file) => {
     const bootstrap = readYaml(file) as {
       static_resources: {
-        clusters: { name: string; load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { socket_address: unknown } } }[] }[] } }[];
+        clusters: { name: string; load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: unknown } }[] }[] } }[];
       };
     };
     const authz = findTyped(bootstrap, "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") as {
       grpc_service: { envoy_grpc: { cluster_name: string } };
     };
     const cluster = bootstrap.static_resources.clusters.find((c) => c.name === authz.grpc_service.envoy_grpc.cluster_name);
-    const addresses = cluster!.load_assignment.endpoints.flatMap((e) => e.lb_endpoints.map((l) => l.endpoint.address.socket_address));
-    expect(addresses).toEqual([{ address: DEFAULT_GRPC_HOST, port_value: DEFAULT_GRPC_PORT }]);
+    const addresses = cluster!.load_assignment.endpoints.flatMap((e) => e.lb_endpoints.map((l) => l.endpoint.address));
+    expect(addresses).toEqual([{ pipe: { path: DEFAULT_GRPC_SOCKET } }]);
   });
 
-  it("Vigil's flags in the Deployment use the default gRPC address and HTTP port", () => {
-    expect(only("--grpc-host")).toBe(DEFAULT_GRPC_HOST);
-    expect(Number(only("--grpc-port"))).toBe(DEFAULT_GRPC_PORT);
+  it("Vigil's flags in the Deployment use the default gRPC socket and HTTP port", () => {
+    expect(only("--grpc-socket")).toBe(DEFAULT_GRPC_SOCKET);
+    expect(flags.has("--grpc-host")).toBe(false);
+    expect(flags.has("--grpc-port")).toBe(false);
     expect(Number(only("--http-port"))).toBe(DEFAULT_HTTP_PORT);
   });
 

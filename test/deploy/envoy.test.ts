@@ -3,7 +3,7 @@
 
 import { beforeAll, describe, expect, it } from "vitest";
 import type protobuf from "protobufjs";
-import { DEFAULT_GRPC_HOST, DEFAULT_GRPC_PORT } from "../../src/config/defaults.js";
+import { DEFAULT_GRPC_SOCKET } from "../../src/config/defaults.js";
 import { decodeStrict, durationMs, loadEnvoyApi } from "./envoy-api.js";
 import { filesUnder, parseYamlDocuments, readRepoFile, readYamlDocuments } from "./repo.js";
 
@@ -18,7 +18,7 @@ const ENVOY_DEFAULT_TIMEOUT_MS = 200;
 
 // Shapes of the decoded messages, as far as the assertions read them.
 interface SocketAddress { address: string; port_value: number }
-interface Address { socket_address?: SocketAddress }
+interface Address { socket_address?: SocketAddress; pipe?: { path: string; mode?: number } }
 interface TypedConfig { "@type": string; [field: string]: unknown }
 interface NamedConfig { name: string; typed_config: TypedConfig }
 interface Route {
@@ -117,8 +117,8 @@ function policyDestinations(): Set<string> {
   return names;
 }
 
-function clusterEndpoints(cluster: Cluster): SocketAddress[] {
-  return cluster.load_assignment.endpoints.flatMap((e) => e.lb_endpoints.map((l) => l.endpoint.address.socket_address!));
+function clusterEndpoints(cluster: Cluster): Address[] {
+  return cluster.load_assignment.endpoints.flatMap((e) => e.lb_endpoints.map((l) => l.endpoint.address));
 }
 
 describe.each(["envoy/envoy.yaml", "envoy/envoy-mcp.yaml"])("%s", (file) => {
@@ -157,11 +157,12 @@ describe.each(["envoy/envoy.yaml", "envoy/envoy-mcp.yaml"])("%s", (file) => {
     expect(ms).toBeLessThan(ENVOY_DEFAULT_TIMEOUT_MS);
   });
 
-  it("reaches Vigil at DEFAULT_GRPC_HOST:DEFAULT_GRPC_PORT over HTTP/2", () => {
+  it("reaches Vigil on the Unix socket DEFAULT_GRPC_SOCKET (not loopback TCP) over HTTP/2", () => {
     const grpc = extAuthzOf(bootstrap).grpc_service as { envoy_grpc: { cluster_name: string } };
     const cluster = bootstrap.static_resources.clusters.find((c) => c.name === grpc.envoy_grpc.cluster_name);
     expect(cluster).toBeDefined();
-    expect(clusterEndpoints(cluster!)).toEqual([{ address: DEFAULT_GRPC_HOST, port_value: DEFAULT_GRPC_PORT }]);
+    // Exactly the pipe: a socket_address beside it would let any process in the pod call Check.
+    expect(clusterEndpoints(cluster!)).toEqual([{ pipe: { path: DEFAULT_GRPC_SOCKET } }]);
     const options = cluster!.typed_extension_protocol_options?.[H2_OPTIONS_KEY];
     expect(options?.["@type"]).toBe(`type.googleapis.com/${H2_OPTIONS_KEY}`);
     expect(options?.explicit_http_config).toHaveProperty("http2_protocol_options");
@@ -254,7 +255,9 @@ describe.each(["envoy/envoy.yaml", "envoy/envoy-mcp.yaml"])("%s", (file) => {
   it("sends the application traffic only to a loopback app", () => {
     const app = bootstrap.static_resources.clusters.find((c) => c.name === "local_app");
     expect(app).toBeDefined();
-    for (const endpoint of clusterEndpoints(app!)) expect(endpoint.address).toBe("127.0.0.1");
+    const endpoints = clusterEndpoints(app!);
+    expect(endpoints.length).toBeGreaterThan(0);
+    for (const endpoint of endpoints) expect(endpoint.socket_address?.address).toBe("127.0.0.1");
   });
 });
 
@@ -312,7 +315,11 @@ describe("the strict decoder", () => {
   });
 
   it("refuses a wrapper type given as an object instead of its plain value", () => {
-    expect(issuesAfter("port_value: 9191", "port_value: { value: 9191 }")).toContainEqual(expect.stringContaining("expected an integer"));
+    expect(issuesAfter("port_value: 8080", "port_value: { value: 8080 }")).toContainEqual(expect.stringContaining("expected an integer"));
+  });
+
+  it("refuses a misspelled field of the Pipe address Vigil is reached on", () => {
+    expect(issuesAfter("pipe: { path: ", "pipe: { paht: ")).toContainEqual(expect.stringContaining("unknown field \"paht\" in envoy.config.core.v3.Pipe"));
   });
 
   it("refuses two members of one oneof", () => {

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { IDeployment, IStatefulSet } from "kubernetes-models/apps/v1";
 import type { IConfigMap, IContainer, IPodSpec, ISecret, IService } from "kubernetes-models/v1";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
-import { DEFAULT_GRPC_HOST } from "../../src/config/defaults.js";
+import { DEFAULT_GRPC_PORT, DEFAULT_GRPC_SOCKET } from "../../src/config/defaults.js";
 import { loadConfig, parseServeArgs } from "../../src/config/index.js";
 import { VigilError } from "../../src/errors/index.js";
 import { createNatsStore } from "../../src/signals/index.js";
@@ -18,7 +18,7 @@ import { captureLogger } from "../signals/support.js";
 import { NATS_SERVER, startNats } from "../signals/nats-server.js";
 import { signalSchema } from "../../src/signals/model.js";
 import { buildKustomization, isKubeObject, kubectlAvailable, parseFlags, validateObject, type KubeObject } from "./kube.js";
-import { filesUnder, parseYamlDocuments, readRepoFile } from "./repo.js";
+import { filesUnder, parseYamlDocuments, readRepoFile, readYaml } from "./repo.js";
 
 const built = buildKustomization("deploy/kubernetes");
 const objects = built.objects.map((b) => b.object);
@@ -139,14 +139,53 @@ describe.each(workloads)("$name pod security", ({ pod }) => {
 });
 
 describe("the vigil container", () => {
-  it("binds the gRPC Check port to 127.0.0.1 and publishes no container port for it", () => {
-    expect(flag("--grpc-host")).toBe("127.0.0.1");
-    expect(flag("--grpc-host")).toBe(DEFAULT_GRPC_HOST);
-    const grpcPort = Number(flag("--grpc-port"));
-    expect((vigil.ports ?? []).map((p) => p.containerPort)).not.toContain(grpcPort);
-    for (const c of deployment.spec!.template.spec!.containers) {
-      expect((c.ports ?? []).map((p) => p.containerPort)).not.toContain(grpcPort);
+  it("serves Check on a Unix socket in an emptyDir, not on TCP, and publishes no container port for gRPC", () => {
+    const pod = deployment.spec!.template.spec!;
+    expect(flag("--grpc-socket")).toBe(DEFAULT_GRPC_SOCKET);
+    // With the socket set, host and port are unused: naming them would suggest a TCP listener.
+    const args = parseFlags(vigil.args ?? []);
+    expect(args.has("--grpc-host")).toBe(false);
+    expect(args.has("--grpc-port")).toBe(false);
+    const socket = mountFor(vigil, flag("--grpc-socket"));
+    expect(volume(pod, socket.volume).emptyDir).toBeDefined();
+    for (const c of pod.containers) {
+      expect((c.ports ?? []).map((p) => p.containerPort)).not.toContain(DEFAULT_GRPC_PORT);
     }
+  });
+
+  it("mounts the socket's volume in the envoy and vigil containers only, never in the app", () => {
+    const pod = deployment.spec!.template.spec!;
+    const socketVolume = mountFor(vigil, flag("--grpc-socket")).volume;
+    const mounting = pod.containers.filter((c) => (c.volumeMounts ?? []).some((m) => m.name === socketVolume)).map((c) => c.name);
+    expect(mounting.sort()).toEqual(["envoy", "vigil"]);
+    expect(pod.initContainers ?? []).toEqual([]);
+    const app = container(pod, "app");
+    expect(() => mountFor(app, flag("--grpc-socket"))).toThrow(/on no volume/);
+  });
+
+  it("has Envoy dial the same socket Vigil listens on, through the same volume", () => {
+    const pod = deployment.spec!.template.spec!;
+    const envoy = container(pod, "envoy");
+    const bootstrap = readYaml("envoy/envoy.yaml") as {
+      static_resources: { clusters: { name: string; load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { pipe?: { path: string } } } }[] }[] } }[] };
+    };
+    const authz = bootstrap.static_resources.clusters.find((c) => c.name === "vigil_authz")!;
+    const paths = authz.load_assignment.endpoints.flatMap((e) => e.lb_endpoints.map((l) => l.endpoint.address.pipe?.path));
+    expect(paths).toEqual([flag("--grpc-socket")]);
+    const envoySide = mountFor(envoy, paths[0]!);
+    const vigilSide = mountFor(vigil, flag("--grpc-socket"));
+    expect(envoySide).toEqual(vigilSide);
+    // Envoy only connects; a read-only mount keeps it from replacing the socket.
+    expect(envoy.volumeMounts!.find((m) => m.name === envoySide.volume)!.readOnly).toBe(true);
+  });
+
+  it("lets Envoy open the 0660 socket: both containers run in the group that owns it", () => {
+    const pod = deployment.spec!.template.spec!;
+    const envoy = container(pod, "envoy");
+    const group = vigil.securityContext?.runAsGroup ?? pod.securityContext?.runAsGroup;
+    expect(group).toBeDefined();
+    const envoyGroups = [envoy.securityContext?.runAsGroup ?? pod.securityContext?.runAsGroup, pod.securityContext?.fsGroup];
+    expect(envoyGroups).toContain(group);
   });
 
   it("binds HTTP on all interfaces (kubelet probes hit the pod IP) behind a NetworkPolicy", () => {
@@ -184,12 +223,13 @@ describe("the vigil container", () => {
     expect(signalMap.data).toHaveProperty(flag("--signals").slice(signals.mountPath.length + 1));
   });
 
-  it("keeps the journal on an emptyDir, the only writable volume", () => {
+  it("keeps the journal on an emptyDir; only it and the Check socket's volume are writable", () => {
     const pod = deployment.spec!.template.spec!;
     const journal = mountFor(vigil, flag("--journal"));
+    const socket = mountFor(vigil, flag("--grpc-socket"));
     expect(volume(pod, journal.volume).emptyDir).toBeDefined();
     for (const m of vigil.volumeMounts ?? []) {
-      if (m.name !== journal.volume) expect(m.readOnly).toBe(true);
+      if (m.name !== journal.volume && m.name !== socket.volume) expect(m.readOnly).toBe(true);
     }
   });
 

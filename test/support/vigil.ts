@@ -52,7 +52,7 @@ export async function startTestVigil(
   return {
     ...vigil,
     clock,
-    grpcAddress: `127.0.0.1:${vigil.grpcPort}`,
+    grpcAddress: config.grpc.socket !== "" ? `unix:${config.grpc.socket}` : `127.0.0.1:${vigil.grpcPort}`,
     httpUrl,
     admin: async (method, path, body, token = ADMIN_TOKEN) => {
       const res = await fetch(`${httpUrl}${path}`, {

@@ -4,6 +4,9 @@
 // failure_mode_allow could turn into an allow.
 
 import { randomUUID } from "node:crypto";
+import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
+import { createConnection } from "node:net";
+import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { AccessRequest, Decision } from "../../decision/request.js";
@@ -27,6 +30,12 @@ export interface AuthzServerOptions {
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
+  /**
+   * Path of a Unix domain socket to serve on instead of host:port (config grpc.socket; "" or
+   * absent = TCP). Only processes that can reach the file can call Check: in a pod, a volume only
+   * Envoy and Vigil mount keeps the app container from forging requests.
+   */
+  socket?: string;
   /** The decision pipeline; synchronous, memory only. A throw becomes a fail-closed deny. */
   decide: (req: AccessRequest) => Decision;
   /** Header bytes beyond this make the request malformed (config grpc.maxHeaderBytes). */
@@ -48,8 +57,10 @@ export interface AuthzServerOptions {
 }
 
 export interface AuthzServer {
-  /** The bound port (useful when options.port was 0). */
+  /** The bound port (useful when options.port was 0); 0 when serving on a Unix socket. */
   port: number;
+  /** Where it listens, as a gRPC target: "unix:/path" or "host:port". */
+  address: string;
   /** Flips health for "" and the Authorization service: SERVING once signals are synced. */
   setServing(serving: boolean): void;
   /** Stops accepting calls, lets in-flight ones finish (up to the grace period), then closes. */
@@ -159,12 +170,31 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
   const health = new HealthImplementation({ "": "NOT_SERVING", [AUTHORIZATION_SERVICE]: "NOT_SERVING" });
   health.addToServer(server);
 
-  let port: number;
-  try {
-    port = await bind(server, options.host, options.port);
-  } catch (err) {
-    server.forceShutdown();
-    throw new VigilError("unavailable", `cannot listen for gRPC on ${options.host}:${options.port}: ${VigilError.from(err).message}`, { cause: err });
+  const socket = options.socket ?? "";
+  let port = 0;
+  let address: string;
+  if (socket !== "") {
+    address = `unix:${socket}`;
+    try {
+      await removeStaleSocket(socket);
+      await bindTarget(server, address);
+      // Connecting to a socket needs write permission on it: owner and group (the shared fsGroup
+      // of Envoy and Vigil) only. Until this chmod the umask applies, which never grants more.
+      chmodSync(socket, SOCKET_MODE);
+    } catch (err) {
+      server.forceShutdown();
+      const code = err instanceof VigilError ? err.code : "unavailable";
+      throw new VigilError(code, `cannot listen for gRPC on ${address}: ${VigilError.from(err).message}`, { cause: err });
+    }
+  } else {
+    address = hostPort(options.host, options.port);
+    try {
+      port = await bindTarget(server, address);
+    } catch (err) {
+      server.forceShutdown();
+      throw new VigilError("unavailable", `cannot listen for gRPC on ${options.host}:${options.port}: ${VigilError.from(err).message}`, { cause: err });
+    }
+    address = hostPort(options.host, port);
   }
 
   const setServing = (serving: boolean): void => {
@@ -182,18 +212,67 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
       }, options.shutdownGraceMs ?? 5000);
       server.tryShutdown(() => {
         clearTimeout(timer);
+        // The socket file goes with the listener (libuv unlinks it); one left by a crash is
+        // replaced at the next start.
         resolve();
       });
     });
     return closing;
   };
 
-  return { port, setServing, close };
+  return { port, address, setServing, close };
 }
 
-function bind(server: grpc.Server, host: string, port: number): Promise<number> {
+/** owner and group may connect; nobody else (connecting needs write permission). */
+const SOCKET_MODE = 0o660;
+
+/**
+ * A socket left by a previous run would make the bind fail (EADDRINUSE), so it goes; anything
+ * else at the path is refused, never deleted: a mistyped --grpc-socket must not cost a file. A
+ * socket something still answers on is refused too: a second Vigil must not take the first one's
+ * Envoy.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let stat;
+  try {
+    stat = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    // grpc-js would only say "No address added"; the usual cause is a volume not mounted.
+    if (!existsSync(dirname(path))) throw new VigilError("invalid_input", `directory ${dirname(path)} does not exist (is the socket's volume mounted?)`);
+    return;
+  }
+  if (!stat.isSocket()) {
+    throw new VigilError("invalid_input", `${path} exists and is not a socket; refusing to replace it (remove it or choose another grpc.socket)`);
+  }
+  if (await socketAnswers(path)) {
+    throw new VigilError("unavailable", `another process is serving on ${path}; refusing to replace its socket`);
+  }
+  unlinkSync(path);
+}
+
+/** True when a process accepts connections on the socket; false when refused (stale). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = createConnection({ path });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", (err: NodeJS.ErrnoException) => {
+      probe.destroy();
+      if (err.code === "ECONNREFUSED") resolve(false);
+      else reject(err);
+    });
+  });
+}
+
+function hostPort(host: string, port: number): string {
   // An IPv6 literal needs brackets in a gRPC target.
-  const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function bindTarget(server: grpc.Server, address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
       if (err !== null) reject(err);
