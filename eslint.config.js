@@ -6,7 +6,7 @@ import tseslint from "typescript-eslint";
 import stylistic from "@stylistic/eslint-plugin";
 
 export default defineConfig(
-  { ignores: ["dist/**", "node_modules/**", "src/transport/envoy/gen/**", "coverage/**"] },
+  { ignores: ["dist/**", "node_modules/**", "src/transport/envoy/gen/**", "coverage/**", ".stryker-tmp/**", "reports/**", ".cache/**"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
