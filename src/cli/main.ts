@@ -10,9 +10,8 @@ import { loadConfig, parseServeArgs, readTokensFile, DEFAULT_HTTP_HOST, DEFAULT_
 import { createDecider, createDestinationResolver, Effects, requestView, signalsView } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver, fingerprintSecret } from "../identity/index.js";
-import { spiffeIdProblem } from "../signals/ssf/index.js";
 import { compilePolicy, loadPolicyDir } from "../policy/index.js";
-import { createEmbeddedStore, loadSignalsFile } from "../signals/index.js";
+import { createEmbeddedStore, loadSignalsFile, subjectProblem } from "../signals/index.js";
 import { createLogger, createMetrics } from "../telemetry/index.js";
 import { accessRequestFromJson } from "./request-json.js";
 import { startVigil } from "./serve.js";
@@ -205,15 +204,14 @@ async function call(target: AdminTarget, method: string, path: string, body?: un
 
 const ADMIN_OPTIONS = { "url": { type: "string" }, "token-file": { type: "string" } } as const;
 
-const FINGERPRINT = /^sha256:[0-9a-f]{64}$/;
-
 /**
  * Refuses, before anything is sent, a credential or revocation subject that is neither a
  * fingerprint nor a SPIFFE ID: most likely the raw secret itself. The value is never printed.
  */
 function checkSubject(kind: string, subject: string): void {
   if (kind !== "credential" && kind !== "revocation") return;
-  if (FINGERPRINT.test(subject) || spiffeIdProblem(subject) === undefined) return;
+  // The server's rule for the subject (never quoted: it may be the secret itself).
+  if (subjectProblem(kind, subject) === undefined) return;
   throw new VigilError(
     "invalid_input",
     `--subject for a ${kind} must be a credential fingerprint (sha256:<64 lower-case hex>)${kind === "revocation" ? " or a SPIFFE ID" : ""}; `

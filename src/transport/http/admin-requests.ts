@@ -7,9 +7,8 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { VigilError } from "../../errors/index.js";
 import {
-  attestationData, behaviorData, credentialData, postureData, riskData, type SignalInput,
+  attestationData, behaviorData, credentialData, postureData, riskData, subjectProblem, type SignalInput,
 } from "../../signals/model.js";
-import { spiffeIdProblem } from "../../signals/ssf/index.js";
 
 /** Longest expiry a client may ask for: one year. */
 export const MAX_EXPIRES_IN_SECONDS = 365 * 24 * 3600;
@@ -19,7 +18,6 @@ export const MAX_SIGNALS_PER_REQUEST = 100;
 const TERMINAL_CREDENTIAL_STATES: readonly string[] = ["leaked", "compromised", "revoked"];
 /** Fields the server sets; a client sending them gets a clear refusal rather than "unknown field". */
 const SERVER_SET_FIELDS = ["id", "source", "expiresAt", "by"] as const;
-const FINGERPRINT = /^sha256:[0-9a-f]{64}$/;
 
 /** epoch ms, or an RFC 3339 date-time string. */
 const timestamp = z.union([
@@ -152,7 +150,8 @@ export function parseReinstateRequest(input: unknown): ReinstateRequest {
   const parsed = reinstateRequestSchema.safeParse(input);
   if (!parsed.success) throw new VigilError("invalid_input", `invalid reinstate: ${describe(parsed.error.issues, "")}`);
   const { subject } = parsed.data;
-  if (!FINGERPRINT.test(subject) && spiffeIdProblem(subject) !== undefined) {
+  // The store's own rule for a revocation subject, checked here so the answer names the request field.
+  if (subjectProblem("revocation", subject) !== undefined) {
     throw new VigilError("invalid_input", "subject: a revocation's subject is a SPIFFE ID or a credential fingerprint (sha256:<64 lower-case hex>, see `vigil fingerprint`)");
   }
   return parsed.data;
