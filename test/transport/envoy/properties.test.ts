@@ -50,7 +50,8 @@ const envoyLikeRequest: fc.Arbitrary<EnvoyLikeRequest> = fc.record({
 }, { requiredKeys: [] });
 
 /** Valid bytes with a few bytes flipped, cut or inserted: what a corrupted stream looks like. */
-const corrupted = fc.tuple(envoyLikeRequest, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom("set", "cut", "insert")), { minLength: 1, maxLength: 4 }))
+/** Real requests from `requests`, each with one to four bytes set, cut off or inserted. */
+const corruptedFrom = (requests: typeof envoyLikeRequest) => fc.tuple(requests, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom("set", "cut", "insert")), { minLength: 1, maxLength: 4 }))
   .map(([request, edits]) => {
     let bytes = buildCheckRequestBytes(request);
     for (const [at, value, kind] of edits) {
@@ -61,6 +62,7 @@ const corrupted = fc.tuple(envoyLikeRequest, fc.array(fc.tuple(fc.nat(), fc.inte
     }
     return bytes;
   });
+const corrupted = corruptedFrom(envoyLikeRequest);
 
 function expectWellFormedShape(req: AccessRequest): void {
   for (const peer of [req.source, req.destination]) {
@@ -250,11 +252,16 @@ describe("server under garbled framing", () => {
     await server.close();
   });
 
-  /** A message body: random bytes, a corrupted real request, or a real one from another caller. */
+  /**
+   * A message body: random bytes, a corrupted real request, or a real one from another caller.
+   * The corrupted ones come from another caller too: a byte flip can leave a request valid (say
+   * in a header name), and a valid request from CALLER is rightly allowed.
+   */
+  const fromOther = envoyLikeRequest.map((r) => ({ ...r, sourcePrincipal: "spiffe://example.org/ns/x/sa/other" }));
   const body = fc.oneof(
     fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)),
-    corrupted,
-    envoyLikeRequest.map((r) => buildCheckRequestBytes({ ...r, sourcePrincipal: "spiffe://example.org/ns/x/sa/other" })),
+    corruptedFrom(fromOther),
+    fromOther.map((r) => buildCheckRequestBytes(r)),
   );
   /** What a hostile or broken client does to the gRPC framing around it. */
   const garbled: fc.Arbitrary<RawCall> = fc.record({
