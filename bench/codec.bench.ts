@@ -4,7 +4,7 @@
 // ratios within one run, not absolute times across runs (hot-path.md).
 // Run: node --import tsx bench/codec.bench.ts [rounds=40]
 
-import type { Decision } from "../src/decision/request.js";
+import type { Decision } from "../src/model/index.js";
 import {
   createCheckRequestDecoder,
   decodeCheckRequest,

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import type { Decision } from "../src/decision/request.js";
+import type { Decision } from "../src/model/index.js";
 import { encodeCheckResponse } from "../src/transport/envoy/index.js";
 
 const CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check";

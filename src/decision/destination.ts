@@ -4,7 +4,7 @@
 // settings say this Vigil fronts several hosts (source: host) and list them.
 
 import type { DestinationConfig } from "../config/index.js";
-import type { AccessRequest } from "./request.js";
+import type { AccessRequest } from "../model/index.js";
 
 /** The context extension key an Envoy route sets to name the workload behind it. */
 export const CONTEXT_DESTINATION = "destination";

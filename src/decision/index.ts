@@ -1,4 +1,4 @@
-export * from "./request.js";
+export * from "../model/index.js";
 export {
   createDecider, credentialStateRank, IDENTITY_RULE, readSignals, requestView, signalsView,
   type Decide, type DeciderDeps, type SignalsRead,

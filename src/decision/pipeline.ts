@@ -16,7 +16,7 @@ import type { DestinationConfig } from "../config/index.js";
 import { createDestinationResolver } from "./destination.js";
 import type { Effects } from "./effects.js";
 import { pathProblem } from "./path.js";
-import { OUTCOME_SEVERITY, type AccessRequest, type Decision, type Outcome } from "./request.js";
+import { OUTCOME_SEVERITY, type AccessRequest, type Decision, type Outcome } from "../model/index.js";
 
 export interface DeciderDeps {
   /** The active policy (hot reload swaps what this returns). */

@@ -7,7 +7,7 @@
 //   - `&&` / `||` absorb an error when the other side decides (false && error → false).
 // test/policy/cel-direct.test.ts checks it against cel-js on generated expressions and inputs.
 
-import type { CelActivation, Condition } from "./cel.js";
+import type { CelActivation, Condition } from "./cel-activation.js";
 
 type Kind = "string" | "bool" | "int" | "double" | "list<string>" | "map<string,string>" | "request" | "source" | "signals";
 

@@ -20,10 +20,13 @@
 
 import { Environment } from "@marcbachmann/cel-js";
 import { CEL_LIMITS, MATCHES_FUNCTION, MAX_MATCH_INPUT, MAX_SPLIT_PARTS, RegexCache, SPLIT_FUNCTION, applyBounds, boundedSplit } from "./cel-bounds.js";
+import type { Condition } from "./cel-activation.js";
 import { directCondition } from "./cel-direct.js";
 import type { FieldKinds } from "./cel-direct.js";
 import { CidrCache, cidrProblem } from "./cidr.js";
-import type { PolicyInput, RequestView, SignalsView, SourceView } from "./types.js";
+import type { RequestView, SignalsView, SourceView } from "./types.js";
+
+export { celActivation, type CelActivation, type Condition } from "./cel-activation.js";
 
 const REQUEST_FIELDS: Record<keyof RequestView, string> = {
   method: "string",
@@ -71,28 +74,6 @@ const SIGNALS_FIELDS: Record<keyof SignalsView, string> = {
 export const CEL_FIELDS: FieldKinds = { request: REQUEST_FIELDS, source: SOURCE_FIELDS, signals: SIGNALS_FIELDS };
 
 const TIMESTAMP = "google.protobuf.Timestamp";
-
-/** What a condition is evaluated against; built once per decision, only if a condition runs. */
-export interface CelActivation {
-  request: RequestView;
-  source: SourceView;
-  context: Record<string, string>;
-  signals: SignalsView;
-  now: Date;
-}
-
-export function celActivation(input: PolicyInput): CelActivation {
-  return {
-    request: input.request,
-    source: input.source,
-    context: input.context,
-    signals: input.signals,
-    now: new Date(input.now),
-  };
-}
-
-/** Returns true or false, or throws when the expression cannot be evaluated for this input. */
-export type Condition = (activation: CelActivation) => boolean;
 
 export type ConditionCompileResult = { ok: true; condition: Condition } | { ok: false; error: string };
 

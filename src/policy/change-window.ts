@@ -3,7 +3,8 @@
 // Windows are kept as intervals of local wall-clock time within a week; only the time zone offset
 // needs Intl, and it is remembered per quarter hour because offsets only change on DST switches.
 
-import type { Weekday } from "./schema.js";
+export const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;

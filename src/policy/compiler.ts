@@ -10,8 +10,8 @@
 // matched, rules that cannot beat it are skipped. Nothing matched → deny. evaluate() never throws.
 
 import { createHash } from "node:crypto";
-import { OUTCOME_SEVERITY } from "../decision/request.js";
-import type { Outcome } from "../decision/request.js";
+import { OUTCOME_SEVERITY } from "../model/index.js";
+import type { Outcome } from "../model/index.js";
 import { ConditionCompiler, celActivation } from "./cel.js";
 import type { CelActivation, Condition } from "./cel.js";
 import { ChangeWindow } from "./change-window.js";

@@ -3,19 +3,19 @@
 // the compiler only ever sees documents that make sense.
 
 import * as z from "zod";
-import { OUTCOMES } from "../decision/request.js";
+import { OUTCOMES } from "../model/index.js";
 import { cidrProblem } from "./cidr.js";
 import { globProblem } from "./glob.js";
-import { timezoneProblem } from "./change-window.js";
+import { timezoneProblem, WEEKDAYS } from "./change-window.js";
+
+export { WEEKDAYS, type Weekday } from "./change-window.js";
 
 export { OUTCOMES };
 export const POLICY_API_VERSION = "vigil.dev/v1alpha1";
 export const POLICY_KIND = "Policy";
 
-export const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 export const REVOCATION_TARGETS = ["credential", "identity"] as const;
 
-export type Weekday = (typeof WEEKDAYS)[number];
 export type RevocationTarget = (typeof REVOCATION_TARGETS)[number];
 
 /** Policy and rule names: lower-case DNS-label style, so "<policy>/<rule>" is unambiguous. */

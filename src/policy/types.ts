@@ -1,99 +1,10 @@
-// What the policy layer takes and gives. The decision pipeline builds a PolicyInput from the
-// request, the resolved caller and the signal store; a CompiledPolicy turns it into one result.
-// These shapes are also the CEL surface: field names below are what `when:` expressions see.
+// What the policy layer takes and gives. The decision pipeline builds a PolicyInput (model/views.ts)
+// from the request, the resolved caller and the signal store; a CompiledPolicy turns it into one result.
 
-import type { Outcome } from "../decision/request.js";
+import type { Outcome } from "../model/outcome.js";
+import type { PolicyInput } from "../model/views.js";
 
-export interface RequestView {
-  method: string;
-  /** Request target including query. */
-  path: string;
-  /** Path without the query string. */
-  path_only: string;
-  /** :authority without port, lower-case, as the caller sent it: informative, never the destination. */
-  host: string;
-  scheme: string;
-  headers: Record<string, string>;
-  /** "pkg.Service" when the request is gRPC (content-type application/grpc*), else "". */
-  grpc_service: string;
-  grpc_method: string;
-  /** JSON-RPC method and MCP tool name from a tools/call body, else "". */
-  mcp_method: string;
-  mcp_tool: string;
-  source_ip: string;
-  /**
-   * The workload the request is judged under (decision/destination.ts): the route's context
-   * extension `destination`, the sidecar's settings or its own SPIFFE ID; the Host only for a
-   * gateway that lists its hosts. "" when there is none (the request is then denied).
-   */
-  destination: string;
-}
-
-export interface SourceView {
-  spiffe_id: string;
-  trust_domain: string;
-  /** SPIFFE path, e.g. "/ns/ci/sa/deployer". */
-  path: string;
-  /** "mtls_principal" | "peer_certificate" | "xfcc" | "none". */
-  identity_source: string;
-  /**
-   * Fingerprint of the first credential presented ("" when none). A request may present several:
-   * test membership in credential_fingerprints, which holds all of them.
-   */
-  credential_fingerprint: string;
-  /** Scheme of that first credential: "bearer" | "api_key" | "other" | "". */
-  credential_scheme: string;
-  /** Every distinct credential presented, as fingerprints, in header order. */
-  credential_fingerprints: string[];
-  /**
-   * Codes of the identity problems found (invalid_principal, invalid_certificate, invalid_xfcc,
-   * foreign_trust_domain, empty_credential, malformed_credential, ambiguous_credential). With
-   * identity.onProblem "deny" (default) such a request is denied whatever the policy says.
-   */
-  problems: string[];
-}
-
-/** Signals as policies see them: flattened, with absent signals given neutral values. */
-export interface SignalsView {
-  /** False when the store has not heard from its bus within the freshness bound. */
-  fresh: boolean;
-  /** Caller risk level; "none" when no risk signal. */
-  risk: string;
-  risk_reason: string;
-  /** Age in seconds of the risk signal; -1 when absent. */
-  risk_age_seconds: number;
-  /** Caller posture; "unknown" when absent. */
-  posture: string;
-  posture_attributes: Record<string, string>;
-  /**
-   * The worst state among the presented credentials; "none" when no credential, "unknown" for
-   * one without a signal. Order: compromised > leaked > revoked > expired > unknown > active.
-   */
-  credential: string;
-  /** State of each presented credential, in the order of source.credential_fingerprints. */
-  credential_states: string[];
-  /** True when any presented credential has a rotate-by deadline in the past. */
-  credential_overdue: boolean;
-  /** Owner SPIFFE ID recorded for the worst credential (the first of equals); "" when unknown. */
-  credential_owner: string;
-  /** True when the caller identity or any presented credential carries a revocation. */
-  revoked: boolean;
-  /** Anomalies recorded for the caller (behaviour signals). */
-  anomalies: string[];
-  /** Attestation of the artifact named in the x-release-digest header. */
-  attested: boolean;
-  attestation_signer: string;
-}
-
-export interface PolicyInput {
-  request: RequestView;
-  source: SourceView;
-  /** Route context_extensions. */
-  context: Record<string, string>;
-  signals: SignalsView;
-  /** Epoch milliseconds of the decision. */
-  now: number;
-}
+export type { PolicyInput, RequestView, SignalsView, SourceView } from "../model/views.js";
 
 export interface StepUpParams {
   approvers: string[];

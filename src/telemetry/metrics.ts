@@ -4,7 +4,7 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { HotHistogram, HotLabeledCounter } from "./hot-metrics.js";
-import { OUTCOMES, type Outcome } from "../decision/request.js";
+import { OUTCOMES, type Outcome } from "../model/index.js";
 
 
 export interface Metrics {

@@ -10,7 +10,7 @@
 import { connect, type ClientHttp2Session } from "node:http2";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AccessRequest, Decision } from "../../src/decision/request.js";
+import type { AccessRequest, Decision } from "../../src/model/index.js";
 import { startAuthzServer, type AuthzServer } from "../../src/transport/envoy/index.js";
 import { SUPPORT_BOT } from "../support/example-world.js";
 import {

@@ -4,7 +4,7 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { OUTCOME_SEVERITY } from "../../src/decision/request.js";
+import { OUTCOME_SEVERITY } from "../../src/model/index.js";
 import { CONDITION_ERROR_REASON, compilePolicy, parsePolicyDocuments } from "../../src/policy/index.js";
 import type { CompiledPolicy, PolicyInput, PolicyResult } from "../../src/policy/index.js";
 import { policyInput } from "./policy-input.js";

@@ -6,7 +6,7 @@
 
 import protobuf from "protobufjs/minimal.js";
 import { configSchema } from "../../config/schema.js";
-import type { AccessRequest, PeerInfo } from "../../decision/request.js";
+import type { AccessRequest, PeerInfo } from "../../model/index.js";
 
 const { Reader } = protobuf;
 

@@ -13,7 +13,7 @@ import {
   HEADER_STEP_UP,
   UPSTREAM_IDENTITY_HEADERS,
 } from "../../config/defaults.js";
-import type { Decision, Outcome } from "../../decision/request.js";
+import type { Decision, Outcome } from "../../model/index.js";
 
 /** google.rpc.Code values Vigil puts in CheckResponse.status. */
 export const GrpcCode = {

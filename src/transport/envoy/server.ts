@@ -9,7 +9,7 @@ import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
-import type { AccessRequest, Decision } from "../../decision/request.js";
+import type { AccessRequest, Decision } from "../../model/index.js";
 import { configSchema } from "../../config/schema.js";
 import { VigilError } from "../../errors/index.js";
 import { answerEveryCheck, refusalBytes, type CheckRefusalOptions } from "./call-refusals.js";

@@ -1,7 +1,7 @@
 import { connect, type ClientHttp2Session } from "node:http2";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AccessRequest, Decision } from "../../../src/decision/request.js";
+import type { AccessRequest, Decision } from "../../../src/model/index.js";
 import {
   createCheckRequestDecoder,
   decodeCheckRequest,

@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { AccessRequest, Decision } from "../../../src/decision/request.js";
+import type { AccessRequest, Decision } from "../../../src/model/index.js";
 import { VigilError } from "../../../src/errors/index.js";
 import {
   encodeTransportRefusal,

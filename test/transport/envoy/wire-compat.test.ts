@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
-import type { Decision } from "../../../src/decision/request.js";
+import type { Decision } from "../../../src/model/index.js";
 import {
   EXTERNAL_AUTH_PROTO,
   PROTO_DIR,

@@ -1,0 +1,25 @@
+// The decision value: what the pipeline answers and the transport encodes for Envoy.
+
+import type { Outcome } from "./outcome.js";
+
+export interface Decision {
+  id: string;
+  outcome: Outcome;
+  /** Name of the rule that decided ("" when nothing matched). */
+  rule: string;
+  /** Reason safe to show the caller. */
+  reason: string;
+  /** Caller SPIFFE ID ("" when none). */
+  caller: string;
+  trustDomain: string;
+  /** sha256:… fingerprint of the presented credential ("" when none); several are comma-joined. */
+  credentialFingerprint: string;
+  /** Seconds, for delay. */
+  retryAfterSeconds?: number;
+  /** For step_up. */
+  approvalId?: string;
+  /** Request headers to remove before the upstream sees them (untrusted XFCC, spoofed x-vigil-*). */
+  headersToRemove: string[];
+  /** Nanoseconds spent deciding. */
+  durationNs: number;
+}

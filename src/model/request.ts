@@ -1,0 +1,39 @@
+// The normalised request. Transport builds an AccessRequest from Envoy's CheckRequest (the only
+// place that knows protobuf); everything between works on this plain object.
+
+export interface PeerInfo {
+  /** SPIFFE ID / principal Envoy took from the certificate; "" when absent. */
+  principal: string;
+  /** URL-encoded PEM of the peer leaf certificate (include_peer_certificate); "" when absent. */
+  certificate: string;
+  /** IP address (or pipe path); "" when unknown. */
+  address: string;
+  port: number;
+}
+
+export interface AccessRequest {
+  /** Epoch milliseconds when the Check arrived at Vigil. */
+  receivedAt: number;
+  source: PeerInfo;
+  destination: PeerInfo;
+  /** Envoy's stream id (request.http.id). */
+  requestId: string;
+  method: string;
+  /** Request target including query, not decoded. */
+  path: string;
+  host: string;
+  scheme: string;
+  protocol: string;
+  /** Lower-case header names; duplicate values already joined by Envoy with ",". */
+  headers: Record<string, string>;
+  /** Request body when Envoy was configured with with_request_body; "" otherwise. */
+  body: string;
+  /** Per-route context_extensions (e.g. action: deploy, env: prod). */
+  contextExtensions: Record<string, string>;
+  sni: string;
+  /**
+   * Problems found while decoding that must make the request fail closed (oversized headers,
+   * malformed attributes). Non-empty → deny, with these as the reason.
+   */
+  malformed: string[];
+}
