@@ -71,6 +71,21 @@ export function grantNameFor(scope: string): string {
   return createHash("sha256").update(scope).digest("base64url").slice(0, 32);
 }
 
+/** What a step-up asks approval for: the scope, and the name a grant for it is stored under. */
+export interface ApprovalScope {
+  scope: string;
+  grantName: string;
+}
+
+/**
+ * The scope and grant name of a step-up, computed once: the Check looks the grant up by this
+ * name and, when there is none, opens the approval with this same scope.
+ */
+export function scopeOf(request: Pick<OpenApproval, "caller" | "rule" | "destination" | "resource">): ApprovalScope {
+  const scope = approvalScope(request.caller, request.rule, request.destination, request.resource);
+  return { scope, grantName: grantNameFor(scope) };
+}
+
 /**
  * A display excerpt of a value a client chose: at most `max` characters, control and other
  * non-printable characters replaced, and "…(N chars)" when it was cut.
@@ -144,11 +159,12 @@ export class ApprovalBook {
    * Opens (or returns the pending) approval request for a scope. Synchronous and memory-only:
    * the Check path calls it, and its cost does not grow with the number held. Returns undefined
    * when the caller's or the book's cap is reached: the decision stays step_up, without an
-   * approval id, and onRefused says why.
+   * approval id, and onRefused says why. `scoped` is scopeOf(request), passed when the caller
+   * already computed it (the Check looked the grant up by the same name).
    */
-  open(request: OpenApproval): ApprovalRequest | undefined {
+  open(request: OpenApproval, scoped: ApprovalScope = scopeOf(request)): ApprovalRequest | undefined {
     const now = this.#now();
-    const scope = approvalScope(request.caller, request.rule, request.destination, request.resource);
+    const { scope, grantName } = scoped;
     const existing = this.#pendingByScope.get(scope);
     if (existing !== undefined && existing.expiresAt > now) return existing;
     if (existing !== undefined) this.#expire(existing);
@@ -164,7 +180,7 @@ export class ApprovalBook {
     const approval: ApprovalRequest = {
       id: `apr_${randomUUID()}`,
       scope,
-      grantName: grantNameFor(scope),
+      grantName,
       ...request,
       destination: displayExcerpt(request.destination, this.#excerptChars),
       resource: displayExcerpt(request.resource, this.#excerptChars),

@@ -89,11 +89,14 @@ export class Effects {
     return this.#pending.has(subject);
   }
 
-  /** Queues a revocation; synchronous and cheap. Idempotent per subject while pending. */
-  revoke(effect: RevocationEffect): void {
+  /**
+   * Queues a revocation; synchronous and cheap. Idempotent per subject while pending, and a no-op
+   * when the store already holds the subject revoked. `held` is that store state when the caller
+   * read it during this Check (the signals phase does), so it is not read twice; undefined reads it.
+   */
+  revoke(effect: RevocationEffect, held?: boolean): void {
     if (this.#pending.has(effect.subject)) return;
-    const current = this.#options.store.get(effect.subject, "revocation");
-    if (current?.data.revoked === true) return;
+    if (held ?? this.#options.store.get(effect.subject, "revocation")?.data.revoked === true) return;
     if (this.#pending.size >= this.#maxPending) {
       // Not queued, so not held by subject: hold everyone identified instead (fail closed).
       this.#options.metrics.revocationsOverflowed.inc();

@@ -1,8 +1,11 @@
 export * from "../model/index.js";
-export {
-  createDecider, credentialStateRank, IDENTITY_RULE, readSignals, requestView, signalsView,
-  type Decide, type DeciderDeps, type SignalsRead,
-} from "./pipeline.js";
+export { createDecider, createPipeline, type Decide, type DeciderDeps, type Judgement, type Pipeline } from "./pipeline.js";
+export { identify, sourceView, type Identified } from "./identify.js";
+export { jsonRpcBatchProblem, requestView, resourceOf } from "./request-view.js";
+export { credentialStateRank, readSignals, signalsView, type SignalsRead } from "./signals.js";
+export { applyRefusals, BACKLOG_FULL_REASON, IDENTITY_RULE, type RefusalFacts } from "./refusals.js";
+export { applyEffects, GRANT_REASON, type EffectsDeps, type EffectsInput } from "./apply-effects.js";
+export { recordDecision, type Recorded, type RecordSinks } from "./record.js";
 export { Effects, type EffectsOptions, type RevocationEffect } from "./effects.js";
 export { createDestinationResolver, gatewayHost, CONTEXT_DESTINATION, type DestinationResult, type ResolveDestination } from "./destination.js";
 export { pathProblem } from "./path.js";

@@ -2,7 +2,7 @@
 // any batch holding a call, and looks at nothing but the first character of every other body.
 
 import { describe, expect, it } from "vitest";
-import { jsonRpcBatchProblem } from "../../src/decision/pipeline.js";
+import { jsonRpcBatchProblem } from "../../src/decision/index.js";
 
 const CALL = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_all" } });
 

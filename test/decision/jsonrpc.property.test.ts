@@ -5,7 +5,7 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { requestView } from "../../src/decision/pipeline.js";
+import { requestView } from "../../src/decision/index.js";
 import type { AccessRequest } from "../../src/decision/index.js";
 
 function request(body: string): AccessRequest {

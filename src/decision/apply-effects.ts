@@ -1,0 +1,80 @@
+// The effects phase: what a decision starts besides its answer. A step_up uses an approved
+// just-in-time grant (the decision becomes allow) or opens an approval request; a revoke, or a
+// rule's `revoke:` list, queues revocations. Memory only: Effects makes them durable off the
+// Check path, ApprovalBook.open and store.useGrant are synchronous.
+
+import { scopeOf, type ApprovalBook } from "../approvals/book.js";
+import type { Caller } from "../identity/index.js";
+import type { Decision, RequestView } from "../model/index.js";
+import type { PolicyResult } from "../policy/types.js";
+import type { SignalStore } from "../signals/store.js";
+import type { Effects } from "./effects.js";
+import { resourceOf } from "./request-view.js";
+import type { SignalsRead } from "./signals.js";
+
+export interface EffectsDeps {
+  store: SignalStore;
+  approvals: ApprovalBook;
+  effects: Effects;
+}
+
+/** What the effects phase reads of the earlier phases. */
+export interface EffectsInput {
+  result: PolicyResult;
+  caller: Caller;
+  view: RequestView;
+  signals: SignalsRead;
+  at: number;
+}
+
+/** The reason of a step_up that an approved grant turned into an allow. */
+export const GRANT_REASON = "allowed by an approved just-in-time grant";
+
+const DEFAULT_STEP_UP = Object.freeze({ approvers: [] as string[], grantTtlSeconds: 900, grantUses: 1 });
+
+/** Starts the decision's effects; may turn a step_up into an allow or give it an approval id. */
+export function applyEffects(deps: EffectsDeps, decision: Decision, input: EffectsInput): void {
+  const { result } = input;
+  if (result.outcome === "step_up") stepUp(deps, decision, input);
+  if (result.outcome === "revoke" || result.revoke.length > 0) revoke(deps.effects, decision, input);
+}
+
+function stepUp(deps: EffectsDeps, decision: Decision, { result, caller, view, signals, at }: EffectsInput): void {
+  if (caller.spiffeId === "") return; // nobody to grant anything to: stays step_up without approval
+  const request = { caller: caller.spiffeId, rule: result.rule, destination: view.destination, resource: resourceOf(view) };
+  const scoped = scopeOf(request);
+  if (deps.store.useGrant(caller.spiffeId, scoped.grantName, at)) {
+    decision.outcome = "allow";
+    decision.reason = GRANT_REASON;
+    return;
+  }
+  const params = result.stepUp ?? DEFAULT_STEP_UP;
+  const approval = deps.approvals.open({
+    ...request,
+    credentialOwner: signals.view.credential_owner,
+    approvers: params.approvers,
+    grantTtlSeconds: params.grantTtlSeconds,
+    grantUses: params.grantUses,
+  }, scoped);
+  if (approval !== undefined) decision.approvalId = approval.id;
+}
+
+function revoke(effects: Effects, decision: Decision, { result, caller, signals, at }: EffectsInput): void {
+  const targets = result.outcome === "revoke" && result.revoke.length === 0
+    ? [caller.credentials.length > 0 ? "credential" as const : "identity" as const]
+    : result.revoke;
+  for (const target of targets) {
+    // A credential revocation targets the presented credentials that stand out as bad (a leaked
+    // key behind a decoy, not the decoy); when none does (the rule fired on risk, say), every
+    // presented credential, since the caller showed them all.
+    const subjects = target === "identity"
+      ? (caller.spiffeId === "" ? [] : [caller.spiffeId])
+      : signals.suspects.length > 0 ? signals.suspects : caller.credentials.map((c) => c.fingerprint);
+    for (const subject of subjects) {
+      // The signals phase read every one of these subjects' revocation state (held by the store,
+      // or queued here: Effects tells those apart in memory), so the store is not read again.
+      const held = signals.revoked.includes(subject);
+      effects.revoke({ subject, target, reason: result.reason, decisionId: decision.id, caller: caller.spiffeId, rule: result.rule, at }, held);
+    }
+  }
+}
