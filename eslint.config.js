@@ -27,6 +27,12 @@ export default defineConfig(
     },
   },
   {
+    // The console's browser script: plain JavaScript served as is (no build step, no types).
+    files: ["src/transport/console/static/*.js"],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { sourceType: "script", globals: { document: "readonly" } },
+  },
+  {
     files: ["test/**/*.ts", "bench/**"],
     rules: {
       "@typescript-eslint/no-non-null-assertion": "off",

@@ -45,6 +45,8 @@ export const SERVE_FLAGS = {
   "ssf-jwks-url": { type: "string" },
   "ssf-push-tokens-file": { type: "string" },
   "revocation-hook-url": { type: "string" },
+  "console": { type: "boolean" },
+  "console-session-key-file": { type: "string" },
   "log-level": { type: "string" },
 } as const;
 
@@ -183,6 +185,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     },
     revocationHookUrl: str(flags["revocation-hook-url"]),
     logLevel: str(flags["log-level"]),
+    console: { enabled: flags.console === true ? true : undefined, sessionKeyFile: str(flags["console-session-key-file"]) },
   };
 
   const merged = merge(merge(fromFile, fromEnv), fromFlags);

@@ -15,6 +15,13 @@ export interface AdminPrincipal {
 
 interface TokenEntry { digest: Buffer; principal: AdminPrincipal }
 
+/** Bytes of a token's digest that make its key (128 bits: no two configured tokens share one). */
+const KEY_BYTES = 16;
+
+function keyOf(tokenDigest: Buffer): string {
+  return tokenDigest.subarray(0, KEY_BYTES).toString("hex");
+}
+
 function digest(value: string): Buffer {
   return createHash("sha256").update(value).digest();
 }
@@ -43,10 +50,34 @@ export class AdminAuth {
     if (authorization === undefined) return undefined;
     const match = /^Bearer +(\S+) *$/i.exec(authorization);
     if (match?.[1] === undefined) return undefined;
-    const presented = digest(match[1]);
+    return this.#find(digest(match[1]))?.principal;
+  }
+
+  /**
+   * The key of a valid token (the console's session names its token by it), or undefined. The
+   * key is a prefix of the token's SHA-256 digest: it names the token without revealing it.
+   */
+  keyOf(token: string): string | undefined {
+    const entry = this.#find(digest(token));
+    return entry === undefined ? undefined : keyOf(entry.digest);
+  }
+
+  /** The holder of the token a key names, while that token is still configured. */
+  byKey(key: string): AdminPrincipal | undefined {
+    const presented = Buffer.from(key, "hex");
+    if (presented.length !== KEY_BYTES) return undefined;
     let found: AdminPrincipal | undefined;
     for (const entry of this.#entries) {
-      if (timingSafeEqual(entry.digest, presented)) found = entry.principal;
+      if (timingSafeEqual(entry.digest.subarray(0, KEY_BYTES), presented)) found = entry.principal;
+    }
+    return found;
+  }
+
+  /** The entry whose digest matches; every entry is compared, so the time does not say which. */
+  #find(presented: Buffer): TokenEntry | undefined {
+    let found: TokenEntry | undefined;
+    for (const entry of this.#entries) {
+      if (timingSafeEqual(entry.digest, presented)) found = entry;
     }
     return found;
   }

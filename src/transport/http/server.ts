@@ -17,7 +17,7 @@ import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
 import type { SignalStore } from "../../signals/store.js";
 import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
-import { createAdminActions } from "./admin-actions.js";
+import { createAdminActions, type AdminActions } from "./admin-actions.js";
 import { MAX_SIGNALS_PER_REQUEST, parseDecisionRequest, parseReinstateRequest, parseSignalRequest } from "./admin-requests.js";
 import { AdminAuth, type AdminPrincipal } from "./auth.js";
 
@@ -49,6 +49,16 @@ export interface OpsServerOptions {
   now?: () => number;
   /** Called before each scrape so gauges (freshness, sizes) are computed at scrape time. */
   beforeScrape?: () => void;
+  /** Routes served under a path prefix by another surface (the console under /console). */
+  mount?: MountedRoutes;
+  /** The admin actions, when another surface shares them (default: made here from the options). */
+  actions?: AdminActions;
+}
+
+/** A surface served under `prefix` on this port; it authenticates its own requests. */
+export interface MountedRoutes {
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
 }
 
 export interface OpsServer {
@@ -77,7 +87,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const auth = new AdminAuth(options.adminTokens);
   const log = options.logger.child({ component: "http" });
   const now = options.now ?? Date.now;
-  const actions = createAdminActions({
+  const actions = options.actions ?? createAdminActions({
     store: options.store, approvals: options.approvals, metrics: options.metrics, logger: options.logger, now,
     maxClockSkewMs: options.maxClockSkewMs ?? 300_000,
   });
@@ -133,6 +143,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     if (path === PATH_APPROVALS || path.startsWith(`${PATH_APPROVALS}/`)) {
       const principal = authenticate(req);
       await approvalsRoute(req, res, url, principal);
+      return;
+    }
+    const mount = options.mount;
+    if (mount !== undefined && (path === mount.prefix || path.startsWith(`${mount.prefix}/`))) {
+      await mount.handle(req, res, url);
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${path}`);
@@ -255,7 +270,7 @@ function pathOnly(req: IncomingMessage): string {
  * DISCARD_LIMIT, then the connection is cut) so the client still gets an answer; with `truncate`
  * the first `limit` bytes are returned, otherwise VigilError("invalid_input").
  */
-function readBody(req: IncomingMessage, limit: number, options: { truncate?: boolean } = {}): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, options: { truncate?: boolean } = {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let kept = 0;
