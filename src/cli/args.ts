@@ -308,3 +308,28 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
     throw new VigilError("invalid_input", `${spec.name}: ${VigilError.from(cause).message}; see vigil ${spec.name} --help`, { cause });
   }
 }
+
+/**
+ * Parses a command's flags with its entry in the commands table; for --help prints the command's
+ * help and returns undefined (the command then exits 0).
+ */
+export function parseOrHelp(name: string, argv: readonly string[]): { values: FlagValues; positionals: string[] } | undefined {
+  const spec = findCommand(name);
+  if (spec === undefined) throw new VigilError("internal", `no command table entry for ${name}`);
+  const parsed = parseCommand(spec, argv);
+  if (parsed.help) {
+    process.stdout.write(`${commandHelp(spec)}\n`);
+    return undefined;
+  }
+  return parsed;
+}
+
+export function string(values: FlagValues, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+export function strings(values: FlagValues, name: string): string[] | undefined {
+  const value = values[name];
+  return Array.isArray(value) ? value : undefined;
+}

@@ -4,20 +4,15 @@
 // runtime error). Everything it does goes through the same modules the server uses.
 
 import { existsSync, readFileSync } from "node:fs";
-import * as grpc from "@grpc/grpc-js";
-import { ApprovalBook } from "../approvals/index.js";
 import { loadConfig, readTokensFile, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, PATH_APPROVALS, PATH_SIGNALS } from "../config/index.js";
-import { createDecider, createDestinationResolver, Effects, requestView, signalsView } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
-import { createCallerResolver, fingerprintSecret } from "../identity/index.js";
+import { fingerprintSecret } from "../identity/index.js";
 import { compilePolicy, loadPolicyDir } from "../policy/index.js";
-import { createEmbeddedStore, loadSignalsFile, subjectProblem } from "../signals/index.js";
-import { createLogger, createMetrics } from "../telemetry/index.js";
-import { closest, COMMANDS, commandHelp, findCommand, mainHelp, parseCommand, type FlagValues } from "./args.js";
+import { subjectProblem } from "../signals/index.js";
+import { closest, COMMANDS, commandHelp, findCommand, mainHelp, parseOrHelp, string, type FlagValues } from "./args.js";
+import { check } from "./check.js";
 import { DEV_DIR, DEV_HOLDERS, ensureDevTokens, resetState } from "./dev.js";
-import { accessRequestFromJson } from "./request-json.js";
 import { startVigil } from "./serve.js";
-import { createCheckClient, type CheckRequest } from "../transport/envoy/index.js";
 
 /** Runs one command; `vigil CMD --help` prints that command's help. */
 async function main(argv: string[]): Promise<number> {
@@ -44,31 +39,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/**
- * Parses a command's flags with its entry in the commands table; prints its help and returns
- * undefined for --help.
- */
-function parse(name: string, argv: readonly string[]): { values: FlagValues; positionals: string[] } | undefined {
-  const spec = findCommand(name);
-  if (spec === undefined) throw new VigilError("internal", `no command table entry for ${name}`);
-  const parsed = parseCommand(spec, argv);
-  if (parsed.help) {
-    process.stdout.write(`${commandHelp(spec)}\n`);
-    return undefined;
-  }
-  return parsed;
-}
-
-function string(values: FlagValues, name: string): string | undefined {
-  const value = values[name];
-  return typeof value === "string" ? value : undefined;
-}
-
-function strings(values: FlagValues, name: string): string[] | undefined {
-  const value = values[name];
-  return Array.isArray(value) ? value : undefined;
-}
-
 /** `vigil signal SUB …`, `vigil approvals SUB …`: the sub-command picks the table entry. */
 function withSub(group: string, argv: readonly string[], run: (sub: string, values: FlagValues, positionals: string[]) => Promise<number>): Promise<number> {
   const [sub, ...rest] = argv;
@@ -82,12 +52,12 @@ function withSub(group: string, argv: readonly string[], run: (sub: string, valu
     const guess = sub === undefined ? undefined : closest(sub, subs);
     throw new VigilError("invalid_input", `${sub === undefined ? `${group} needs one of ${subs.join(", ")}` : `${group}: unknown "${sub}"${guess !== undefined ? ` (did you mean ${guess}?)` : ""}`}; see vigil ${group} --help`);
   }
-  const parsed = parse(`${group} ${sub}`, rest);
+  const parsed = parseOrHelp(`${group} ${sub}`, rest);
   return parsed === undefined ? Promise.resolve(0) : run(sub, parsed.values, parsed.positionals);
 }
 
 async function serve(argv: string[]): Promise<number> {
-  const parsed = parse("serve", argv);
+  const parsed = parseOrHelp("serve", argv);
   if (parsed === undefined) return 0;
   const config = loadConfig(parsed.values, process.env);
   const vigil = await startVigil(config);
@@ -104,123 +74,8 @@ async function serve(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function check(argv: string[]): Promise<number> {
-  const parsed = parse("check", argv);
-  if (parsed === undefined) return 0;
-  const { positionals } = parsed;
-  const values = {
-    policy: string(parsed.values, "policy"), signals: string(parsed.values, "signals"), now: string(parsed.values, "now"),
-    server: string(parsed.values, "server"), config: string(parsed.values, "config"),
-  };
-  const file = positionals[0];
-  if (file === undefined) throw new VigilError("invalid_input", "check needs a request file (JSON CheckRequest) or - for stdin; see vigil check --help");
-  if (values.server !== undefined) {
-    const offline = ["policy", "signals", "now", "config", "xfcc-trusted-hops", "trust-domain", "destination", "destination-source", "destination-host"]
-      .filter((name) => parsed.values[name] !== undefined);
-    if (offline.length > 0) {
-      throw new VigilError("invalid_input", `check --server asks the running sidecar, which judges with its own policy, signals and clock: drop ${offline.map((n) => `--${n}`).join(", ")} (or drop --server to judge offline)`);
-    }
-    return checkRemote(values.server, readJsonFile(file));
-  }
-  if (values.policy === undefined && values.config === undefined) {
-    throw new VigilError("invalid_input", "check needs --server ADDRESS (ask a running sidecar, e.g. 127.0.0.1:9191) or --policy DIR (judge offline, e.g. examples/policies, with --signals FILE for its signals); see vigil check --help");
-  }
-  const nowMs = values.now !== undefined ? Date.parse(values.now) : Date.now();
-  if (Number.isNaN(nowMs)) throw new VigilError("invalid_input", `--now is not a date: ${values.now ?? ""}`);
-  const config = loadConfig({
-    "policy": values.policy, "signals": values.signals, "xfcc-trusted-hops": string(parsed.values, "xfcc-trusted-hops"),
-    "trust-domain": strings(parsed.values, "trust-domain"), "journal": "", "config": values.config,
-    "destination": string(parsed.values, "destination"), "destination-source": string(parsed.values, "destination-source"),
-    "destination-host": strings(parsed.values, "destination-host"),
-  }, {});
-  const logger = createLogger({ level: "silent", sync: true });
-  const now = (): number => nowMs;
-  const store = createEmbeddedStore({ ...config.store, journalPath: "" }, { logger, now });
-  await store.ready();
-  if (config.signalsFile !== "") for (const seed of await loadSignalsFile(config.signalsFile)) await store.put(seed);
-  const { documents } = await loadPolicyDir(config.policyDir);
-  const policy = compilePolicy(documents);
-  const metrics = createMetrics({ defaultMetrics: false });
-  const effects = new Effects({ store, logger, metrics, hookUrl: "" });
-  const approvals = new ApprovalBook({ store, now });
-  const resolveCaller = createCallerResolver(config.identity);
-  const decide = createDecider({ policy: () => policy, resolveCaller, store, approvals, effects, now, destination: config.destination });
-
-  const request = accessRequestFromJson(readJsonFile(file), nowMs);
-  const caller = resolveCaller({ principal: request.source.principal, certificate: request.source.certificate, headers: request.headers });
-  // What the policy saw, read before deciding: a revoke decision queues a revocation that would
-  // otherwise show up here as if it had been there already.
-  const signals = signalsView(store, effects, caller, request.headers, nowMs);
-  const destination = createDestinationResolver(config.destination)(request);
-  const view = requestView(request, destination.name ?? "");
-  const decision = decide(request);
-  process.stdout.write(`${JSON.stringify({
-    outcome: decision.outcome,
-    rule: decision.rule,
-    reason: decision.reason,
-    retry_after_seconds: decision.retryAfterSeconds,
-    approval_id: decision.approvalId,
-    why: {
-      caller: { spiffe_id: caller.spiffeId, identity_source: caller.source, credentials: caller.credentials.map((c) => c.fingerprint), problems: caller.problems },
-      action: { destination: view.destination, destination_problem: destination.problem, method: view.method, path: view.path_only, grpc: view.grpc_service === "" ? "" : `${view.grpc_service}/${view.grpc_method}`, mcp_tool: view.mcp_tool, context: request.contextExtensions },
-      signals,
-      policy: { version: policy.version, rules: policy.ruleCount },
-      now: new Date(nowMs).toISOString(),
-    },
-  }, null, 2)}\n`);
-  await store.close();
-  return decision.outcome === "allow" ? 0 : 1;
-}
-
-function readJsonFile(file: string): unknown {
-  const text = file === "-" ? readFileSync(0, "utf8") : readFileSync(file, "utf8");
-  try {
-    return JSON.parse(text);
-  } catch (cause) {
-    throw new VigilError("invalid_input", `${file} is not valid JSON`, { cause });
-  }
-}
-
-/** Sends the request to a running sidecar over gRPC, as Envoy would, and prints what Envoy would get. */
-async function checkRemote(address: string, json: unknown): Promise<number> {
-  const request = (typeof json === "object" && json !== null && "attributes" in json ? json : { attributes: json }) as CheckRequest;
-  const client = createCheckClient(address);
-  try {
-    const res = await client.check(request).catch((err: unknown) => { throw checkCallError(address, err); });
-    const allowed = (res.status?.code ?? 0) === 0;
-    const headers = (list: readonly { header?: { key?: string; value?: string } | null }[] | undefined): Record<string, string> =>
-      Object.fromEntries((list ?? []).map((h) => [h.header?.key ?? "", h.header?.value ?? ""]));
-    const body = res.denied_response?.body ?? "";
-    process.stdout.write(`${JSON.stringify(allowed
-      ? {
-        grpc_status: 0, allowed: true,
-        upstream_headers_set: headers(res.ok_response?.headers),
-        upstream_headers_removed: res.ok_response?.headers_to_remove ?? [],
-      }
-      : {
-        grpc_status: res.status?.code, allowed: false,
-        http_status: res.denied_response?.status?.code,
-        client_headers: headers(res.denied_response?.headers),
-        body: body === "" ? "" : JSON.parse(body) as unknown,
-      }, null, 2)}\n`);
-    return allowed ? 0 : 1;
-  } finally {
-    client.close();
-  }
-}
-
-/** A failed Check call as a user can act on it: nobody there, no answer in time, or what gRPC said. */
-function checkCallError(address: string, err: unknown): VigilError {
-  const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
-  if (code === grpc.status.UNAVAILABLE) {
-    return new VigilError("unavailable", `cannot reach a Vigil Check service at ${address}: is \`vigil serve\` (npm start) running there? (gRPC UNAVAILABLE)`, { cause: err });
-  }
-  if (code === grpc.status.DEADLINE_EXCEEDED) return new VigilError("unavailable", `no answer from ${address} within 5 s (gRPC DEADLINE_EXCEEDED)`, { cause: err });
-  return new VigilError("unavailable", `Check at ${address} failed: ${VigilError.from(err).message}`, { cause: err });
-}
-
 async function validate(argv: string[]): Promise<number> {
-  const parsed = parse("validate", argv);
+  const parsed = parseOrHelp("validate", argv);
   if (parsed === undefined) return 0;
   const dir = string(parsed.values, "policy") ?? "examples/policies";
   const { documents, files } = await loadPolicyDir(dir);
@@ -343,7 +198,7 @@ function approvalsCmd(sub: string, values: FlagValues, positionals: string[]): P
 }
 
 function fingerprint(argv: string[]): number {
-  if (parse("fingerprint", argv) === undefined) return 0;
+  if (parseOrHelp("fingerprint", argv) === undefined) return 0;
   const secret = readFileSync(0, "utf8").replace(/\r?\n$/, "");
   if (secret === "") throw new VigilError("invalid_input", "fingerprint reads the secret on stdin; got nothing");
   process.stdout.write(`${fingerprintSecret(secret)}\n`);
@@ -351,7 +206,7 @@ function fingerprint(argv: string[]): number {
 }
 
 function devTokens(argv: string[]): number {
-  const parsed = parse("dev-tokens", argv);
+  const parsed = parseOrHelp("dev-tokens", argv);
   if (parsed === undefined) return 0;
   const { message } = ensureDevTokens(string(parsed.values, "dir") ?? DEV_DIR);
   // stderr: stdout stays free for what a script might read, and the message holds no secret.
@@ -360,7 +215,7 @@ function devTokens(argv: string[]): number {
 }
 
 async function reset(argv: string[]): Promise<number> {
-  const parsed = parse("reset", argv);
+  const parsed = parseOrHelp("reset", argv);
   if (parsed === undefined) return 0;
   process.stderr.write(`${await resetState(string(parsed.values, "dir") ?? DEV_DIR, adminUrl(parsed.values))}\n`);
   return 0;
