@@ -11,7 +11,7 @@ export default defineConfig(
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ["*.js", "*.mjs", "bench/*.js"] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ["*.js", "*.mjs", "bench/*.js", "scripts/*.mjs"] }, tsconfigRootDir: import.meta.dirname },
     },
     plugins: { "@stylistic": stylistic },
     rules: {

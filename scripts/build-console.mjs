@@ -4,6 +4,7 @@
 import { copyFileSync, mkdirSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { stdout } from "node:process";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -15,4 +16,4 @@ mkdirSync(join(to, "vendor"), { recursive: true });
 for (const name of readdirSync(from)) copyFileSync(join(from, name), join(to, name));
 copyFileSync(require.resolve("htmx.org/dist/htmx.min.js"), join(to, "vendor/htmx.min.js"));
 copyFileSync(require.resolve("htmx-ext-sse/dist/sse.min.js"), join(to, "vendor/sse.js"));
-console.log(`build-console: static assets in ${to}`);
+stdout.write(`build-console: static assets in ${to}\n`);

@@ -158,7 +158,7 @@ describe("console over HTTP", () => {
     { name: "no CSRF token", fields: (_csrf: string) => ({ decision: "approve" }), headers: {} },
     { name: "a CSRF token of another session", fields: (_csrf: string) => ({ decision: "approve", _csrf: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }), headers: {} },
     { name: "the right token from another origin", fields: (csrf: string) => ({ decision: "approve", _csrf: csrf }), headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" } },
-  ])("refuses a decision with $name and decides nothing", async ({ fields, headers }) => {
+  ] as { name: string; fields: (csrf: string) => Record<string, string>; headers: Record<string, string> }[])("refuses a decision with $name and decides nothing", async ({ fields, headers }) => {
     const id = approvalIdOf(await envoy.check(CHANGE));
     const approver = new ConsoleClient(vigil.httpUrl);
     await approver.signIn(APPROVER_TOKEN);
