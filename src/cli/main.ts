@@ -15,6 +15,7 @@ import { createEmbeddedStore, loadSignalsFile, subjectProblem } from "../signals
 import { createLogger, createMetrics } from "../telemetry/index.js";
 import { accessRequestFromJson } from "./request-json.js";
 import { startVigil } from "./serve.js";
+import { runPolicyTests, TEST_USAGE } from "./test.js";
 import { createCheckClient, type CheckRequest } from "../transport/envoy/index.js";
 
 const USAGE = `vigil — ext_authz sidecar deciding every non-human request at the moment it is made
@@ -32,6 +33,7 @@ usage:
               else its destination.principal, as in vigil serve)
   vigil check --server 127.0.0.1:9191|unix:PATH REQUEST.json|-   (ask a running sidecar, as Envoy would)
   vigil validate --policy DIR
+  ${TEST_USAGE}
   vigil signal put --kind KIND --subject S --data JSON [--expires-in SECONDS]
   vigil signal get --subject S [--kind KIND]
   vigil signal reinstate --subject S --reason TEXT
@@ -48,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
     case "serve": return serve(rest);
     case "check": return check(rest);
     case "validate": return validate(rest);
+    case "test": return runPolicyTests(rest);
     case "signal": return signal(rest);
     case "approvals": return approvalsCmd(rest);
     case "fingerprint": return fingerprint();
