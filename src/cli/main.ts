@@ -5,18 +5,14 @@
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ApprovalBook } from "../approvals/index.js";
 import { loadConfig, parseServeArgs, readTokensFile, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, PATH_APPROVALS, PATH_SIGNALS } from "../config/index.js";
-import { createDecider, createDestinationResolver, Effects, requestView, signalsView } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
-import { createCallerResolver, fingerprintSecret } from "../identity/index.js";
+import { fingerprintSecret } from "../identity/index.js";
 import { compilePolicy, loadPolicyDir } from "../policy/index.js";
-import { createEmbeddedStore, loadSignalsFile, subjectProblem } from "../signals/index.js";
-import { createLogger, createMetrics } from "../telemetry/index.js";
-import { accessRequestFromJson } from "./request-json.js";
+import { subjectProblem } from "../signals/index.js";
+import { check } from "./check.js";
 import { startVigil } from "./serve.js";
 import { runPolicyTests, TEST_USAGE } from "./test.js";
-import { createCheckClient, type CheckRequest } from "../transport/envoy/index.js";
 
 const USAGE = `vigil — ext_authz sidecar deciding every non-human request at the moment it is made
 
@@ -78,102 +74,6 @@ async function serve(argv: string[]): Promise<number> {
   });
   await vigil.close();
   return 0;
-}
-
-async function check(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, strict: true,
-    options: {
-      "policy": { type: "string" }, "signals": { type: "string" }, "now": { type: "string" },
-      "xfcc-trusted-hops": { type: "string" }, "trust-domain": { type: "string", multiple: true },
-      "server": { type: "string" }, "config": { type: "string" },
-      "destination": { type: "string" }, "destination-source": { type: "string" }, "destination-host": { type: "string", multiple: true },
-    },
-  });
-  const file = positionals[0];
-  if (file === undefined) throw new VigilError("invalid_input", "check needs a request file (JSON CheckRequest) or - for stdin");
-  if (values.server !== undefined) return checkRemote(values.server, readJsonFile(file));
-  const nowMs = values.now !== undefined ? Date.parse(values.now) : Date.now();
-  if (Number.isNaN(nowMs)) throw new VigilError("invalid_input", `--now is not a date: ${values.now ?? ""}`);
-  const config = loadConfig({
-    "policy": values.policy, "signals": values.signals, "xfcc-trusted-hops": values["xfcc-trusted-hops"],
-    "trust-domain": values["trust-domain"], "journal": "", "config": values.config,
-    "destination": values.destination, "destination-source": values["destination-source"], "destination-host": values["destination-host"],
-  }, {});
-  const logger = createLogger({ level: "silent", sync: true });
-  const now = (): number => nowMs;
-  const store = createEmbeddedStore({ ...config.store, journalPath: "" }, { logger, now });
-  await store.ready();
-  if (config.signalsFile !== "") for (const seed of await loadSignalsFile(config.signalsFile)) await store.put(seed);
-  const { documents } = await loadPolicyDir(config.policyDir);
-  const policy = compilePolicy(documents);
-  const metrics = createMetrics({ defaultMetrics: false });
-  const effects = new Effects({ store, logger, metrics, hookUrl: "" });
-  const approvals = new ApprovalBook({ store, now });
-  const resolveCaller = createCallerResolver(config.identity);
-  const decide = createDecider({ policy: () => policy, resolveCaller, store, approvals, effects, now, destination: config.destination });
-
-  const request = accessRequestFromJson(readJsonFile(file), nowMs);
-  const caller = resolveCaller({ principal: request.source.principal, certificate: request.source.certificate, headers: request.headers });
-  // What the policy saw, read before deciding: a revoke decision queues a revocation that would
-  // otherwise show up here as if it had been there already.
-  const signals = signalsView(store, effects, caller, request.headers, nowMs);
-  const destination = createDestinationResolver(config.destination)(request);
-  const view = requestView(request, destination.name ?? "");
-  const decision = decide(request);
-  process.stdout.write(`${JSON.stringify({
-    outcome: decision.outcome,
-    rule: decision.rule,
-    reason: decision.reason,
-    retry_after_seconds: decision.retryAfterSeconds,
-    approval_id: decision.approvalId,
-    why: {
-      caller: { spiffe_id: caller.spiffeId, identity_source: caller.source, credentials: caller.credentials.map((c) => c.fingerprint), problems: caller.problems },
-      action: { destination: view.destination, destination_problem: destination.problem, method: view.method, path: view.path_only, grpc: view.grpc_service === "" ? "" : `${view.grpc_service}/${view.grpc_method}`, mcp_tool: view.mcp_tool, context: request.contextExtensions },
-      signals,
-      policy: { version: policy.version, rules: policy.ruleCount },
-      now: new Date(nowMs).toISOString(),
-    },
-  }, null, 2)}\n`);
-  await store.close();
-  return decision.outcome === "allow" ? 0 : 1;
-}
-
-function readJsonFile(file: string): unknown {
-  const text = file === "-" ? readFileSync(0, "utf8") : readFileSync(file, "utf8");
-  try {
-    return JSON.parse(text);
-  } catch (cause) {
-    throw new VigilError("invalid_input", `${file} is not valid JSON`, { cause });
-  }
-}
-
-/** Sends the request to a running sidecar over gRPC, as Envoy would, and prints what Envoy would get. */
-async function checkRemote(address: string, json: unknown): Promise<number> {
-  const request = (typeof json === "object" && json !== null && "attributes" in json ? json : { attributes: json }) as CheckRequest;
-  const client = createCheckClient(address);
-  try {
-    const res = await client.check(request);
-    const allowed = (res.status?.code ?? 0) === 0;
-    const headers = (list: readonly { header?: { key?: string; value?: string } | null }[] | undefined): Record<string, string> =>
-      Object.fromEntries((list ?? []).map((h) => [h.header?.key ?? "", h.header?.value ?? ""]));
-    const body = res.denied_response?.body ?? "";
-    process.stdout.write(`${JSON.stringify(allowed
-      ? {
-        grpc_status: 0, allowed: true,
-        upstream_headers_set: headers(res.ok_response?.headers),
-        upstream_headers_removed: res.ok_response?.headers_to_remove ?? [],
-      }
-      : {
-        grpc_status: res.status?.code, allowed: false,
-        http_status: res.denied_response?.status?.code,
-        client_headers: headers(res.denied_response?.headers),
-        body: body === "" ? "" : JSON.parse(body) as unknown,
-      }, null, 2)}\n`);
-    return allowed ? 0 : 1;
-  } finally {
-    client.close();
-  }
 }
 
 async function validate(argv: string[]): Promise<number> {

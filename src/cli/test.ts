@@ -24,7 +24,7 @@ import { createEmbeddedStore, readSignalItem } from "../signals/index.js";
 import type { Freshness, Signal, SignalStore } from "../signals/index.js";
 import { createLogger, createMetrics } from "../telemetry/index.js";
 import type { Metrics } from "../telemetry/index.js";
-import { decodeCheckResponse, encodeCheckRequestJson } from "./envoy-json.js";
+import { decodeCheckResponse, requestBytes } from "./envoy-json.js";
 import { decodeCheckRequest, encodeCheckResponse } from "../transport/envoy/index.js";
 
 export const TEST_USAGE = `vigil test --policy DIR [--junit FILE] [--config settings.yaml] [TESTS...]
@@ -81,7 +81,7 @@ async function runCase(ctx: CaseContext, testCase: PolicyTestCase, index: number
       ...signalsOf(document.manifest.spec.signals, "spec.signals"),
       ...signalsOf(testCase.signals, `spec.cases[${index}].signals`),
     ];
-    const bytes = encodeCheckRequestJson(testCase.request, testCase.caller);
+    const bytes = requestBytes(testCase.request, testCase.caller);
     await store.ready();
     for (const signal of signals) await store.put(signal);
     const effects = new Effects({ store, logger, metrics, hookUrl: "" });

@@ -131,7 +131,7 @@ describe("vigil test", () => {
     const res = await vigilCli(["test", "--policy", dir]);
     expect(res.code).toBe(1);
     const file = join(dir, "tests", "zz-bad-case.yaml");
-    expect(res.stdout).toContain(`FAIL ${file} doc 1 case "header value is not a string": error: request.http.headers.x-n: expected a string`);
+    expect(res.stdout).toContain(`FAIL ${file} doc 1 case "header value is not a string": error: invalid CheckRequest JSON: attributes.request.http.headers: string{k:string} expected`);
     expect(res.stdout).toMatch(new RegExp(`FAIL ${file.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} doc 1 case "signal of an unknown kind": error: spec\\.cases\\[1\\]\\.signals\\[0\\]: kind`));
     expect(res.stdout).not.toContain("case \"nothing matched\"");
     expect(res.stdout).toMatch(/ 2 failed, /);
