@@ -8,7 +8,6 @@
 import { writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { performance } from "node:perf_hooks";
 import { ApprovalBook } from "../approvals/index.js";
 import { loadConfig } from "../config/index.js";
@@ -24,11 +23,9 @@ import { createEmbeddedStore, readSignalItem } from "../signals/index.js";
 import type { Freshness, Signal, SignalStore } from "../signals/index.js";
 import { createLogger, createMetrics } from "../telemetry/index.js";
 import type { Metrics } from "../telemetry/index.js";
+import { parseOrHelp, string } from "./args.js";
 import { decodeCheckResponse, requestBytes } from "./envoy-json.js";
 import { decodeCheckRequest, encodeCheckResponse } from "../transport/envoy/index.js";
-
-export const TEST_USAGE = `vigil test --policy DIR [--junit FILE] [--config settings.yaml] [TESTS...]
-              (TESTS: PolicyTest files or directories; default DIR and DIR/tests)`;
 
 /** The policy's rules as "<policy>/<rule>", in load order. */
 function ruleIds(documents: readonly PolicyDocument[]): string[] {
@@ -108,13 +105,13 @@ async function runCase(ctx: CaseContext, testCase: PolicyTestCase, index: number
 }
 
 export async function runPolicyTests(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, strict: true,
-    options: { "policy": { type: "string" }, "junit": { type: "string" }, "config": { type: "string" } },
-  });
-  const dir = values.policy;
-  if (dir === undefined) throw new VigilError("invalid_input", `test needs --policy DIR\nusage: ${TEST_USAGE}`);
-  const config = loadConfig({ "policy": dir, "journal": "", "config": values.config }, {});
+  const parsed = parseOrHelp("test", argv);
+  if (parsed === undefined) return 0;
+  const { values, positionals } = parsed;
+  const dir = string(values, "policy");
+  if (dir === undefined) throw new VigilError("invalid_input", "test needs --policy DIR (see vigil test --help)");
+  const junit = string(values, "junit");
+  const config = loadConfig({ "policy": dir, "journal": "", "config": string(values, "config") }, {});
   const { documents } = await loadPolicyDir(config.policyDir);
   const policy = compilePolicy(documents);
   const paths = positionals.length > 0 ? positionals : [dir, ...(existsSync(join(dir, "tests")) ? [join(dir, "tests")] : [])];
@@ -127,6 +124,6 @@ export async function runPolicyTests(argv: string[]): Promise<number> {
   }
   const run: TestRun = { cases, rules: ruleIds(documents), policyVersion: policy.version };
   process.stdout.write(textReport(run));
-  if (values.junit !== undefined) await writeFile(values.junit, junitReport(run));
+  if (junit !== undefined) await writeFile(junit, junitReport(run));
   return cases.every((c) => c.failures.length === 0 && c.error === undefined) ? 0 : 1;
 }
