@@ -9,6 +9,7 @@ import { runThroughputBench } from "./check-throughput.bench.js";
 import { runDecisionBench } from "./decision.bench.js";
 import { machine, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
+import { runProtobufReadersBench } from "./protobuf-readers.bench.js";
 import { runSideBySideBench } from "./side-by-side.bench.js";
 import { runSignalLatencyBench } from "./signal-latency.bench.js";
 import { runStallsBench } from "./stalls.bench.js";
@@ -46,6 +47,7 @@ const step = async (name: string, run: () => Promise<BenchResult | BenchResult[]
 await step("decision", () => runDecisionBench({ iterations: quick ? 50_000 : 300_000 }));
 await step("policy", () => runPolicyBench());
 await step("stalls", () => runStallsBench());
+await step("protobuf readers", () => runProtobufReadersBench(quick ? 10 : 30));
 await step("memory", () => memoryBench());
 await step("caps", () => capsBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
