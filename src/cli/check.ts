@@ -5,7 +5,7 @@
 // With --server, they go to a running sidecar over gRPC, as Envoy would send them.
 
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import * as grpc from "@grpc/grpc-js";
 import { ApprovalBook } from "../approvals/index.js";
 import { loadConfig } from "../config/index.js";
 import { createPipeline, Effects, type Judgement } from "../decision/index.js";
@@ -14,27 +14,39 @@ import { createCallerResolver } from "../identity/index.js";
 import { compilePolicy, loadPolicyDir } from "../policy/index.js";
 import { createEmbeddedStore, loadSignalsFile } from "../signals/index.js";
 import { createLogger, createMetrics } from "../telemetry/index.js";
+import { parseOrHelp, string, strings } from "./args.js";
 import { checkRequestFromJson, createCheckClient, decodeCheckRequest, encodeCheckRequestJson } from "../transport/envoy/index.js";
 
 export async function check(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, strict: true,
-    options: {
-      "policy": { type: "string" }, "signals": { type: "string" }, "now": { type: "string" },
-      "xfcc-trusted-hops": { type: "string" }, "trust-domain": { type: "string", multiple: true },
-      "server": { type: "string" }, "config": { type: "string" },
-      "destination": { type: "string" }, "destination-source": { type: "string" }, "destination-host": { type: "string", multiple: true },
-    },
-  });
+  const parsed = parseOrHelp("check", argv);
+  if (parsed === undefined) return 0;
+  const { positionals } = parsed;
+  const values = {
+    policy: string(parsed.values, "policy"), signals: string(parsed.values, "signals"), now: string(parsed.values, "now"),
+    server: string(parsed.values, "server"), config: string(parsed.values, "config"),
+  };
   const file = positionals[0];
-  if (file === undefined) throw new VigilError("invalid_input", "check needs a request file (JSON CheckRequest) or - for stdin");
-  if (values.server !== undefined) return checkRemote(values.server, readJsonFile(file));
+  if (file === undefined) throw new VigilError("invalid_input", "check needs a request file (JSON CheckRequest) or - for stdin; see vigil check --help");
+  if (values.server !== undefined) {
+    const offline = ["policy", "signals", "now", "config", "xfcc-trusted-hops", "trust-domain", "destination", "destination-source", "destination-host"]
+      .filter((name) => parsed.values[name] !== undefined);
+    if (offline.length > 0) {
+      throw new VigilError("invalid_input", `check --server asks the running sidecar, which judges with its own policy, signals and clock: drop ${offline.map((n) => `--${n}`).join(", ")} (or drop --server to judge offline)`);
+    }
+    return checkRemote(values.server, readJsonFile(file));
+  }
+  // No silent default: judging against examples/policies with no signals would answer a question
+  // nobody asked.
+  if (values.policy === undefined && values.config === undefined) {
+    throw new VigilError("invalid_input", "check needs --server ADDRESS (ask a running sidecar, e.g. 127.0.0.1:9191) or --policy DIR (judge offline, e.g. examples/policies, with --signals FILE for its signals); see vigil check --help");
+  }
   const nowMs = values.now !== undefined ? Date.parse(values.now) : Date.now();
   if (Number.isNaN(nowMs)) throw new VigilError("invalid_input", `--now is not a date: ${values.now ?? ""}`);
   const config = loadConfig({
-    "policy": values.policy, "signals": values.signals, "xfcc-trusted-hops": values["xfcc-trusted-hops"],
-    "trust-domain": values["trust-domain"], "journal": "", "config": values.config,
-    "destination": values.destination, "destination-source": values["destination-source"], "destination-host": values["destination-host"],
+    "policy": values.policy, "signals": values.signals, "xfcc-trusted-hops": string(parsed.values, "xfcc-trusted-hops"),
+    "trust-domain": strings(parsed.values, "trust-domain"), "journal": "", "config": values.config,
+    "destination": string(parsed.values, "destination"), "destination-source": string(parsed.values, "destination-source"),
+    "destination-host": strings(parsed.values, "destination-host"),
   }, {});
   // The request first: a malformed file is refused before any policy or signal is loaded.
   const request = decodeCheckRequest(encodeCheckRequestJson(readJsonFile(file)), config.grpc.maxHeaderBytes);
@@ -101,7 +113,7 @@ async function checkRemote(address: string, json: unknown): Promise<number> {
   const request = checkRequestFromJson(json);
   const client = createCheckClient(address);
   try {
-    const res = await client.check(request);
+    const res = await client.check(request).catch((err: unknown) => { throw checkCallError(address, err); });
     const allowed = (res.status?.code ?? 0) === 0;
     const headers = (list: readonly { header?: { key?: string; value?: string } | null }[] | undefined): Record<string, string> =>
       Object.fromEntries((list ?? []).map((h) => [h.header?.key ?? "", h.header?.value ?? ""]));
@@ -122,4 +134,14 @@ async function checkRemote(address: string, json: unknown): Promise<number> {
   } finally {
     client.close();
   }
+}
+
+/** A failed Check call as a user can act on it: nobody there, no answer in time, or what gRPC said. */
+function checkCallError(address: string, err: unknown): VigilError {
+  const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
+  if (code === grpc.status.UNAVAILABLE) {
+    return new VigilError("unavailable", `cannot reach a Vigil Check service at ${address}: is \`vigil serve\` (npm start) running there? (gRPC UNAVAILABLE)`, { cause: err });
+  }
+  if (code === grpc.status.DEADLINE_EXCEEDED) return new VigilError("unavailable", `no answer from ${address} within 5 s (gRPC DEADLINE_EXCEEDED)`, { cause: err });
+  return new VigilError("unavailable", `Check at ${address} failed: ${VigilError.from(err).message}`, { cause: err });
 }
