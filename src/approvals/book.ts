@@ -23,9 +23,9 @@ import type { Signal } from "../signals/model.js";
 import { VigilError } from "../errors/index.js";
 import { approvalEvent, type ApprovalEventListener } from "./events.js";
 import { LocalLedger, type ApprovalLedger, type LedgerEntry } from "./ledger.js";
-import type { ApprovalRequest, ApprovalStatus, OpenApproval } from "./model.js";
+import { MAX_COMMENT_CHARS, type ApprovalRequest, type ApprovalStatus, type OpenApproval } from "./model.js";
 
-export type { ApprovalRequest, ApprovalStatus, OpenApproval } from "./model.js";
+export { MAX_COMMENT_CHARS, type ApprovalRequest, type ApprovalStatus, type OpenApproval } from "./model.js";
 
 /** Why open() gave no approval: the caller's own cap or the book's total cap was reached. */
 export type ApprovalRefusal = "caller_limit" | "total_limit";
@@ -85,6 +85,13 @@ export function displayExcerpt(value: string, max: number): string {
  */
 function detached(s: string): string {
   return Buffer.from(s, "utf16le").toString("utf16le");
+}
+
+/** Every value of a flat summary as a display excerpt (signal reasons may come from a caller's transmitter). */
+function excerptValues(values: Record<string, string>, max: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(values).slice(0, 64)) out[displayExcerpt(key, 64)] = displayExcerpt(value, max);
+  return out;
 }
 
 export interface ApprovalBookOptions {
@@ -257,7 +264,9 @@ export class ApprovalBook {
       ...request,
       destination: displayExcerpt(request.destination, this.#excerptChars),
       resource: displayExcerpt(request.resource, this.#excerptChars),
-      ...(request.reason === undefined ? {} : { reason: displayExcerpt(request.reason, 1_024) }),
+      ...(request.action === undefined ? {} : { action: displayExcerpt(request.action, this.#excerptChars) }),
+      ...(request.reason === undefined ? {} : { reason: displayExcerpt(request.reason, this.#excerptChars) }),
+      ...(request.signals === undefined ? {} : { signals: excerptValues(request.signals, this.#excerptChars) }),
       destinationDigest: sha256Hex(request.destination),
       resourceDigest: sha256Hex(request.resource),
       requestedAt: now,
@@ -265,6 +274,7 @@ export class ApprovalBook {
       status: "pending",
       decidedBy: "",
       decidedAt: 0,
+      comment: "",
       ...(this.#instance === "" ? {} : { openedBy: this.#instance }),
     };
     this.#ledger.create(approval).then(
@@ -310,9 +320,9 @@ export class ApprovalBook {
    * the grant written; if the grant cannot be written the request stays approved without one,
    * the caller keeps stepping up and a new request opens (never an allow nobody approved).
    */
-  async approve(id: string, approver: string): Promise<{ approval: ApprovalRequest; grant: Signal }> {
+  async approve(id: string, approver: string, comment = ""): Promise<{ approval: ApprovalRequest; grant: Signal }> {
     const now = this.#now();
-    const approval = await this.#settle(id, approver, "approved", now);
+    const approval = await this.#settle(id, approver, "approved", now, comment);
     const grant = {
       id: `grant:${approval.id}`,
       kind: "grant" as const,
@@ -337,16 +347,16 @@ export class ApprovalBook {
     }
   }
 
-  async deny(id: string, approver: string): Promise<ApprovalRequest> {
-    return this.#settle(id, approver, "denied", this.#now());
+  async deny(id: string, approver: string, comment = ""): Promise<ApprovalRequest> {
+    return this.#settle(id, approver, "denied", this.#now(), comment);
   }
 
   /** Settles a pending request by compare-and-set; a lost race is told as "already <status>". */
-  async #settle(id: string, approver: string, status: "approved" | "denied", at: number): Promise<ApprovalRequest> {
+  async #settle(id: string, approver: string, status: "approved" | "denied", at: number, comment: string): Promise<ApprovalRequest> {
     for (let attempt = 0; attempt < MAX_SETTLE_ATTEMPTS; attempt++) {
       const entry = await this.#shared(id);
       const record = this.#decidable(entry, id, approver);
-      const next: ApprovalRequest = { ...record, status, decidedBy: approver, decidedAt: at };
+      const next: ApprovalRequest = { ...record, status, decidedBy: approver, decidedAt: at, comment: displayExcerpt(comment, MAX_COMMENT_CHARS) };
       if (await this.#ledger.replace(next, entry.revision)) {
         this.#emit("decided", next);
         return next;

@@ -11,7 +11,7 @@ export interface ApprovalEvent {
   /** The approval id (apr_…). */
   approvalId: string;
   caller: string;
-  /** What the caller tried to do: destination and resource ("deploy-api POST /deploy"). */
+  /** What the caller tried ("POST /deploy", an MCP tool call); destination and resource when not known. */
   action: string;
   rule: string;
   /** Opened: the step-up's reason. Decided: who settled it and how ("approved by alice"). */
@@ -37,7 +37,7 @@ export function approvalEvent(type: ApprovalEventType, approval: ApprovalRequest
     type,
     approvalId: approval.id,
     caller: approval.caller,
-    action: `${approval.destination} ${approval.resource}`.trim(),
+    action: approval.action ?? `${approval.destination} ${approval.resource}`.trim(),
     rule: approval.rule,
     reason,
     status: approval.status,

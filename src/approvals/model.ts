@@ -22,9 +22,19 @@ export interface OpenApproval {
   approvers: string[];
   grantTtlSeconds: number;
   grantUses: number;
-  /** The step-up rule's reason, as the decision gave it ("" when none). */
+  /**
+   * What the caller tried, for the human who decides: "METHOD /path", a gRPC method or an MCP
+   * tool call (decision/apply-effects.ts actionOf). Shown as an excerpt; never part of the scope.
+   */
+  action?: string;
+  /** The deciding rule's reason. */
   reason?: string;
+  /** The signals in force when the step-up was asked (a flat summary: risk, posture, credential…). */
+  signals?: Record<string, string>;
 }
+
+/** Longest approver comment kept; a longer one is cut (it is the approver's text, not a caller's). */
+export const MAX_COMMENT_CHARS = 1024;
 
 // Bounds: generous for anything Vigil itself writes (excerpts are ~200 chars, scope parts at most
 // 256 or a digest), small enough that a forged record cannot make an instance hold megabytes.
@@ -40,7 +50,9 @@ export const approvalRecordSchema = z.strictObject({
   rule: text(1_024),
   destination: text(1_024),
   resource: text(1_024),
+  action: text(2_048).optional(),
   reason: text(2_048).optional(),
+  signals: z.record(text(128), text(2_048)).refine((r) => Object.keys(r).length <= 64, { error: "at most 64 signals" }).optional(),
   approvers: z.array(text(2_048)).max(256),
   grantTtlSeconds: z.number().int().positive().max(366 * 86_400),
   grantUses: z.number().int().positive().max(1_000_000),
@@ -51,6 +63,8 @@ export const approvalRecordSchema = z.strictObject({
   status: z.enum(APPROVAL_STATUSES),
   decidedBy: text(2_048),
   decidedAt: count,
+  /** What the approver said when deciding ("" when nothing); an excerpt, audited with the decision. */
+  comment: text(MAX_COMMENT_CHARS + 32),
   /** Instance that opened the request (its connection name), for the audit trail. */
   openedBy: text(256).optional(),
 });
@@ -64,7 +78,7 @@ export function isSettled(status: ApprovalStatus): boolean {
 }
 
 /** The fields settling a request writes; every other field is fixed when the request opens. */
-export const DECISION_FIELDS: ReadonlySet<string> = new Set(["status", "decidedBy", "decidedAt"]);
+export const DECISION_FIELDS: ReadonlySet<string> = new Set(["status", "decidedBy", "decidedAt", "comment"]);
 
 function openingFields(record: ApprovalRequest): string {
   return JSON.stringify(Object.entries(record).filter(([key]) => !DECISION_FIELDS.has(key)).sort(([a], [b]) => a.localeCompare(b)));
@@ -78,6 +92,7 @@ function openingFields(record: ApprovalRequest): string {
  */
 export function isLawfulChange(held: ApprovalRequest, next: ApprovalRequest): boolean {
   if (openingFields(held) !== openingFields(next)) return false;
-  if (isSettled(held.status)) return held.status === next.status && held.decidedBy === next.decidedBy && held.decidedAt === next.decidedAt;
-  return next.status !== "pending" || (next.decidedBy === held.decidedBy && next.decidedAt === held.decidedAt);
+  const sameDecision = held.status === next.status && held.decidedBy === next.decidedBy && held.decidedAt === next.decidedAt && held.comment === next.comment;
+  if (isSettled(held.status)) return sameDecision;
+  return next.status !== "pending" || sameDecision;
 }

@@ -152,7 +152,7 @@ describe("lawful changes of a record read from outside", () => {
     id: "apr_00000000-0000-4000-8000-000000000000", scope: "s", grantName: "g", caller: AGENT, credentialOwner: "",
     rule: "r", destination: "d", resource: "x", approvers: [APPROVER], grantTtlSeconds: 900, grantUses: 1,
     resourceDigest: "0".repeat(64), destinationDigest: "0".repeat(64), requestedAt: 1, expiresAt: 2,
-    status: "pending", decidedBy: "", decidedAt: 0,
+    status: "pending", decidedBy: "", decidedAt: 0, comment: "",
   };
   const approved = { ...base, status: "approved" as const, decidedBy: APPROVER, decidedAt: 5 };
 
