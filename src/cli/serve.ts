@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { ApprovalBook, approvalsJournalPath, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
 import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
-import { createDecider, Effects } from "../decision/index.js";
+import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
@@ -133,7 +133,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
 
     const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
     if (decisionLog !== undefined) closers.push(() => decisionLog.close());
-    const decide = createDecider({
+    const pipeline = createPipeline({
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
@@ -148,7 +148,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       socket: config.grpc.socket,
       maxHeaderBytes: config.grpc.maxHeaderBytes,
       maxRequestBytes: config.grpc.maxRequestBytes,
-      decide,
+      // judge, encode, then record: the decision line carries the id that went on the wire.
+      judge: pipeline.judge,
+      record: pipeline.record,
       onError: (err) => {
         metrics.checkErrors.labels("internal").inc();
         grpcLog.error({ err }, "decision failed; answered with a fail-closed deny");
