@@ -3,9 +3,10 @@
 
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
-import { ApprovalBook } from "../approvals/index.js";
+import { ApprovalBook, approvalsJournalPath, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
+import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
-import { createDecider, Effects } from "../decision/index.js";
+import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
@@ -27,6 +28,7 @@ export interface Vigil {
   approvals: ApprovalBook;
   effects: Effects;
   metrics: Metrics;
+  behavior: BehaviorMonitor;
   policy(): CompiledPolicy;
   readiness(): Readiness;
   close(): Promise<void>;
@@ -37,6 +39,8 @@ export interface StartOptions {
   now?: () => number;
   /** Name of this instance in logs (defaults to hostname-less "vigil"). */
   instance?: string;
+  /** Hears each approval opened or settled, once cluster-wide (the notification outbox's hook). */
+  onApprovalEvent?: ApprovalEventListener;
 }
 
 export async function startVigil(config: Config, options: StartOptions = {}): Promise<Vigil> {
@@ -87,27 +91,60 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
+    // Approvals live beside the signals: the journal when embedded, the bus in cluster mode.
+    const approvalsLog = logger.child({ component: "approvals" });
+    const ledger: ApprovalLedger = config.store.bus === ""
+      ? new LocalLedger({
+        path: approvalsJournalPath(config.store.journalPath), logger: approvalsLog, now, compactAfterRecords: config.store.compactAfterRecords,
+      })
+      : new NatsLedger({
+        config: config.store, logger: approvalsLog, now,
+        ...(options.instance === undefined ? {} : { name: options.instance }),
+        // Nothing outlives a pending request's TTL plus the day a settled one is kept.
+        maxAgeMs: config.approvals.pendingTtlMs + SETTLED_RETENTION_MS,
+        onRefused: (reason) => { metrics.approvalBusRefused.labels(reason).inc(); },
+      });
+    closers.push(() => ledger.close());
+    await ledger.ready();
     const approvals = new ApprovalBook({
-      store, now, ...config.approvals,
+      store, ledger, now, ...config.approvals, logger: approvalsLog,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
       onChange: (n) => { metrics.approvalsPending.set(n); },
       onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
+      ...(options.onApprovalEvent === undefined ? {} : { onEvent: options.onApprovalEvent }),
     });
+    closers.push(() => { approvals.close(); return Promise.resolve(); });
     const effects = new Effects({
       store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl,
       maxPending: config.maxPendingRevocations,
     });
     closers.push(() => effects.close());
 
+    const behavior = new BehaviorMonitor({
+      config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
+    });
+    closers.push(() => behavior.close());
+    const behaviorPath = config.behavior.enabled ? behaviorStatePath(config.behavior.statePath, config.store.journalPath) : "";
+    if (behaviorPath !== "") {
+      const persistence = await persistBaselines(behavior, {
+        path: behaviorPath, intervalMs: config.behavior.persistIntervalMs, logger: logger.child({ component: "behavior" }), now,
+      });
+      // Closed after the monitor (closers run in reverse): its last observations are in the file.
+      closers.splice(closers.length - 1, 0, () => persistence.close());
+    }
+
     const loggedDecisions = createDecisionLog(logger.child({ component: "decision" }));
     if (loggedDecisions !== undefined) closers.push(() => loggedDecisions.close());
     // The console's live view gets every decision line; without the console the Check pays nothing for it.
     const feed: DecisionFeed | undefined = config.console.enabled ? createDecisionFeed() : undefined;
     const decisionLog = feed === undefined ? loggedDecisions : withDecisionFeed(loggedDecisions, feed);
-    const decide = createDecider({
+    const pipeline = createPipeline({
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
       destination: config.destination,
+      behavior,
     });
 
     const grpcLog = logger.child({ component: "grpc" });
@@ -117,7 +154,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       socket: config.grpc.socket,
       maxHeaderBytes: config.grpc.maxHeaderBytes,
       maxRequestBytes: config.grpc.maxRequestBytes,
-      decide,
+      // judge, encode, then record: the decision line carries the id that went on the wire.
+      judge: pipeline.judge,
+      record: pipeline.record,
       onError: (err) => {
         metrics.checkErrors.labels("internal").inc();
         grpcLog.error({ err }, "decision failed; answered with a fail-closed deny");
@@ -168,6 +207,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.signalsLastHeardAge.set(fresh.ageMs / 1000);
       metrics.signalSubjects.set(store.size());
       metrics.approvalsPending.set(approvals.pendingCount);
+      const learned = behavior.summary();
+      metrics.behaviorCallers.set(learned.callers);
+      metrics.behaviorLearning.set(learned.learning);
     };
     const actions = createAdminActions({ store, approvals, metrics, logger, now, maxClockSkewMs: config.store.maxClockSkewMs });
     let mount: MountedRoutes | undefined;
@@ -196,7 +238,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       maxClockSkewMs: config.store.maxClockSkewMs,
       registry: metrics.registry,
       beforeScrape: refreshGauges,
-      metrics, store, approvals, readiness, ssf, logger, now, actions,
+      metrics, store, approvals, readiness, ssf, logger, now, behavior, actions,
       ...(mount === undefined ? {} : { mount }),
     });
     closers.push(() => http.close());
@@ -212,7 +254,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     return {
       grpcPort: grpc.port,
       httpPort: http.port,
-      store, approvals, effects, metrics,
+      store, approvals, effects, metrics, behavior,
       policy: () => watcher.current(),
       readiness,
       close: async () => {

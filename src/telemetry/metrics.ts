@@ -28,6 +28,12 @@ export interface Metrics {
   effectsFailed: Counter<"effect">;
   /** Values read from the signal bus and not applied (forged, malformed, undoing a sticky state). */
   busValuesRefused: Counter<"reason">;
+  /** Values read from the approvals bucket and not applied (forged, malformed, reopening a settled request). */
+  approvalBusRefused: Counter<"reason">;
+  /** Uses of a just-in-time grant decided on the Check path, by result (used, spent, timeout, unavailable). */
+  grantClaims: Counter<"result">;
+  /** Expired signals removed from memory (and, in cluster mode, from the bucket) by the sweep. */
+  signalsSwept: Counter;
   /** Revocations Vigil decided that the store has not acknowledged yet (enforced locally meanwhile). */
   revocationsPending: Gauge;
   /** Revocations that found the pending backlog full (the sidecar then denies every identified request). */
@@ -39,6 +45,19 @@ export interface Metrics {
   journalWritable: Gauge;
   journalCorruptRecords: Gauge;
   logLinesDropped: Counter;
+  /** Behaviour anomalies reported, by kind (new_action, new_source_network, rate_spike, fan_out). */
+  behaviorAnomalies: Counter<"kind">;
+  /** Observations dropped because the behaviour queue was full (behavior.maxQueued). */
+  behaviorDropped: Counter;
+  /** Baselines forgotten to keep behavior.maxCallers (least recently seen first). */
+  behaviorEvictions: Counter;
+  /** Behaviour signal writes, by result (written, failed, dropped). */
+  behaviorSignalWrites: Counter<"result">;
+  /** Actions and networks operators accepted into baselines. */
+  behaviorAccepted: Counter;
+  /** Baselines held, and those still learning. */
+  behaviorCallers: Gauge;
+  behaviorLearning: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -111,6 +130,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: "Values read from the signal bus and not applied, by reason (bounded set, see signals/nats-store.ts).",
       labelNames: ["reason"], registers,
     }),
+    approvalBusRefused: new Counter({
+      name: "vigil_approval_bus_refused_total",
+      help: "Values read from the approvals bucket and not applied, by reason (unknown_key, invalid, unlawful_change, deletes_pending).",
+      labelNames: ["reason"], registers,
+    }),
+    grantClaims: new Counter({
+      name: "vigil_grant_claims_total",
+      help: "Uses of a just-in-time grant decided before the Check was answered, by result (used; spent: none left or another instance took the last; timeout and unavailable: denied).",
+      labelNames: ["result"], registers,
+    }),
+    signalsSwept: new Counter({
+      name: "vigil_signals_swept_total",
+      help: "Expired signals (and spent grants) removed from memory and the shared bucket by the periodic sweep.",
+      registers,
+    }),
     revocationsPending: new Gauge({
       name: "vigil_revocations_pending",
       help: "Revocations decided by Vigil and not yet acknowledged by the signal store; enforced on this instance meanwhile.",
@@ -149,9 +183,39 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: "Log and decision lines dropped because stdout could not take them (full disk, closed or stalled pipe).",
       registers,
     }),
+    behaviorAnomalies: new Counter({
+      name: "vigil_behavior_anomalies_total",
+      help: "Behaviour anomalies reported as behavior signals, by kind (new_action, new_source_network, rate_spike, fan_out).",
+      labelNames: ["kind"], registers,
+    }),
+    behaviorDropped: new Counter({
+      name: "vigil_behavior_observations_dropped_total",
+      help: "Decided requests not learned from because the behaviour queue was full (behavior.maxQueued).",
+      registers,
+    }),
+    behaviorEvictions: new Counter({
+      name: "vigil_behavior_evictions_total",
+      help: "Baselines forgotten to stay within behavior.maxCallers (least recently seen first); such a caller learns anew.",
+      registers,
+    }),
+    behaviorSignalWrites: new Counter({
+      name: "vigil_behavior_signal_writes_total",
+      help: "Behaviour signal writes to the signal store, by result (written, failed, dropped).",
+      labelNames: ["result"], registers,
+    }),
+    behaviorAccepted: new Counter({
+      name: "vigil_behavior_accepted_total",
+      help: "Actions and source networks operators accepted into baselines (POST /v1/behavior/accept).",
+      registers,
+    }),
+    behaviorCallers: new Gauge({ name: "vigil_behavior_callers", help: "Caller baselines held in memory.", registers }),
+    behaviorLearning: new Gauge({ name: "vigil_behavior_learning_callers", help: "Caller baselines still in their learning period.", registers }),
   };
+  for (const result of ["written", "failed", "dropped"]) metrics.behaviorSignalWrites.labels(result).inc(0);
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
   for (const reason of ["caller_limit", "total_limit"]) metrics.approvalsRefused.labels(reason).inc(0);
+  for (const reason of ["unknown_key", "invalid", "unlawful_change", "deletes_pending"]) metrics.approvalBusRefused.labels(reason).inc(0);
+  for (const result of ["used", "spent", "timeout", "unavailable"]) metrics.grantClaims.labels(result).inc(0);
   return metrics;
 }
 
