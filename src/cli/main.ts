@@ -26,6 +26,8 @@ usage:
               [--bus nats://127.0.0.1:4222] [--admin-tokens-file FILE] [--xfcc-trusted-hops N]
               [--ssf-issuer URL --ssf-jwks-file FILE] [--config settings.yaml] ...
               [--destination NAME | --destination-source host --destination-host HOST ...]
+              [--entities FILE]   (users and records policies see as subject.* / resource.*)
+              [--authzen-destination NAME]   (AuthZEN PDP on the HTTP port: /access/v1/evaluation)
   vigil check --policy DIR [--signals FILE] [--now ISO-TIME] [--xfcc-trusted-hops N]
               [--destination NAME | --destination-source host --destination-host HOST ...] REQUEST.json|-
               (the destination is the request's context_extensions.destination, else --destination,

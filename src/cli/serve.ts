@@ -4,16 +4,17 @@
 import type { Logger } from "pino";
 import { ApprovalBook } from "../approvals/index.js";
 import type { Config } from "../config/index.js";
-import { createDecider, Effects } from "../decision/index.js";
+import { createDecider, createPipeline, Effects, type DeciderDeps } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
-import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
+import { NO_ENTITIES, watchEntitiesFile, watchPolicyDir, type CompiledPolicy, type EntityBook } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
 import {
   counterFollower, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter, type Metrics,
 } from "../telemetry/index.js";
+import { createAuthzenRoutes } from "../transport/authzen/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
 import { startOpsServer, type Readiness } from "../transport/http/index.js";
 
@@ -95,14 +96,33 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     });
     closers.push(() => effects.close());
 
+    let entities: () => EntityBook = () => NO_ENTITIES;
+    if (config.entitiesFile !== "") {
+      const entitiesLog = logger.child({ component: "entities" });
+      const entitiesWatch = await watchEntitiesFile(config.entitiesFile, {
+        onLoad: (book, initial) => {
+          metrics.entitiesReloads.labels("success").inc();
+          entitiesLog.info({ file: config.entitiesFile, ...book.size, initial }, "entities loaded");
+        },
+        onError: (err) => {
+          metrics.entitiesReloads.labels("failure").inc();
+          entitiesLog.error({ err: { message: err.message } }, "entities change refused; keeping the last good entities");
+        },
+      });
+      closers.push(() => { entitiesWatch.close(); return Promise.resolve(); });
+      entities = () => entitiesWatch.current();
+    }
+
     const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
     if (decisionLog !== undefined) closers.push(() => decisionLog.close());
-    const decide = createDecider({
+    const deciderDeps: DeciderDeps = {
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
       destination: config.destination,
-    });
+      entities: () => entities(),
+    };
+    const decide = createDecider(deciderDeps);
 
     const grpcLog = logger.child({ component: "grpc" });
     const grpc = await startAuthzServer({
@@ -163,7 +183,17 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.signalSubjects.set(store.size());
       metrics.approvalsPending.set(approvals.pendingCount);
     };
+    let httpPort = 0;
+    const routes = createAuthzenRoutes({
+      settings: config.authzen,
+      pipeline: createPipeline(deciderDeps),
+      tokens: config.http.adminTokens,
+      metrics, now,
+      logger,
+      baseUrl: () => (config.authzen.baseUrl !== "" ? config.authzen.baseUrl : `http://${config.http.host}:${String(httpPort)}`),
+    });
     const http = await startOpsServer({
+      routes,
       host: config.http.host,
       port: config.http.port,
       adminTokens: config.http.adminTokens,
@@ -173,6 +203,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics, store, approvals, readiness, ssf, logger, now,
     });
     closers.push(() => http.close());
+    httpPort = http.port;
 
     grpc.setServing(true);
     log.info({
