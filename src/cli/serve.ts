@@ -3,6 +3,7 @@
 
 import type { Logger } from "pino";
 import { ApprovalBook } from "../approvals/index.js";
+import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
 import { createDecider, createPipeline, Effects, type DeciderDeps } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
@@ -25,6 +26,7 @@ export interface Vigil {
   approvals: ApprovalBook;
   effects: Effects;
   metrics: Metrics;
+  behavior: BehaviorMonitor;
   policy(): CompiledPolicy;
   readiness(): Readiness;
   close(): Promise<void>;
@@ -113,6 +115,20 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       entities = () => entitiesWatch.current();
     }
 
+    const behavior = new BehaviorMonitor({
+      config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
+    });
+    closers.push(() => behavior.close());
+    const behaviorPath = config.behavior.enabled ? behaviorStatePath(config.behavior.statePath, config.store.journalPath) : "";
+    if (behaviorPath !== "") {
+      const persistence = await persistBaselines(behavior, {
+        path: behaviorPath, intervalMs: config.behavior.persistIntervalMs, logger: logger.child({ component: "behavior" }), now,
+      });
+      // Closed after the monitor (closers run in reverse): its last observations are in the file.
+      closers.splice(closers.length - 1, 0, () => persistence.close());
+    }
+
     const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
     if (decisionLog !== undefined) closers.push(() => decisionLog.close());
     const deciderDeps: DeciderDeps = {
@@ -121,6 +137,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       store, approvals, effects, metrics, now, decisionLog,
       destination: config.destination,
       entities: () => entities(),
+      behavior,
     };
     const decide = createDecider(deciderDeps);
 
@@ -182,6 +199,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.signalsLastHeardAge.set(fresh.ageMs / 1000);
       metrics.signalSubjects.set(store.size());
       metrics.approvalsPending.set(approvals.pendingCount);
+      const learned = behavior.summary();
+      metrics.behaviorCallers.set(learned.callers);
+      metrics.behaviorLearning.set(learned.learning);
     };
     let httpPort = 0;
     const routes = createAuthzenRoutes({
@@ -200,7 +220,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       maxClockSkewMs: config.store.maxClockSkewMs,
       registry: metrics.registry,
       beforeScrape: refreshGauges,
-      metrics, store, approvals, readiness, ssf, logger, now,
+      metrics, store, approvals, readiness, ssf, logger, now, behavior,
     });
     closers.push(() => http.close());
     httpPort = http.port;
@@ -216,7 +236,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     return {
       grpcPort: grpc.port,
       httpPort: http.port,
-      store, approvals, effects, metrics,
+      store, approvals, effects, metrics, behavior,
       policy: () => watcher.current(),
       readiness,
       close: async () => {

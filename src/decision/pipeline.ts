@@ -11,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { ApprovalBook } from "../approvals/book.js";
+import type { BehaviorMonitor } from "../behavior/index.js";
 import type { DestinationConfig } from "../config/index.js";
 import type { Caller, CallerResolver } from "../identity/index.js";
 import type { AccessRequest, Decision, Outcome, PolicyInput, RequestView, SignalsView } from "../model/index.js";
@@ -45,6 +46,8 @@ export interface DeciderDeps {
   destination?: DestinationConfig;
   /** The active entities file (--entities; hot reload swaps what this returns); default none. */
   entities?: () => EntityBook;
+  /** Behaviour baselines: checked while judging (O(1)), fed in the record phase. */
+  behavior?: BehaviorMonitor;
 }
 
 /**
@@ -62,6 +65,12 @@ export interface Judgement {
   signals?: SignalsView;
   /** The policy that judged (its version and rule count). */
   policy?: Pick<CompiledPolicy, "version" | "ruleCount">;
+  /** When the phases judged (epoch ms), and the behaviour keys of the request (record phase). */
+  at?: number;
+  actionKey?: number;
+  networkKey?: number;
+  /** Whether the record phase feeds this request to the behaviour baselines. */
+  observe?: boolean;
 }
 
 export interface Pipeline {
@@ -81,6 +90,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
   const sinks = { metrics: deps.metrics, decisionLog: deps.decisionLog };
   const resolveDestination = createDestinationResolver(deps.destination);
   const entities = deps.entities ?? ((): EntityBook => NO_ENTITIES);
+  const behavior = deps.behavior?.enabled === true ? deps.behavior : undefined;
 
   function judge(request: AccessRequest): Judgement {
     const started = performance.now();
@@ -103,12 +113,30 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       const input: PolicyInput = {
         request: view, source, context: request.contextExtensions, signals: signals.view, subject, action, resource, now: at,
       };
-      const result = applyRefusals(policy.evaluate(input), {
+      let evaluated = policy.evaluate(input);
+      let actionKey = 0;
+      let networkKey = 0;
+      let observe = false;
+      // An AuthZEN evaluation's subject is asserted by a PEP, not seen calling: it teaches no baseline.
+      if (behavior !== undefined && evaluation === undefined && !behavior.ruleExcluded(evaluated.rule)) {
+        // Behaviour (src/behavior): an action or source network this caller never used shows
+        // at once. Rare, so the policy is asked again only then; an opted-out rule's requests
+        // are neither flagged nor learned.
+        observe = true;
+        actionKey = behavior.actionKey(view);
+        networkKey = behavior.networkKey(view.source_ip);
+        const live = behavior.check(caller.spiffeId, actionKey, networkKey, at);
+        if (live.length > 0) {
+          signals.view.anomalies = withLive(signals.view.anomalies, live);
+          evaluated = policy.evaluate(input);
+        }
+      }
+      const result = applyRefusals(evaluated, {
         caller, destinationProblem: destination.problem, pathOnly: view.path_only, body: request.body, backlogFull: effects.overflowed,
       });
       const decision = decisionOf(id, result, caller);
       applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
-      judgement = { request, decision, caller, view, destination, signals: signals.view, policy };
+      judgement = { request, decision, caller, view, destination, signals: signals.view, policy, at, actionKey, networkKey, observe };
     }
     judgement.decision.durationNs = Math.round((performance.now() - started) * 1e6);
     return judgement;
@@ -116,7 +144,13 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
 
   return {
     judge,
-    record: (judgement) => { recordDecision(sinks, judgement); },
+    record: (judgement) => {
+      recordDecision(sinks, judgement);
+      const { caller, view, at } = judgement;
+      if (behavior !== undefined && judgement.observe === true && caller !== undefined && view !== undefined && at !== undefined) {
+        behavior.observe(caller.spiffeId, view, judgement.actionKey ?? 0, judgement.networkKey ?? 0, at, judgement.decision.rule);
+      }
+    },
   };
 }
 
@@ -128,6 +162,13 @@ export function createDecider(deps: DeciderDeps): Decide {
     pipeline.record(judgement);
     return judgement.decision;
   };
+}
+
+/** The anomalies the store holds for the caller and those this request shows itself, once each. */
+function withLive(held: readonly string[], live: readonly string[]): string[] {
+  const out = [...held];
+  for (const anomaly of live) if (!out.includes(anomaly)) out.push(anomaly);
+  return out;
 }
 
 /** The decision a policy result makes for this caller, before its effects. */

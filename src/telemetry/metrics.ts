@@ -43,6 +43,19 @@ export interface Metrics {
   journalWritable: Gauge;
   journalCorruptRecords: Gauge;
   logLinesDropped: Counter;
+  /** Behaviour anomalies reported, by kind (new_action, new_source_network, rate_spike, fan_out). */
+  behaviorAnomalies: Counter<"kind">;
+  /** Observations dropped because the behaviour queue was full (behavior.maxQueued). */
+  behaviorDropped: Counter;
+  /** Baselines forgotten to keep behavior.maxCallers (least recently seen first). */
+  behaviorEvictions: Counter;
+  /** Behaviour signal writes, by result (written, failed, dropped). */
+  behaviorSignalWrites: Counter<"result">;
+  /** Actions and networks operators accepted into baselines. */
+  behaviorAccepted: Counter;
+  /** Baselines held, and those still learning. */
+  behaviorCallers: Gauge;
+  behaviorLearning: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -161,7 +174,35 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: "Log and decision lines dropped because stdout could not take them (full disk, closed or stalled pipe).",
       registers,
     }),
+    behaviorAnomalies: new Counter({
+      name: "vigil_behavior_anomalies_total",
+      help: "Behaviour anomalies reported as behavior signals, by kind (new_action, new_source_network, rate_spike, fan_out).",
+      labelNames: ["kind"], registers,
+    }),
+    behaviorDropped: new Counter({
+      name: "vigil_behavior_observations_dropped_total",
+      help: "Decided requests not learned from because the behaviour queue was full (behavior.maxQueued).",
+      registers,
+    }),
+    behaviorEvictions: new Counter({
+      name: "vigil_behavior_evictions_total",
+      help: "Baselines forgotten to stay within behavior.maxCallers (least recently seen first); such a caller learns anew.",
+      registers,
+    }),
+    behaviorSignalWrites: new Counter({
+      name: "vigil_behavior_signal_writes_total",
+      help: "Behaviour signal writes to the signal store, by result (written, failed, dropped).",
+      labelNames: ["result"], registers,
+    }),
+    behaviorAccepted: new Counter({
+      name: "vigil_behavior_accepted_total",
+      help: "Actions and source networks operators accepted into baselines (POST /v1/behavior/accept).",
+      registers,
+    }),
+    behaviorCallers: new Gauge({ name: "vigil_behavior_callers", help: "Caller baselines held in memory.", registers }),
+    behaviorLearning: new Gauge({ name: "vigil_behavior_learning_callers", help: "Caller baselines still in their learning period.", registers }),
   };
+  for (const result of ["written", "failed", "dropped"]) metrics.behaviorSignalWrites.labels(result).inc(0);
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
   for (const reason of ["caller_limit", "total_limit"]) metrics.approvalsRefused.labels(reason).inc(0);
   return metrics;

@@ -56,6 +56,18 @@ export const reinstateRequestSchema = z.strictObject({
 });
 export type ReinstateRequest = z.infer<typeof reinstateRequestSchema>;
 
+/** An approve or deny body: an optional comment, audited with the decision. */
+export const decisionRequestSchema = z.strictObject({
+  comment: z.string().trim().max(1024, "a comment holds at most 1024 characters").default(""),
+});
+
+/** Parses an approve/deny body; throws VigilError invalid_input naming the field, never its value. */
+export function parseDecisionRequest(input: unknown): { comment: string } {
+  const parsed = decisionRequestSchema.safeParse(input ?? {});
+  if (!parsed.success) throw new VigilError("invalid_input", `invalid decision: ${describe(parsed.error.issues, "")}`);
+  return parsed.data;
+}
+
 export interface SignalContext {
   /** Token holder's name; the signal's source is `admin:<name>`. */
   by: string;
@@ -153,6 +165,28 @@ export function parseReinstateRequest(input: unknown): ReinstateRequest {
   // The store's own rule for a revocation subject, checked here so the answer names the request field.
   if (subjectProblem("revocation", subject) !== undefined) {
     throw new VigilError("invalid_input", "subject: a revocation's subject is a SPIFFE ID or a credential fingerprint (sha256:<64 lower-case hex>, see `vigil fingerprint`)");
+  }
+  return parsed.data;
+}
+
+/** A label as `vigil behavior show` prints it: printable, no control characters. */
+const behaviorLabel = z.string().min(1).max(4096).regex(/^\P{Cc}+$/u, { error: "must be a label as `vigil behavior show` prints it, without control characters" });
+
+export const behaviorAcceptRequestSchema = z.strictObject({
+  /** The caller whose baseline is widened. */
+  caller: z.string().min(1).max(2048),
+  /** Actions to accept ("payments GET /v1/payments/*"); with neither list, every pending item. */
+  actions: z.array(behaviorLabel).max(256).optional(),
+  /** Source networks to accept ("10.1.2.0/24"). */
+  networks: z.array(behaviorLabel).max(256).optional(),
+});
+export type BehaviorAcceptRequest = z.infer<typeof behaviorAcceptRequestSchema>;
+
+export function parseBehaviorAcceptRequest(input: unknown): BehaviorAcceptRequest {
+  const parsed = behaviorAcceptRequestSchema.safeParse(input);
+  if (!parsed.success) throw new VigilError("invalid_input", `invalid accept: ${describe(parsed.error.issues, "")}`);
+  if (subjectProblem("behavior", parsed.data.caller) !== undefined) {
+    throw new VigilError("invalid_input", "caller: a workload SPIFFE ID (spiffe://trust-domain/path)");
   }
   return parsed.data;
 }

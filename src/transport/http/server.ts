@@ -9,18 +9,20 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
+import type { BehaviorMonitor } from "../../behavior/index.js";
 import {
-  PATH_APPROVALS, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_EVENTS, type AdminToken,
+  PATH_APPROVALS, PATH_BEHAVIOR, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_EVENTS, type AdminToken,
 } from "../../config/index.js";
 import { VigilError, type ErrorCode } from "../../errors/index.js";
 import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
-import type { PutResult, SignalStore } from "../../signals/store.js";
+import type { SignalStore } from "../../signals/store.js";
 import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
+import { createAdminActions } from "./admin-actions.js";
 import {
-  MAX_SIGNALS_PER_REQUEST, parseReinstateRequest, parseSignalRequest, signalFromRequest, type SignalRequest,
+  MAX_SIGNALS_PER_REQUEST, parseBehaviorAcceptRequest, parseDecisionRequest, parseReinstateRequest, parseSignalRequest,
 } from "./admin-requests.js";
-import { AdminAuth, requireScope, type AdminPrincipal } from "./auth.js";
+import { AdminAuth, type AdminPrincipal } from "./auth.js";
 
 export interface Readiness {
   ready: boolean;
@@ -51,6 +53,8 @@ export interface OpsServerOptions {
   metrics: Metrics;
   store: SignalStore;
   approvals: ApprovalBook;
+  /** Behaviour baselines (GET /v1/behavior, POST /v1/behavior/accept); 404 without. */
+  behavior?: BehaviorMonitor;
   readiness: () => Readiness;
   /** Undefined when no SSF issuer is configured (the endpoint then answers 404). */
   ssf?: SetReceiver;
@@ -88,7 +92,10 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const auth = new AdminAuth(options.adminTokens);
   const log = options.logger.child({ component: "http" });
   const now = options.now ?? Date.now;
-  const maxClockSkewMs = options.maxClockSkewMs ?? 300_000;
+  const actions = createAdminActions({
+    store: options.store, approvals: options.approvals, metrics: options.metrics, logger: options.logger, now,
+    maxClockSkewMs: options.maxClockSkewMs ?? 300_000,
+  });
 
   const server: Server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
@@ -143,12 +150,45 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       await approvalsRoute(req, res, url, principal);
       return;
     }
+    if (path === PATH_BEHAVIOR || path.startsWith(`${PATH_BEHAVIOR}/`)) {
+      const principal = authenticate(req);
+      await behaviorRoute(req, res, url, principal);
+      return;
+    }
     const extra = options.routes?.find((r) => r.path === path && r.method === method);
     if (extra !== undefined) {
       await extra.handle(req, res);
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${path}`);
+  }
+
+  async function behaviorRoute(req: IncomingMessage, res: ServerResponse, url: URL, principal: AdminPrincipal): Promise<void> {
+    const method = req.method ?? "GET";
+    const behavior = options.behavior;
+    if (behavior === undefined) throw new VigilError("not_found", "behaviour baselines are not kept by this instance");
+    const rest = url.pathname.slice(PATH_BEHAVIOR.length).replace(/^\//, "");
+    if (rest === "" && method === "GET") {
+      const caller = url.searchParams.get("caller");
+      if (caller === null) {
+        sendJson(res, 200, { ...behavior.summary(), callerList: behavior.callers() });
+        return;
+      }
+      const report = behavior.show(caller);
+      if (report === undefined) throw new VigilError("not_found", "no baseline is held for this caller");
+      sendJson(res, 200, report);
+      return;
+    }
+    if (rest === "accept" && method === "POST") {
+      actions.authorize(principal, "behavior:write");
+      const request = parseBehaviorAcceptRequest(await readJson(req));
+      const result = behavior.accept(request);
+      // Audited: who widened whose baseline, and with what.
+      log.warn({ caller: result.caller, by: principal.name, actions: result.actions, networks: result.networks }, "behaviour accepted into the baseline");
+      sendJson(res, 200, result);
+      return;
+    }
+    throw new VigilError("not_found", `no route for ${method} ${url.pathname}`);
   }
 
   function authenticate(req: IncomingMessage): AdminPrincipal {
@@ -164,20 +204,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     return principal;
   }
 
-  function authorize(principal: AdminPrincipal, scope: Parameters<typeof requireScope>[1]): void {
-    try {
-      requireScope(principal, scope);
-    } catch (err) {
-      options.metrics.adminRequests.labels("forbidden").inc();
-      throw err;
-    }
-  }
-
   async function signals(req: IncomingMessage, res: ServerResponse, url: URL, principal: AdminPrincipal): Promise<void> {
     const method = req.method ?? "GET";
     const rest = url.pathname.slice(PATH_SIGNALS.length).replace(/^\//, "");
     if (rest === "" && method === "POST") {
-      authorize(principal, "signals:write");
+      actions.authorize(principal, "signals:write");
       const input = await readJson(req);
       const items: unknown[] = Array.isArray(input) ? input : [input];
       if (items.length === 0 || items.length > MAX_SIGNALS_PER_REQUEST) {
@@ -187,7 +218,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       const requests = items.map((item, i) => parseSignalRequest(item, Array.isArray(input) ? `[${i}]` : ""));
       const results = [];
       for (const [i, request] of requests.entries()) {
-        results.push(await putSignal(request, principal, Array.isArray(input) ? `[${i}]` : ""));
+        results.push(await actions.putSignal(request, principal, Array.isArray(input) ? `[${i}]` : ""));
       }
       sendJson(res, results.some((r) => r.status === "written") ? 201 : 200, Array.isArray(input) ? results : results[0]);
       return;
@@ -199,17 +230,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     if (rest === "reinstate" && method === "POST") {
-      authorize(principal, "signals:reinstate");
-      const request = parseReinstateRequest(await readJson(req));
-      let result: PutResult;
-      try {
-        result = await options.store.reinstate(request.subject, principal.name, request.reason);
-      } catch (err) {
-        const error = VigilError.from(err);
-        if (error.code === "not_found") throw new VigilError("not_found", "no revocation is held for this subject", { cause: err });
-        throw scrubbed(error, request.subject);
-      }
-      log.warn({ subject: request.subject, by: principal.name, reason: request.reason, status: result.status }, "revocation lifted by reinstate");
+      actions.authorize(principal, "signals:reinstate");
+      const result = await actions.reinstate(parseReinstateRequest(await readJson(req)), principal);
       sendJson(res, 200, result);
       return;
     }
@@ -222,20 +244,6 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${url.pathname}`);
-  }
-
-  async function putSignal(request: SignalRequest, principal: AdminPrincipal, at: string): Promise<PutResult> {
-    try {
-      const signal = signalFromRequest(request, { by: principal.name, nowMs: now(), maxClockSkewMs }, at);
-      const result = await options.store.put(signal);
-      options.metrics.signalsWritten.labels(result.signal.kind, "admin").inc();
-      log.info({ kind: result.signal.kind, subject: result.signal.subject, status: result.status, by: principal.name }, "signal put");
-      return result;
-    } catch (err) {
-      const error = VigilError.from(err);
-      options.metrics.signalsRejected.labels(error.code).inc();
-      throw scrubbed(error, request.subject);
-    }
   }
 
   async function approvalsRoute(req: IncomingMessage, res: ServerResponse, url: URL, principal: AdminPrincipal): Promise<void> {
@@ -256,39 +264,13 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     if (id !== undefined && (action === "approve" || action === "deny") && method === "POST") {
-      authorize(principal, "approvals:decide");
-      if (action === "approve") {
-        const { approval, grant } = await refusedApproverIsForbidden(id, () => options.approvals.approve(id, principal.name));
-        options.metrics.approvalsResolved.labels("approved").inc();
-        log.warn({ approval_id: id, by: principal.name, caller: approval.caller, rule: approval.rule }, "step-up approved");
-        sendJson(res, 200, { approval, grant });
-      } else {
-        const approval = await refusedApproverIsForbidden(id, () => Promise.resolve(options.approvals.deny(id, principal.name)));
-        options.metrics.approvalsResolved.labels("denied").inc();
-        log.info({ approval_id: id, by: principal.name }, "step-up denied");
-        sendJson(res, 200, { approval });
-      }
+      actions.authorize(principal, "approvals:decide");
+      const { comment } = await readDecisionBody(req);
+      if (action === "approve") sendJson(res, 200, await actions.approve(id, principal, comment));
+      else sendJson(res, 200, { approval: await actions.deny(id, principal, comment) });
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${url.pathname}`);
-  }
-
-  /**
-   * The ApprovalBook decides who may approve (a named approver, never the caller or its
-   * credential's owner) and answers a refusal "conflict", as it does a request already decided.
-   * A conflict on a request still pending can only be a refused approver: 403.
-   */
-  async function refusedApproverIsForbidden<T>(id: string, decide: () => Promise<T>): Promise<T> {
-    try {
-      return await decide();
-    } catch (err) {
-      const error = VigilError.from(err);
-      if (error.code === "conflict" && options.approvals.get(id)?.status === "pending") {
-        options.metrics.adminRequests.labels("forbidden").inc();
-        throw new VigilError("forbidden", error.message, { cause: err });
-      }
-      throw error;
-    }
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -322,15 +304,6 @@ function pathOnly(req: IncomingMessage): string {
 }
 
 /**
- * A refused write's error without the subject in its message: the subject may be a raw secret
- * pasted where a fingerprint belongs, and the answer must not carry it back.
- */
-function scrubbed(error: VigilError, subject: string): VigilError {
-  if (error.code !== "invalid_input" || subject === "" || !error.message.includes(subject)) return error;
-  return new VigilError(error.code, error.message.replaceAll(subject, "(the subject)"), { cause: error.cause });
-}
-
-/**
  * Reads a request body up to `limit` bytes. Past it the rest is read and dropped (up to
  * DISCARD_LIMIT, then the connection is cut) so the client still gets an answer; with `truncate`
  * the first `limit` bytes are returned, otherwise VigilError("invalid_input").
@@ -361,6 +334,14 @@ export function readBody(req: IncomingMessage, limit: number, options: { truncat
       else resolve(Buffer.concat(chunks));
     });
   });
+}
+
+/** An approve or deny body: none at all, or JSON {"comment": "…"}. */
+async function readDecisionBody(req: IncomingMessage): Promise<{ comment: string }> {
+  const hasBody = (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0")
+    || req.headers["transfer-encoding"] !== undefined;
+  if (!hasBody) return { comment: "" };
+  return parseDecisionRequest(await readJson(req));
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
