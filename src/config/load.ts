@@ -46,6 +46,8 @@ export const SERVE_FLAGS = {
   "ssf-push-tokens-file": { type: "string" },
   "revocation-hook-url": { type: "string" },
   "log-level": { type: "string" },
+  "entities": { type: "string" },
+  "authzen-destination": { type: "string" },
 } as const;
 
 type FlagValues = Partial<Record<keyof typeof SERVE_FLAGS, string | string[] | boolean | undefined>>;
@@ -183,6 +185,8 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     },
     revocationHookUrl: str(flags["revocation-hook-url"]),
     logLevel: str(flags["log-level"]),
+    entitiesFile: str(flags.entities),
+    authzen: { destination: str(flags["authzen-destination"]) },
   };
 
   const merged = merge(merge(fromFile, fromEnv), fromFlags);
