@@ -69,6 +69,8 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "console": { help: "serve the web console for approvers and SREs under /console on the HTTP port (sign in with an admin token)" },
   "console-session-key-file": { value: "FILE", help: "key (32+ bytes) signing console sessions; the same file on every replica" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },
+  "entities": { value: "FILE", help: "users and records (kind Entities) policies see as subject.roles/attributes, resource.attributes; watched and reloaded" },
+  "authzen-destination": { value: "NAME", help: "the destination AuthZEN evaluations (POST /access/v1/evaluation) are judged under (default authzen)" },
 };
 
 const SERVE_TABLE: FlagTable = Object.fromEntries((Object.keys(SERVE_FLAGS) as ServeFlag[]).map((name) => {

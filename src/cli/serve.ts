@@ -9,7 +9,7 @@ import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
-import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
+import { NO_ENTITIES, watchEntitiesFile, watchPolicyDir, type CompiledPolicy, type EntityBook } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
@@ -17,6 +17,7 @@ import {
   counterFollower, createDecisionFeed, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter,
   withDecisionFeed, type DecisionFeed, type Metrics,
 } from "../telemetry/index.js";
+import { createAuthzenRoutes } from "../transport/authzen/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
 import { createConsole, CONSOLE_PREFIX, randomSessionKey } from "../transport/console/index.js";
 import { AdminAuth, createAdminActions, readBody, startOpsServer, type MountedRoutes, type Readiness } from "../transport/http/index.js";
@@ -120,6 +121,23 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     });
     closers.push(() => effects.close());
 
+    let entities: () => EntityBook = () => NO_ENTITIES;
+    if (config.entitiesFile !== "") {
+      const entitiesLog = logger.child({ component: "entities" });
+      const entitiesWatch = await watchEntitiesFile(config.entitiesFile, {
+        onLoad: (book, initial) => {
+          metrics.entitiesReloads.labels("success").inc();
+          entitiesLog.info({ file: config.entitiesFile, ...book.size, initial }, "entities loaded");
+        },
+        onError: (err) => {
+          metrics.entitiesReloads.labels("failure").inc();
+          entitiesLog.error({ err: { message: err.message } }, "entities change refused; keeping the last good entities");
+        },
+      });
+      closers.push(() => { entitiesWatch.close(); return Promise.resolve(); });
+      entities = () => entitiesWatch.current();
+    }
+
     const behavior = new BehaviorMonitor({
       config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
       ...(options.instance === undefined ? {} : { instance: options.instance }),
@@ -144,6 +162,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
       destination: config.destination,
+      entities: () => entities(),
       behavior,
     });
 
@@ -231,7 +250,17 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       if (config.http.adminTokens.length === 0) consoleLog.warn("the console is enabled but no admin tokens are configured: nobody can sign in");
       if (config.console.sessionKeyFile === "") consoleLog.warn("console sessions are signed with a per-process key: set console.sessionKeyFile (the same on every replica) so sessions survive restarts and work on any replica");
     }
+    let httpPort = 0;
+    const routes = createAuthzenRoutes({
+      settings: config.authzen,
+      pipeline,
+      tokens: config.http.adminTokens,
+      metrics, now,
+      logger,
+      baseUrl: () => (config.authzen.baseUrl !== "" ? config.authzen.baseUrl : `http://${config.http.host}:${String(httpPort)}`),
+    });
     const http = await startOpsServer({
+      routes,
       host: config.http.host,
       port: config.http.port,
       adminTokens: config.http.adminTokens,
@@ -242,6 +271,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       ...(mount === undefined ? {} : { mount }),
     });
     closers.push(() => http.close());
+    httpPort = http.port;
 
     grpc.setServing(true);
     log.info({

@@ -1,5 +1,6 @@
 export {
-  startOpsServer, httpStatusOf, readBody, type MountedRoutes, type OpsServer, type OpsServerOptions, type Readiness, type SetReceiver,
+  startOpsServer, httpStatusOf, readBody, sendJson, type HttpRoute, type MountedRoutes, type OpsServer, type OpsServerOptions, type Readiness,
+  type SetReceiver,
 } from "./server.js";
 export { createAdminActions, type AdminActions } from "./admin-actions.js";
-export { AdminAuth, type AdminPrincipal } from "./auth.js";
+export { AdminAuth, requireScope, type AdminPrincipal } from "./auth.js";

@@ -35,6 +35,14 @@ export interface SetReceiver {
   }>;
 }
 
+/** A route another transport serves on this port (the AuthZEN PDP): matched by exact path and method. */
+export interface HttpRoute {
+  method: string;
+  path: string;
+  /** Answers the request; a thrown VigilError is answered like the admin API's (401 with WWW-Authenticate). */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+}
+
 export interface OpsServerOptions {
   host: string;
   port: number;
@@ -54,6 +62,8 @@ export interface OpsServerOptions {
   now?: () => number;
   /** Called before each scrape so gauges (freshness, sizes) are computed at scrape time. */
   beforeScrape?: () => void;
+  /** Further routes (transport/authzen); the built-in ones take precedence. */
+  routes?: readonly HttpRoute[];
   /** Routes served under a path prefix by another surface (the console under /console). */
   mount?: MountedRoutes;
   /** The admin actions, when another surface shares them (default: made here from the options). */
@@ -153,6 +163,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     if (path === PATH_BEHAVIOR || path.startsWith(`${PATH_BEHAVIOR}/`)) {
       const principal = authenticate(req);
       await behaviorRoute(req, res, url, principal);
+      return;
+    }
+    const extra = options.routes?.find((r) => r.path === path && r.method === method);
+    if (extra !== undefined) {
+      await extra.handle(req, res);
       return;
     }
     const mount = options.mount;
@@ -361,7 +376,7 @@ function send(res: ServerResponse, status: number, body: string, contentType: st
   res.end(body);
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, `${JSON.stringify(value)}\n`, "application/json");
 }
 
