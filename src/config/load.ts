@@ -46,6 +46,10 @@ export const SERVE_FLAGS = {
   "ssf-push-tokens-file": { type: "string" },
   "revocation-hook-url": { type: "string" },
   "log-level": { type: "string" },
+  "no-behavior": { type: "boolean" },
+  "behavior-learning-ms": { type: "string" },
+  "behavior-state": { type: "string" },
+  "behavior-exclude-caller": { type: "string", multiple: true },
 } as const;
 
 type FlagValues = Partial<Record<keyof typeof SERVE_FLAGS, string | string[] | boolean | undefined>>;
@@ -182,6 +186,12 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
       pushTokens: pushTokensFile !== undefined ? readTokensFile(pushTokensFile) : undefined,
     },
     revocationHookUrl: str(flags["revocation-hook-url"]),
+    behavior: {
+      enabled: flags["no-behavior"] === true ? false : undefined,
+      learningPeriodMs: int("behavior-learning-ms", flags["behavior-learning-ms"]),
+      statePath: str(flags["behavior-state"]),
+      excludeCallers: Array.isArray(flags["behavior-exclude-caller"]) ? flags["behavior-exclude-caller"] : undefined,
+    },
     logLevel: str(flags["log-level"]),
   };
 
