@@ -2,10 +2,10 @@
 // gRPC server and the ops/admin HTTP server. `vigil serve` and the end-to-end tests use it.
 
 import type { Logger } from "pino";
-import { ApprovalBook } from "../approvals/index.js";
+import { ApprovalBook, approvalsJournalPath, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
 import { BehaviorMonitor, behaviorStatePath, MeshFanout, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
-import { createDecider, Effects } from "../decision/index.js";
+import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
@@ -36,6 +36,8 @@ export interface StartOptions {
   now?: () => number;
   /** Name of this instance in logs (defaults to hostname-less "vigil"). */
   instance?: string;
+  /** Hears each approval opened or settled, once cluster-wide (the notification outbox's hook). */
+  onApprovalEvent?: ApprovalEventListener;
 }
 
 export async function startVigil(config: Config, options: StartOptions = {}): Promise<Vigil> {
@@ -86,11 +88,29 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
+    // Approvals live beside the signals: the journal when embedded, the bus in cluster mode.
+    const approvalsLog = logger.child({ component: "approvals" });
+    const ledger: ApprovalLedger = config.store.bus === ""
+      ? new LocalLedger({
+        path: approvalsJournalPath(config.store.journalPath), logger: approvalsLog, now, compactAfterRecords: config.store.compactAfterRecords,
+      })
+      : new NatsLedger({
+        config: config.store, logger: approvalsLog, now,
+        ...(options.instance === undefined ? {} : { name: options.instance }),
+        // Nothing outlives a pending request's TTL plus the day a settled one is kept.
+        maxAgeMs: config.approvals.pendingTtlMs + SETTLED_RETENTION_MS,
+        onRefused: (reason) => { metrics.approvalBusRefused.labels(reason).inc(); },
+      });
+    closers.push(() => ledger.close());
+    await ledger.ready();
     const approvals = new ApprovalBook({
-      store, now, ...config.approvals,
+      store, ledger, now, ...config.approvals, logger: approvalsLog,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
       onChange: (n) => { metrics.approvalsPending.set(n); },
       onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
+      ...(options.onApprovalEvent === undefined ? {} : { onEvent: options.onApprovalEvent }),
     });
+    closers.push(() => { approvals.close(); return Promise.resolve(); });
     const effects = new Effects({
       store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl,
       maxPending: config.maxPendingRevocations,
@@ -125,7 +145,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
 
     const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
     if (decisionLog !== undefined) closers.push(() => decisionLog.close());
-    const decide = createDecider({
+    const pipeline = createPipeline({
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
@@ -140,7 +160,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       socket: config.grpc.socket,
       maxHeaderBytes: config.grpc.maxHeaderBytes,
       maxRequestBytes: config.grpc.maxRequestBytes,
-      decide,
+      // judge, encode, then record: the decision line carries the id that went on the wire.
+      judge: pipeline.judge,
+      record: pipeline.record,
       onError: (err) => {
         metrics.checkErrors.labels("internal").inc();
         grpcLog.error({ err }, "decision failed; answered with a fail-closed deny");

@@ -71,9 +71,9 @@ export interface Judgement {
 
 export interface Pipeline {
   /** Runs the phases up to the answer; counts and logs nothing. */
-  judge(request: AccessRequest): Judgement;
+  readonly judge: (request: AccessRequest) => Judgement;
   /** Counts and logs a judged Check (call it once, after the answer was encoded). */
-  record(judgement: Judgement): void;
+  readonly record: (judgement: Judgement) => void;
 }
 
 export type Decide = (request: AccessRequest) => Decision;
