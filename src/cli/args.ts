@@ -71,6 +71,8 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "behavior-learning-ms": { value: "MS", help: "how long each caller is learned before its baseline is enforced (default 604800000, 7 days)" },
   "behavior-state": { value: "FILE", help: "where baselines are kept across restarts (default behavior.json beside --journal)" },
   "behavior-exclude-caller": { value: "SPIFFE_ID", help: "a caller never learned nor reported; \"…/ns/x/**\" for a namespace (repeatable)" },
+  "entities": { value: "FILE", help: "users and records (kind Entities) policies see as subject.roles/attributes, resource.attributes; watched and reloaded" },
+  "authzen-destination": { value: "NAME", help: "the destination AuthZEN evaluations (POST /access/v1/evaluation) are judged under (default authzen)" },
 };
 
 const SERVE_TABLE: FlagTable = Object.fromEntries((Object.keys(SERVE_FLAGS) as ServeFlag[]).map((name) => {

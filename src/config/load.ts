@@ -50,6 +50,8 @@ export const SERVE_FLAGS = {
   "behavior-learning-ms": { type: "string" },
   "behavior-state": { type: "string" },
   "behavior-exclude-caller": { type: "string", multiple: true },
+  "entities": { type: "string" },
+  "authzen-destination": { type: "string" },
 } as const;
 
 type FlagValues = Partial<Record<keyof typeof SERVE_FLAGS, string | string[] | boolean | undefined>>;
@@ -193,6 +195,8 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
       excludeCallers: Array.isArray(flags["behavior-exclude-caller"]) ? flags["behavior-exclude-caller"] : undefined,
     },
     logLevel: str(flags["log-level"]),
+    entitiesFile: str(flags.entities),
+    authzen: { destination: str(flags["authzen-destination"]) },
   };
 
   const merged = merge(merge(fromFile, fromEnv), fromFlags);
