@@ -4,10 +4,11 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
-import { ZodError } from "zod";
 import { VigilError } from "../errors/index.js";
 import { parseAdminTokens, type AdminToken } from "./admin-tokens.js";
 import { configSchema, type Config } from "./schema.js";
+import { isRecord } from "../util/guards.js";
+import { formatZodError } from "../util/zod.js";
 
 /** Flags understood by `vigil serve` (and, where they make sense, `check`). */
 export const SERVE_FLAGS = {
@@ -99,20 +100,12 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
   for (const [k, v] of Object.entries(b)) {
     if (v === undefined) continue;
     const prev = out[k];
-    if (isPlainObject(prev) && isPlainObject(v)) out[k] = merge(prev, v);
+    if (isRecord(prev) && isRecord(v)) out[k] = merge(prev, v);
     else out[k] = v;
   }
   return out;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Formats zod issues as "path: message" lines. */
-export function formatZodError(error: ZodError): string {
-  return error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-}
 
 /**
  * Builds the Config: defaults ← settings file (--config or VIGIL_CONFIG) ← environment
@@ -125,7 +118,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     try {
       const parsed: unknown = parseYaml(readFileSync(configPath, "utf8"));
       if (parsed !== null && parsed !== undefined) {
-        if (!isPlainObject(parsed)) throw new Error("settings file must be a YAML mapping");
+        if (!isRecord(parsed)) throw new Error("settings file must be a YAML mapping");
         fromFile = parsed;
       }
     } catch (cause) {

@@ -73,6 +73,7 @@ const SIGNALS_FIELDS: Record<keyof SignalsView, string> = {
   credential_states: "list<string>",
   credential_overdue: "bool",
   credential_owner: "string",
+  credential_findings: "list<string>",
   revoked: "bool",
   anomalies: "list<string>",
   attested: "bool",
