@@ -67,6 +67,8 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "ssf-push-tokens-file": { value: "FILE", help: "bearer tokens the transmitter must present, one per line (also VIGIL_SSF_PUSH_TOKENS)" },
   "revocation-hook-url": { value: "URL", help: "webhook told of every revocation Vigil makes" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },
+  "entities": { value: "FILE", help: "users and records (kind Entities) policies see as subject.roles/attributes, resource.attributes; watched and reloaded" },
+  "authzen-destination": { value: "NAME", help: "the destination AuthZEN evaluations (POST /access/v1/evaluation) are judged under (default authzen)" },
 };
 
 const SERVE_TABLE: FlagTable = Object.fromEntries((Object.keys(SERVE_FLAGS) as ServeFlag[]).map((name) => {

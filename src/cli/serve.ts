@@ -8,13 +8,14 @@ import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
-import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
+import { NO_ENTITIES, watchEntitiesFile, watchPolicyDir, type CompiledPolicy, type EntityBook } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
 import {
   counterFollower, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter, type Metrics,
 } from "../telemetry/index.js";
+import { createAuthzenRoutes } from "../transport/authzen/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
 import { startOpsServer, type Readiness } from "../transport/http/index.js";
 
@@ -117,6 +118,23 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     });
     closers.push(() => effects.close());
 
+    let entities: () => EntityBook = () => NO_ENTITIES;
+    if (config.entitiesFile !== "") {
+      const entitiesLog = logger.child({ component: "entities" });
+      const entitiesWatch = await watchEntitiesFile(config.entitiesFile, {
+        onLoad: (book, initial) => {
+          metrics.entitiesReloads.labels("success").inc();
+          entitiesLog.info({ file: config.entitiesFile, ...book.size, initial }, "entities loaded");
+        },
+        onError: (err) => {
+          metrics.entitiesReloads.labels("failure").inc();
+          entitiesLog.error({ err: { message: err.message } }, "entities change refused; keeping the last good entities");
+        },
+      });
+      closers.push(() => { entitiesWatch.close(); return Promise.resolve(); });
+      entities = () => entitiesWatch.current();
+    }
+
     const behavior = new BehaviorMonitor({
       config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
       ...(options.instance === undefined ? {} : { instance: options.instance }),
@@ -138,6 +156,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
       destination: config.destination,
+      entities: () => entities(),
       behavior,
     });
 
@@ -205,7 +224,17 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.behaviorCallers.set(learned.callers);
       metrics.behaviorLearning.set(learned.learning);
     };
+    let httpPort = 0;
+    const routes = createAuthzenRoutes({
+      settings: config.authzen,
+      pipeline,
+      tokens: config.http.adminTokens,
+      metrics, now,
+      logger,
+      baseUrl: () => (config.authzen.baseUrl !== "" ? config.authzen.baseUrl : `http://${config.http.host}:${String(httpPort)}`),
+    });
     const http = await startOpsServer({
+      routes,
       host: config.http.host,
       port: config.http.port,
       adminTokens: config.http.adminTokens,
@@ -215,6 +244,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics, store, approvals, readiness, ssf, logger, now, behavior,
     });
     closers.push(() => http.close());
+    httpPort = http.port;
 
     grpc.setServing(true);
     log.info({
