@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { ApprovalBook, approvalsJournalPath, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
-import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
+import { BehaviorMonitor, behaviorStatePath, MeshFanout, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
@@ -142,15 +142,27 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
       ...(options.instance === undefined ? {} : { instance: options.instance }),
     });
-    closers.push(() => behavior.close());
+    if (config.behavior.enabled && config.store.bus !== "") {
+      // Cluster mode: fan-out is judged on what every sidecar saw (behavior/mesh.ts).
+      const mesh = new MeshFanout({
+        store: config.store, windowMs: config.behavior.windowMs, maxCallers: config.behavior.maxCallers,
+        logger: logger.child({ component: "behavior" }), now,
+        onRemote: (caller, window) => { behavior.remoteFanout(caller, window); },
+        onRefused: () => { metrics.busValuesRefused.labels("behavior_value").inc(); },
+      });
+      await mesh.start();
+      behavior.attachShare(mesh);
+      closers.push(() => mesh.close());
+    }
     const behaviorPath = config.behavior.enabled ? behaviorStatePath(config.behavior.statePath, config.store.journalPath) : "";
     if (behaviorPath !== "") {
       const persistence = await persistBaselines(behavior, {
         path: behaviorPath, intervalMs: config.behavior.persistIntervalMs, logger: logger.child({ component: "behavior" }), now,
       });
-      // Closed after the monitor (closers run in reverse): its last observations are in the file.
-      closers.splice(closers.length - 1, 0, () => persistence.close());
+      closers.push(() => persistence.close());
     }
+    // Closers run in reverse: the monitor drains and settles its writes before the file's last flush.
+    closers.push(() => behavior.close());
 
     const loggedDecisions = createDecisionLog(logger.child({ component: "decision" }));
     if (loggedDecisions !== undefined) closers.push(() => loggedDecisions.close());
