@@ -66,6 +66,8 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "ssf-jwks-url": { value: "URL", help: "the transmitter's JWKS URL" },
   "ssf-push-tokens-file": { value: "FILE", help: "bearer tokens the transmitter must present, one per line (also VIGIL_SSF_PUSH_TOKENS)" },
   "revocation-hook-url": { value: "URL", help: "webhook told of every revocation Vigil makes" },
+  "console": { help: "serve the web console for approvers and SREs under /console on the HTTP port (sign in with an admin token)" },
+  "console-session-key-file": { value: "FILE", help: "key (32+ bytes) signing console sessions; the same file on every replica" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },
   "no-behavior": { help: "learn no behaviour baselines and report no anomalies (behavior.enabled: false)" },
   "behavior-learning-ms": { value: "MS", help: "how long each caller is learned before its baseline is enforced (default 604800000, 7 days)" },
