@@ -67,6 +67,8 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "ssf-push-tokens-file": { value: "FILE", help: "bearer tokens the transmitter must present, one per line (also VIGIL_SSF_PUSH_TOKENS)" },
   "revocation-hook-url": { value: "URL", help: "webhook told of every revocation Vigil makes" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },
+  "entities": { value: "FILE", help: "users and records (kind Entities) policies see as subject.roles/attributes, resource.attributes; watched and reloaded" },
+  "authzen-destination": { value: "NAME", help: "the destination AuthZEN evaluations (POST /access/v1/evaluation) are judged under (default authzen)" },
 };
 
 const SERVE_TABLE: FlagTable = Object.fromEntries((Object.keys(SERVE_FLAGS) as ServeFlag[]).map((name) => {
@@ -121,6 +123,21 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
   },
   { name: "validate", summary: "load and compile a policy directory, report what is wrong", flags: pick(["policy"]) },
+  {
+    name: "test",
+    summary: "run the policy's tests (kind: PolicyTest) through the real decoder and pipeline; for CI",
+    positionals: "[FILE|DIR]*",
+    flags: {
+      "policy": { type: "string", value: "DIR", help: "the policy directory under test (required)" },
+      "junit": { type: "string", value: "FILE", help: "also write the results as JUnit XML" },
+      ...pick(["config"]),
+    },
+    notes: [
+      "The arguments are PolicyTest files or directories; default DIR and DIR/tests.",
+      "Prints one FAIL line per failing case (file, document, case), a summary and the rules no case exercises.",
+      "Exit 0 = every case passed, 1 = a case failed, 2 = unusable input (a broken policy or test document, no tests).",
+    ],
+  },
   {
     name: "signal put",
     summary: "write a signal through the admin API (scope signals:write)",

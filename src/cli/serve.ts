@@ -2,19 +2,20 @@
 // gRPC server and the ops/admin HTTP server. `vigil serve` and the end-to-end tests use it.
 
 import type { Logger } from "pino";
-import { ApprovalBook } from "../approvals/index.js";
+import { ApprovalBook, approvalsJournalPath, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
 import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
-import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
+import { NO_ENTITIES, watchEntitiesFile, watchPolicyDir, type CompiledPolicy, type EntityBook } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
 import {
   counterFollower, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter, type Metrics,
 } from "../telemetry/index.js";
+import { createAuthzenRoutes } from "../transport/authzen/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
 import { startOpsServer, type Readiness } from "../transport/http/index.js";
 
@@ -36,6 +37,8 @@ export interface StartOptions {
   now?: () => number;
   /** Name of this instance in logs (defaults to hostname-less "vigil"). */
   instance?: string;
+  /** Hears each approval opened or settled, once cluster-wide (the notification outbox's hook). */
+  onApprovalEvent?: ApprovalEventListener;
 }
 
 export async function startVigil(config: Config, options: StartOptions = {}): Promise<Vigil> {
@@ -86,16 +89,51 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
+    // Approvals live beside the signals: the journal when embedded, the bus in cluster mode.
+    const approvalsLog = logger.child({ component: "approvals" });
+    const ledger: ApprovalLedger = config.store.bus === ""
+      ? new LocalLedger({
+        path: approvalsJournalPath(config.store.journalPath), logger: approvalsLog, now, compactAfterRecords: config.store.compactAfterRecords,
+      })
+      : new NatsLedger({
+        config: config.store, logger: approvalsLog, now,
+        ...(options.instance === undefined ? {} : { name: options.instance }),
+        // Nothing outlives a pending request's TTL plus the day a settled one is kept.
+        maxAgeMs: config.approvals.pendingTtlMs + SETTLED_RETENTION_MS,
+        onRefused: (reason) => { metrics.approvalBusRefused.labels(reason).inc(); },
+      });
+    closers.push(() => ledger.close());
+    await ledger.ready();
     const approvals = new ApprovalBook({
-      store, now, ...config.approvals,
+      store, ledger, now, ...config.approvals, logger: approvalsLog,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
       onChange: (n) => { metrics.approvalsPending.set(n); },
       onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
+      ...(options.onApprovalEvent === undefined ? {} : { onEvent: options.onApprovalEvent }),
     });
+    closers.push(() => { approvals.close(); return Promise.resolve(); });
     const effects = new Effects({
       store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl,
       maxPending: config.maxPendingRevocations,
     });
     closers.push(() => effects.close());
+
+    let entities: () => EntityBook = () => NO_ENTITIES;
+    if (config.entitiesFile !== "") {
+      const entitiesLog = logger.child({ component: "entities" });
+      const entitiesWatch = await watchEntitiesFile(config.entitiesFile, {
+        onLoad: (book, initial) => {
+          metrics.entitiesReloads.labels("success").inc();
+          entitiesLog.info({ file: config.entitiesFile, ...book.size, initial }, "entities loaded");
+        },
+        onError: (err) => {
+          metrics.entitiesReloads.labels("failure").inc();
+          entitiesLog.error({ err: { message: err.message } }, "entities change refused; keeping the last good entities");
+        },
+      });
+      closers.push(() => { entitiesWatch.close(); return Promise.resolve(); });
+      entities = () => entitiesWatch.current();
+    }
 
     const behavior = new BehaviorMonitor({
       config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
@@ -118,6 +156,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
       destination: config.destination,
+      entities: () => entities(),
       behavior,
     });
 
@@ -185,7 +224,17 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.behaviorCallers.set(learned.callers);
       metrics.behaviorLearning.set(learned.learning);
     };
+    let httpPort = 0;
+    const routes = createAuthzenRoutes({
+      settings: config.authzen,
+      pipeline,
+      tokens: config.http.adminTokens,
+      metrics, now,
+      logger,
+      baseUrl: () => (config.authzen.baseUrl !== "" ? config.authzen.baseUrl : `http://${config.http.host}:${String(httpPort)}`),
+    });
     const http = await startOpsServer({
+      routes,
       host: config.http.host,
       port: config.http.port,
       adminTokens: config.http.adminTokens,
@@ -195,6 +244,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics, store, approvals, readiness, ssf, logger, now, behavior,
     });
     closers.push(() => http.close());
+    httpPort = http.port;
 
     grpc.setServing(true);
     log.info({

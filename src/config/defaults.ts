@@ -39,3 +39,7 @@ export const PATH_BEHAVIOR = "/v1/behavior";
 
 /** Request header naming a release artifact digest; its `attestation` signal is shown to policies. */
 export const HEADER_RELEASE_DIGEST = "x-release-digest";
+/** AuthZEN 1.0 decision API (transport/authzen), on the HTTP port. */
+export const PATH_AUTHZEN_EVALUATION = "/access/v1/evaluation";
+export const PATH_AUTHZEN_EVALUATIONS = "/access/v1/evaluations";
+export const PATH_AUTHZEN_METADATA = "/.well-known/authzen-configuration";

@@ -8,15 +8,13 @@ import { parse as parseYaml } from "yaml";
 import { VigilError } from "../errors/index.js";
 import { signalSchema } from "./model.js";
 import type { Signal } from "./model.js";
-import { describeIssues, writeProblems } from "./validation.js";
+import { writeProblems } from "./validation.js";
+import { isRecord } from "../util/guards.js";
+import { describeIssues } from "../util/zod.js";
 
 /** Fields holding epoch ms, where a file may give an ISO string instead. */
 const TOP_LEVEL_TIMES = ["observedAt", "expiresAt"] as const;
 const DATA_TIMES = ["issuedAt", "rotatedAt", "rotateBy", "signedAt"] as const;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Replaces ISO time strings by epoch ms in place; returns a problem per unreadable time. */
 function convertTimes(item: Record<string, unknown>): string[] {
@@ -34,6 +32,21 @@ function convertTimes(item: Record<string, unknown>): string[] {
     for (const field of DATA_TIMES) convert(data, field, `data.${field}`);
   }
   return problems;
+}
+
+/**
+ * One signal as written in a signals file (times as ISO strings or epoch ms), validated like any
+ * other write; also used for the signals of `vigil test` cases.
+ */
+export function readSignalItem(item: unknown): { signal: Signal } | { problems: string[] } {
+  if (!isRecord(item)) return { problems: ["expected a mapping with id, kind, subject, source, observedAt, data"] };
+  const copy = structuredClone(item);
+  const timeProblems = convertTimes(copy);
+  if (timeProblems.length > 0) return { problems: timeProblems };
+  const parsed = signalSchema.safeParse(copy);
+  if (!parsed.success) return { problems: describeIssues(parsed.error.issues) };
+  const refused = writeProblems(parsed.data);
+  return refused.length > 0 ? { problems: refused } : { signal: parsed.data };
 }
 
 function parseDocument(path: string, text: string): unknown {
@@ -68,24 +81,9 @@ export async function loadSignalsFile(path: string): Promise<Signal[]> {
   const problems: string[] = [];
   document.forEach((item: unknown, index) => {
     const where = `${path}: signal at index ${index}`;
-    if (!isRecord(item)) {
-      problems.push(`${where}: expected a mapping with id, kind, subject, source, observedAt, data`);
-      return;
-    }
-    const copy = structuredClone(item);
-    const timeProblems = convertTimes(copy);
-    if (timeProblems.length > 0) {
-      problems.push(...timeProblems.map((problem) => `${where}: ${problem}`));
-      return;
-    }
-    const parsed = signalSchema.safeParse(copy);
-    if (!parsed.success) {
-      problems.push(...describeIssues(parsed.error.issues).map((problem) => `${where}: ${problem}`));
-      return;
-    }
-    const refused = writeProblems(parsed.data);
-    if (refused.length > 0) problems.push(...refused.map((problem) => `${where}: ${problem}`));
-    else signals.push(parsed.data);
+    const read = readSignalItem(item);
+    if ("signal" in read) signals.push(read.signal);
+    else problems.push(...read.problems.map((problem) => `${where}: ${problem}`));
   });
   if (problems.length > 0) {
     throw new VigilError("invalid_input", `invalid signals file:\n${problems.join("\n")}`);
