@@ -46,7 +46,13 @@ export const SERVE_FLAGS = {
   "ssf-jwks-url": { type: "string" },
   "ssf-push-tokens-file": { type: "string" },
   "revocation-hook-url": { type: "string" },
+  "console": { type: "boolean" },
+  "console-session-key-file": { type: "string" },
   "log-level": { type: "string" },
+  "no-behavior": { type: "boolean" },
+  "behavior-learning-ms": { type: "string" },
+  "behavior-state": { type: "string" },
+  "behavior-exclude-caller": { type: "string", multiple: true },
   "entities": { type: "string" },
   "authzen-destination": { type: "string" },
 } as const;
@@ -177,9 +183,16 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
       pushTokens: pushTokensFile !== undefined ? readTokensFile(pushTokensFile) : undefined,
     },
     revocationHookUrl: str(flags["revocation-hook-url"]),
+    behavior: {
+      enabled: flags["no-behavior"] === true ? false : undefined,
+      learningPeriodMs: int("behavior-learning-ms", flags["behavior-learning-ms"]),
+      statePath: str(flags["behavior-state"]),
+      excludeCallers: Array.isArray(flags["behavior-exclude-caller"]) ? flags["behavior-exclude-caller"] : undefined,
+    },
     logLevel: str(flags["log-level"]),
     entitiesFile: str(flags.entities),
     authzen: { destination: str(flags["authzen-destination"]) },
+    console: { enabled: flags.console === true ? true : undefined, sessionKeyFile: str(flags["console-session-key-file"]) },
   };
 
   const merged = merge(merge(fromFile, fromEnv), fromFlags);
