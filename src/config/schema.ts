@@ -326,7 +326,11 @@ export type AuthzenConfig = z.infer<typeof authzenSchema>;
 export type BehaviorConfig = z.infer<typeof behaviorSchema>;
 export type ConsoleConfig = z.infer<typeof consoleSchema>;
 
-/** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */
+/**
+ * Parses a partial settings object into a complete Config (defaults filled in). Throws zod's
+ * ZodError; loadConfig, which reads the operator's files and flags, turns that into a
+ * VigilError("invalid_input") naming each path.
+ */
 export function parseConfig(input: unknown): Config {
   return configSchema.parse(input);
 }
