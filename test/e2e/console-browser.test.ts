@@ -152,7 +152,7 @@ describe.skipIf(!available)("console in chromium", () => {
     const page = await signedIn(APPROVER_TOKEN);
     const id = approvalIdOf(await envoy.check({ ...CHANGE, body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "create_change", arguments: { ticket: "CHG-8" } } }) }));
     await page.goto(`${vigil.httpUrl}/console/approvals/${id}`);
-    await page.locator("form.decide input[name=_csrf]").evaluate("(input) => { input.value = 'forged'; }");
+    await page.evaluate("document.querySelector('form.decide input[name=_csrf]').value = 'forged'");
     const [response] = await Promise.all([page.waitForResponse((r) => r.url().endsWith("/decide")), page.click("form.decide button[value=approve]")]);
     expect(response.status()).toBe(403);
     expect(((await vigil.admin("GET", `/v1/approvals/${id}`)).json as { status: string }).status).toBe("pending");
