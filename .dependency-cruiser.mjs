@@ -4,12 +4,12 @@
 //
 // Layers, lowest first. A folder may import its own layer and those below it, never one above:
 //   model      the words every phase shares (AccessRequest, Decision, Outcome, the policy views)
-//   building blocks: errors, config, telemetry, identity, signals, approvals, policy
+//   building blocks: errors, config, telemetry, identity, signals, approvals, policy, outbox, notify
 //   decision   the Check's phases
 //   transport  Envoy's wire and the HTTP API
 //   cli        wires everything together
 
-const BELOW_DECISION = "^src/(policy|identity|signals|approvals|telemetry|config|errors)/";
+const BELOW_DECISION = "^src/(policy|identity|signals|approvals|outbox|notify|telemetry|config|errors)/";
 
 /** @type {import("dependency-cruiser").IConfiguration} */
 export default {

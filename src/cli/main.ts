@@ -105,7 +105,7 @@ async function check(argv: string[]): Promise<number> {
   const { documents } = await loadPolicyDir(config.policyDir);
   const policy = compilePolicy(documents);
   const metrics = createMetrics({ defaultMetrics: false });
-  const effects = new Effects({ store, logger, metrics, hookUrl: "" });
+  const effects = new Effects({ store, logger, metrics });
   const approvals = new ApprovalBook({ store, now });
   const resolveCaller = createCallerResolver(config.identity);
   const decide = createDecider({ policy: () => policy, resolveCaller, store, approvals, effects, now, destination: config.destination });

@@ -7,6 +7,7 @@ import type { Config } from "../config/index.js";
 import { createDecider, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
+import { startNotifications, type Notifications } from "../notify/index.js";
 import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { describeBusSecurity } from "../signals/nats-connect.js";
@@ -24,6 +25,8 @@ export interface Vigil {
   approvals: ApprovalBook;
   effects: Effects;
   metrics: Metrics;
+  /** The outbox and its notifier; undefined when no hook, CAEP receiver or approval webhook is configured. */
+  notifications: Notifications | undefined;
   policy(): CompiledPolicy;
   readiness(): Readiness;
   close(): Promise<void>;
@@ -34,6 +37,8 @@ export interface StartOptions {
   now?: () => number;
   /** Name of this instance in logs (defaults to hostname-less "vigil"). */
   instance?: string;
+  /** How the outbox reaches receivers (tests, benchmarks); default global fetch. */
+  fetchImpl?: typeof fetch;
 }
 
 export async function startVigil(config: Config, options: StartOptions = {}): Promise<Vigil> {
@@ -84,14 +89,31 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
+    // Started before anything can revoke, so no notice is missed; closed after the servers stop.
+    const { transmitter, notifications } = await startNotifications(config, {
+      logger, metrics, now,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
+      ...(options.fetchImpl === undefined ? {} : { fetchImpl: options.fetchImpl }),
+    });
+    if (notifications !== undefined) closers.push(() => notifications.close());
+    const notifier = notifications?.notifier;
+
     const approvals = new ApprovalBook({
       store, now, ...config.approvals,
       onChange: (n) => { metrics.approvalsPending.set(n); },
       onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
     });
     const effects = new Effects({
-      store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl,
+      store, logger: logger.child({ component: "effects" }), metrics,
       maxPending: config.maxPendingRevocations,
+      ...(notifier === undefined ? {} : {
+        onRevoked: (effect) => {
+          notifier.revocationChanged({
+            change: "revoke", subject: effect.subject, target: effect.target, reason: effect.reason,
+            eventId: effect.decisionId, caller: effect.caller, rule: effect.rule, by: `vigil:${effect.rule}`, at: effect.at,
+          });
+        },
+      }),
     });
     closers.push(() => effects.close());
 
@@ -171,6 +193,15 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       registry: metrics.registry,
       beforeScrape: refreshGauges,
       metrics, store, approvals, readiness, ssf, logger, now,
+      ...(transmitter === undefined ? {} : { transmitter }),
+      ...(notifier === undefined ? {} : {
+        onReinstated: (r) => {
+          notifier.revocationChanged({
+            change: "reinstate", subject: r.subject, target: r.subject.startsWith("spiffe://") ? "identity" : "credential",
+            reason: r.reason, eventId: r.eventId, caller: "", rule: "", by: r.by, at: r.at,
+          });
+        },
+      }),
     });
     closers.push(() => http.close());
 
@@ -185,7 +216,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     return {
       grpcPort: grpc.port,
       httpPort: http.port,
-      store, approvals, effects, metrics,
+      store, approvals, effects, metrics, notifications,
       policy: () => watcher.current(),
       readiness,
       close: async () => {

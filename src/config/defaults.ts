@@ -38,3 +38,7 @@ export const PATH_APPROVALS = "/v1/approvals";
 
 /** Request header naming a release artifact digest; its `attestation` signal is shown to policies. */
 export const HEADER_RELEASE_DIGEST = "x-release-digest";
+
+/** The CAEP transmitter's public key set (JWKS) and SSF metadata, unauthenticated by design. */
+export const PATH_JWKS = "/.well-known/jwks.json";
+export const PATH_SSF_CONFIGURATION = "/.well-known/ssf-configuration";

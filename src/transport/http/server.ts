@@ -4,13 +4,14 @@
 // request schemas (admin-requests.ts). A refused body or subject is never logged or echoed.
 // VigilError codes map to HTTP here only.
 
+import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
 import {
-  PATH_APPROVALS, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_EVENTS, type AdminToken,
+  PATH_APPROVALS, PATH_HEALTHZ, PATH_JWKS, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_CONFIGURATION, PATH_SSF_EVENTS, type AdminToken,
 } from "../../config/index.js";
 import { VigilError, type ErrorCode } from "../../errors/index.js";
 import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
@@ -33,6 +34,23 @@ export interface SetReceiver {
   }>;
 }
 
+/** Vigil's CAEP transmitter metadata (notify/transmitter.ts): public, unauthenticated. */
+export interface TransmitterMetadata {
+  readonly issuer: string;
+  jwks(): unknown;
+  configuration(): unknown;
+}
+
+/** A revocation an operator lifted through the admin API (the CAEP transmitter tells receivers). */
+export interface Reinstated {
+  subject: string;
+  by: string;
+  reason: string;
+  /** Unique per reinstate: one notice per receiver. */
+  eventId: string;
+  at: number;
+}
+
 export interface OpsServerOptions {
   host: string;
   port: number;
@@ -46,6 +64,10 @@ export interface OpsServerOptions {
   readiness: () => Readiness;
   /** Undefined when no SSF issuer is configured (the endpoint then answers 404). */
   ssf?: SetReceiver;
+  /** Undefined when no transmitter issuer is configured (the well-known paths then answer 404). */
+  transmitter?: TransmitterMetadata;
+  /** Told after a reinstate succeeded. */
+  onReinstated?: (reinstated: Reinstated) => void;
   logger: Logger;
   now?: () => number;
   /** Called before each scrape so gauges (freshness, sizes) are computed at scrape time. */
@@ -113,6 +135,19 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       const readiness = options.readiness();
       sendJson(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not_ready", checks: readiness.checks });
       return;
+    }
+    if (options.transmitter !== undefined && method === "GET") {
+      // At the root and, for an issuer with a path, under it too (SSF §7.1: the well-known
+      // segment goes before the issuer's path; jwks_uri is the issuer + /.well-known/jwks.json).
+      const issuerPath = new URL(options.transmitter.issuer).pathname.replace(/\/$/, "");
+      if (path === PATH_JWKS || path === `${issuerPath}${PATH_JWKS}`) {
+        sendJson(res, 200, options.transmitter.jwks());
+        return;
+      }
+      if (path === PATH_SSF_CONFIGURATION || path === `${PATH_SSF_CONFIGURATION}${issuerPath}`) {
+        sendJson(res, 200, options.transmitter.configuration());
+        return;
+      }
     }
     if (path === PATH_SSF_EVENTS) {
       if (options.ssf === undefined) throw new VigilError("not_found", "the SSF receiver is not configured (--ssf-issuer)");
@@ -195,6 +230,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         throw scrubbed(error, request.subject);
       }
       log.warn({ subject: request.subject, by: principal.name, reason: request.reason, status: result.status }, "revocation lifted by reinstate");
+      options.onReinstated?.({ subject: request.subject, by: principal.name, reason: request.reason, eventId: `reinstate-${randomUUID()}`, at: now() });
       sendJson(res, 200, result);
       return;
     }
