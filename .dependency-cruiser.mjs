@@ -4,6 +4,7 @@
 //
 // Layers, lowest first. A folder may import its own layer and those below it, never one above:
 //   model      the words every phase shares (AccessRequest, Decision, Outcome, the policy views)
+//   util       small helpers every layer may use (type guards, error formatting); imports nothing of ours
 //   building blocks: errors, config, telemetry, identity, signals, approvals, policy, outbox, notify
 //   decision   the Check's phases
 //   transport  Envoy's wire and the HTTP API
@@ -27,6 +28,13 @@ export default {
       comment: "src/model is the bottom layer: it imports nothing of Vigil's own.",
       from: { path: "^src/model/" },
       to: { path: "^src/", pathNot: "^src/model/" },
+    },
+    {
+      name: "util-imports-nothing-of-ours",
+      severity: "error",
+      comment: "src/util holds helpers any layer may use: it imports nothing of Vigil's own.",
+      from: { path: "^src/util/" },
+      to: { path: "^src/", pathNot: "^src/util/" },
     },
     {
       name: "building-blocks-below-decision",

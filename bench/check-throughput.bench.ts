@@ -5,57 +5,19 @@
 // Goal: Vigil ≥ 80% of the floor's throughput.
 // Run: npx tsx bench/check-throughput.bench.ts [--runs 3] [--requests 100000]
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { buildCheckRequestBytes } from "../test/support/envoy-client.js";
 import { grpcFrame } from "./h2load-data.js";
-import { percentile, round, sortedCopy, type BenchResult } from "./lib.js";
+import { h2load as runH2load, median, residentMb, startTarget, stopTarget as stop, type H2loadRun } from "./h2load.js";
+import { round, type BenchResult } from "./lib.js";
 
 const CONNECTIONS = 2;
 const STREAMS = 64;
 
-async function startTarget(kind: "vigil" | "floor"): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/target.ts", kind], { stdio: ["ignore", "ignore", "pipe"] });
-  const lines = createInterface({ input: child.stderr });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once("exit", (code) => { reject(new Error(`${kind} target exited with ${code ?? "signal"}`)); });
-    lines.on("line", (line) => {
-      const match = /^ready (\d+)$/.exec(line);
-      if (match) resolve(Number(match[1]));
-    });
-  });
-  return { child, port };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  await exited;
-}
-
-interface H2loadRun { rps: number; p50Ms: number; p99Ms: number; ok: number; failed: number }
-
 function h2load(port: number, dataFile: string, requests: number, logFile: string, connections = CONNECTIONS, streams = STREAMS): H2loadRun {
-  const res = spawnSync("h2load", [
-    "-n", String(requests), "-c", String(connections), "-m", String(streams), "-t", "1",
-    "-d", dataFile, "-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", logFile,
-    `http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`,
-  ], { encoding: "utf8", timeout: 300_000 });
-  if (res.status !== 0) throw new Error(`h2load failed: ${res.stderr}${res.stdout}`);
-  const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(res.stdout)?.[1] ?? Number.NaN);
-  const statusLine = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(res.stdout);
-  const latencies = readFileSync(logFile, "utf8").trim().split("\n").map((line) => Number(line.split("\t")[2]) / 1000);
-  const sorted = sortedCopy(latencies);
-  return { rps, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), ok: Number(statusLine?.[3] ?? 0), failed: Number(statusLine?.[4] ?? 0) };
-}
-
-function residentMb(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return match === null ? Number.NaN : Number(match[1]) / 1024;
+  return runH2load(port, { dataFile, requests, logFile, connections, streams });
 }
 
 export async function runThroughputBench(runs = 3, requests = 100_000): Promise<BenchResult> {
@@ -90,7 +52,6 @@ export async function runThroughputBench(runs = 3, requests = 100_000): Promise<
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const median = (values: number[]): number => sortedCopy(values)[Math.floor(values.length / 2)] ?? Number.NaN;
   const vigilRps = median(results.vigil.map((x) => x.rps));
   const floorRps = median(results.floor.map((x) => x.rps));
   return {

@@ -9,6 +9,8 @@ import { runThroughputBench } from "./check-throughput.bench.js";
 import { runDecisionBench } from "./decision.bench.js";
 import { machine, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
+import { runProtobufReadersBench } from "./protobuf-readers.bench.js";
+import { runSideBySideBench } from "./side-by-side.bench.js";
 import { runSignalLatencyBench } from "./signal-latency.bench.js";
 import { runStallsBench } from "./stalls.bench.js";
 
@@ -45,10 +47,12 @@ const step = async (name: string, run: () => Promise<BenchResult | BenchResult[]
 await step("decision", () => runDecisionBench({ iterations: quick ? 50_000 : 300_000 }));
 await step("policy", () => runPolicyBench());
 await step("stalls", () => runStallsBench());
+await step("protobuf readers", () => runProtobufReadersBench(quick ? 10 : 30));
 await step("memory", () => memoryBench());
 await step("caps", () => capsBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
+await step("side by side", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000 }));
 
 const doc = `# Benchmarks
 

@@ -1,10 +1,12 @@
 // A server for the throughput benchmark, run as its own process so h2load, the floor server and
 // Vigil each get the machine the same way. `vigil` runs the full sidecar (example policy and
-// signals, decision log to stdout); `floor` answers every Check with a fixed OK without decoding.
+// signals, decision log to stdout); `floor` answers every Check with a fixed OK without decoding;
+// `floor-standard` decodes with proto-loader and answers a fixed OK (floor-server.ts).
+// VIGIL_POLICY_DIR / VIGIL_SIGNALS_FILE replace the example policy and signals (thousand-rules.ts).
 // Prints "ready <port>" on stdout once it listens.
 // Vigil runs from dist/ (what `npm start` and the image run: tsc output), not from tsx's on-the-fly
 // transpilation, whose keepNames helpers add calls on the hot path. Build first (npm run build).
-// Run: node --import tsx bench/target.ts vigil|floor
+// Run: node --import tsx bench/target.ts vigil|floor|floor-standard
 
 import { startFloorServer } from "./floor-server.js";
 
@@ -15,8 +17,8 @@ const DIST = new URL("../dist/", import.meta.url).href;
 
 const kind = process.argv[2];
 let close: () => Promise<void>;
-if (kind === "floor") {
-  const floor = await startFloorServer(0);
+if (kind === "floor" || kind === "floor-standard") {
+  const floor = await startFloorServer(0, "127.0.0.1", kind === "floor" ? "transport" : "standard");
   close = () => floor.close();
   process.stderr.write(`ready ${floor.port}\n`);
 } else if (kind === "vigil") {
@@ -24,13 +26,14 @@ if (kind === "floor") {
   const { parseConfig } = await import(`${DIST}config/index.js`) as Config;
   const { createLogger } = await import(`${DIST}telemetry/index.js`) as Telemetry;
   const vigil = await startVigil(parseConfig({
-    grpc: { port: 0 }, http: { port: 0 }, policyDir: "examples/policies", signalsFile: "examples/signals.yaml",
+    grpc: { port: 0 }, http: { port: 0 }, policyDir: process.env.VIGIL_POLICY_DIR ?? "examples/policies",
+    signalsFile: process.env.VIGIL_SIGNALS_FILE ?? "examples/signals.yaml",
     store: { journalPath: "" },
   }), { logger: createLogger({ level: process.env.BENCH_LOG_LEVEL ?? "info" }) });
   close = () => vigil.close();
   process.stderr.write(`ready ${vigil.grpcPort}\n`);
 } else {
-  throw new Error("usage: target.ts vigil|floor");
+  throw new Error("usage: target.ts vigil|floor|floor-standard");
 }
 process.on("SIGTERM", () => {
   void close().then(() => process.exit(0));

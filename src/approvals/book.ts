@@ -30,6 +30,15 @@ export interface OpenApproval {
   approvers: string[];
   grantTtlSeconds: number;
   grantUses: number;
+  /**
+   * What the caller tried, for the human who decides: "METHOD /path", a gRPC method or an MCP
+   * tool call (decision/apply-effects.ts actionOf). Shown as an excerpt; never part of the scope.
+   */
+  action?: string;
+  /** The deciding rule's reason. */
+  reason?: string;
+  /** The signals in force when the step-up was asked (a flat summary: risk, posture, credential…). */
+  signals?: Record<string, string>;
 }
 
 export interface ApprovalRequest extends OpenApproval {
@@ -47,7 +56,12 @@ export interface ApprovalRequest extends OpenApproval {
   status: ApprovalStatus;
   decidedBy: string;
   decidedAt: number;
+  /** What the approver said when deciding ("" when nothing); an excerpt, audited with the decision. */
+  comment: string;
 }
+
+/** Longest approver comment kept; a longer one is cut (it is the approver's text, not a caller's). */
+export const MAX_COMMENT_CHARS = 1024;
 
 /** Scope parts longer than this are replaced by their digest (a path can be 60 KB). */
 export const SCOPE_PART_MAX_CHARS = 256;
@@ -104,6 +118,13 @@ export function displayExcerpt(value: string, max: number): string {
  */
 function detached(s: string): string {
   return Buffer.from(s, "utf16le").toString("utf16le");
+}
+
+/** Every value of a flat summary as a display excerpt (signal reasons may come from a caller's transmitter). */
+function excerptValues(values: Record<string, string>, max: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(values)) out[displayExcerpt(key, 64)] = displayExcerpt(value, max);
+  return out;
 }
 
 export interface ApprovalBookOptions {
@@ -184,6 +205,9 @@ export class ApprovalBook {
       ...request,
       destination: displayExcerpt(request.destination, this.#excerptChars),
       resource: displayExcerpt(request.resource, this.#excerptChars),
+      ...(request.action === undefined ? {} : { action: displayExcerpt(request.action, this.#excerptChars) }),
+      ...(request.reason === undefined ? {} : { reason: displayExcerpt(request.reason, this.#excerptChars) }),
+      ...(request.signals === undefined ? {} : { signals: excerptValues(request.signals, this.#excerptChars) }),
       destinationDigest: sha256Hex(request.destination),
       resourceDigest: sha256Hex(request.resource),
       requestedAt: now,
@@ -191,6 +215,7 @@ export class ApprovalBook {
       status: "pending",
       decidedBy: "",
       decidedAt: 0,
+      comment: "",
     };
     this.#pending.set(approval.id, approval);
     this.#pendingByScope.set(scope, approval);
@@ -224,7 +249,7 @@ export class ApprovalBook {
    * Approves a pending request as `approver` and writes the grant durably. Refuses an approver
    * who is the caller, the owner of the caller's credential, or not among the rule's approvers.
    */
-  async approve(id: string, approver: string): Promise<{ approval: ApprovalRequest; grant: Signal }> {
+  async approve(id: string, approver: string, comment = ""): Promise<{ approval: ApprovalRequest; grant: Signal }> {
     const approval = this.#decidable(id, approver);
     const now = this.#now();
     const result = await this.#store.put({
@@ -237,13 +262,13 @@ export class ApprovalBook {
       expiresAt: now + approval.grantTtlSeconds * 1000,
       data: { approvalId: approval.id, scope: approval.scope, approver, usesLeft: approval.grantUses },
     });
-    this.#settle(approval, "approved", approver, now);
+    this.#settle(approval, "approved", approver, now, comment);
     return { approval, grant: result.signal };
   }
 
-  deny(id: string, approver: string): ApprovalRequest {
+  deny(id: string, approver: string, comment = ""): ApprovalRequest {
     const approval = this.#decidable(id, approver);
-    this.#settle(approval, "denied", approver, this.#now());
+    this.#settle(approval, "denied", approver, this.#now(), comment);
     return approval;
   }
 
@@ -261,7 +286,7 @@ export class ApprovalBook {
     return approval;
   }
 
-  #settle(approval: ApprovalRequest, status: ApprovalStatus, by: string, at: number): void {
+  #settle(approval: ApprovalRequest, status: ApprovalStatus, by: string, at: number, comment = ""): void {
     if (this.#pending.delete(approval.id)) {
       const left = (this.#pendingPerCaller.get(approval.caller) ?? 1) - 1;
       if (left > 0) this.#pendingPerCaller.set(approval.caller, left);
@@ -271,6 +296,7 @@ export class ApprovalBook {
     approval.status = status;
     approval.decidedBy = by;
     approval.decidedAt = at;
+    approval.comment = displayExcerpt(comment, MAX_COMMENT_CHARS);
     this.#settled.set(approval.id, approval);
     while (this.#settled.size > this.#maxSettled) {
       const oldest = this.#settled.keys().next();

@@ -5,7 +5,7 @@
 
 import { scopeOf, type ApprovalBook } from "../approvals/book.js";
 import type { Caller } from "../identity/index.js";
-import type { Decision, RequestView } from "../model/index.js";
+import type { Decision, RequestView, SignalsView } from "../model/index.js";
 import type { PolicyResult } from "../policy/types.js";
 import type { SignalStore } from "../signals/store.js";
 import type { Effects } from "./effects.js";
@@ -55,8 +55,38 @@ function stepUp(deps: EffectsDeps, decision: Decision, { result, caller, view, s
     approvers: params.approvers,
     grantTtlSeconds: params.grantTtlSeconds,
     grantUses: params.grantUses,
+    action: actionOf(view),
+    reason: result.reason,
+    signals: signalsSummary(signals.view),
   }, scoped);
   if (approval !== undefined) decision.approvalId = approval.id;
+}
+
+/**
+ * What the caller tried, in the words an approver reads: an MCP tool call, a gRPC method, or
+ * "METHOD /path" (without the query, which may carry secrets).
+ */
+export function actionOf(view: RequestView): string {
+  if (view.mcp_tool !== "") return `${view.mcp_method === "" ? "tools/call" : view.mcp_method} ${view.mcp_tool}`;
+  if (view.grpc_service !== "") return `${view.grpc_service}/${view.grpc_method}`;
+  return `${view.method} ${view.path_only}`;
+}
+
+/**
+ * The signals in force, flattened for an approver: only what was present (a neutral value is
+ * left out), never a credential fingerprint's secret (the view holds none).
+ */
+export function signalsSummary(view: SignalsView): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!view.fresh) out.fresh = "false (signals stale)";
+  if (view.risk !== "none") out.risk = view.risk_reason === "" ? view.risk : `${view.risk} (${view.risk_reason})`;
+  if (view.posture !== "unknown") out.posture = view.posture;
+  if (view.credential !== "none") out.credential = view.credential_overdue ? `${view.credential} (rotation overdue)` : view.credential;
+  if (view.credential_owner !== "") out.credential_owner = view.credential_owner;
+  if (view.revoked) out.revoked = "true";
+  if (view.anomalies.length > 0) out.anomalies = view.anomalies.join(", ");
+  if (view.attested) out.attested = view.attestation_signer === "" ? "true" : `by ${view.attestation_signer}`;
+  return out;
 }
 
 function revoke(effects: Effects, decision: Decision, { result, caller, signals, at }: EffectsInput): void {

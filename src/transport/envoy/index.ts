@@ -11,6 +11,7 @@ export {
 } from "./encode.js";
 export type { TransportRefusal } from "./encode.js";
 export { createCheckClient, type CheckClient } from "./client.js";
+export { checkRequestFromJson, encodeCheckRequestJson } from "./request-json.js";
 export { LOADER_OPTIONS, PROTO_DIR, EXTERNAL_AUTH_PROTO, loadAuthorizationPackage } from "./proto.js";
 export type { CheckRequest } from "./gen/envoy/service/auth/v3/CheckRequest.js";
 export type { CheckResponse__Output as CheckResponseMessage } from "./gen/envoy/service/auth/v3/CheckResponse.js";

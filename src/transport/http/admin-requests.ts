@@ -56,6 +56,18 @@ export const reinstateRequestSchema = z.strictObject({
 });
 export type ReinstateRequest = z.infer<typeof reinstateRequestSchema>;
 
+/** An approve or deny body: an optional comment, audited with the decision. */
+export const decisionRequestSchema = z.strictObject({
+  comment: z.string().trim().max(1024, "a comment holds at most 1024 characters").default(""),
+});
+
+/** Parses an approve/deny body; throws VigilError invalid_input naming the field, never its value. */
+export function parseDecisionRequest(input: unknown): { comment: string } {
+  const parsed = decisionRequestSchema.safeParse(input ?? {});
+  if (!parsed.success) throw new VigilError("invalid_input", `invalid decision: ${describe(parsed.error.issues, "")}`);
+  return parsed.data;
+}
+
 export interface SignalContext {
   /** Token holder's name; the signal's source is `admin:<name>`. */
   by: string;

@@ -4,7 +4,6 @@
 // request schemas (admin-requests.ts). A refused body or subject is never logged or echoed.
 // VigilError codes map to HTTP here only.
 
-import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -15,13 +14,12 @@ import {
 } from "../../config/index.js";
 import { VigilError, type ErrorCode } from "../../errors/index.js";
 import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
-import type { PutResult, SignalStore } from "../../signals/store.js";
+import type { SignalStore } from "../../signals/store.js";
 import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
-import {
-  MAX_SIGNALS_PER_REQUEST, parseReinstateRequest, parseSignalRequest, signalFromRequest, type SignalRequest,
-} from "./admin-requests.js";
-import { AdminAuth, requireScope, type AdminPrincipal } from "./auth.js";
+import { createAdminActions, type Reinstated } from "./admin-actions.js";
+import { MAX_SIGNALS_PER_REQUEST, parseDecisionRequest, parseReinstateRequest, parseSignalRequest } from "./admin-requests.js";
+import { AdminAuth, type AdminPrincipal } from "./auth.js";
 
 export interface Readiness {
   ready: boolean;
@@ -39,16 +37,6 @@ export interface TransmitterMetadata {
   readonly issuer: string;
   jwks(): unknown;
   configuration(): unknown;
-}
-
-/** A revocation an operator lifted through the admin API (the CAEP transmitter tells receivers). */
-export interface Reinstated {
-  subject: string;
-  by: string;
-  reason: string;
-  /** Unique per reinstate: one notice per receiver. */
-  eventId: string;
-  at: number;
 }
 
 export interface OpsServerOptions {
@@ -100,7 +88,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const auth = new AdminAuth(options.adminTokens);
   const log = options.logger.child({ component: "http" });
   const now = options.now ?? Date.now;
-  const maxClockSkewMs = options.maxClockSkewMs ?? 300_000;
+  const actions = createAdminActions({
+    store: options.store, approvals: options.approvals, metrics: options.metrics, logger: options.logger, now,
+    maxClockSkewMs: options.maxClockSkewMs ?? 300_000,
+    ...(options.onReinstated === undefined ? {} : { onReinstated: options.onReinstated }),
+  });
 
   const server: Server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
@@ -184,20 +176,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     return principal;
   }
 
-  function authorize(principal: AdminPrincipal, scope: Parameters<typeof requireScope>[1]): void {
-    try {
-      requireScope(principal, scope);
-    } catch (err) {
-      options.metrics.adminRequests.labels("forbidden").inc();
-      throw err;
-    }
-  }
-
   async function signals(req: IncomingMessage, res: ServerResponse, url: URL, principal: AdminPrincipal): Promise<void> {
     const method = req.method ?? "GET";
     const rest = url.pathname.slice(PATH_SIGNALS.length).replace(/^\//, "");
     if (rest === "" && method === "POST") {
-      authorize(principal, "signals:write");
+      actions.authorize(principal, "signals:write");
       const input = await readJson(req);
       const items: unknown[] = Array.isArray(input) ? input : [input];
       if (items.length === 0 || items.length > MAX_SIGNALS_PER_REQUEST) {
@@ -207,7 +190,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       const requests = items.map((item, i) => parseSignalRequest(item, Array.isArray(input) ? `[${i}]` : ""));
       const results = [];
       for (const [i, request] of requests.entries()) {
-        results.push(await putSignal(request, principal, Array.isArray(input) ? `[${i}]` : ""));
+        results.push(await actions.putSignal(request, principal, Array.isArray(input) ? `[${i}]` : ""));
       }
       sendJson(res, results.some((r) => r.status === "written") ? 201 : 200, Array.isArray(input) ? results : results[0]);
       return;
@@ -219,18 +202,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     if (rest === "reinstate" && method === "POST") {
-      authorize(principal, "signals:reinstate");
-      const request = parseReinstateRequest(await readJson(req));
-      let result: PutResult;
-      try {
-        result = await options.store.reinstate(request.subject, principal.name, request.reason);
-      } catch (err) {
-        const error = VigilError.from(err);
-        if (error.code === "not_found") throw new VigilError("not_found", "no revocation is held for this subject", { cause: err });
-        throw scrubbed(error, request.subject);
-      }
-      log.warn({ subject: request.subject, by: principal.name, reason: request.reason, status: result.status }, "revocation lifted by reinstate");
-      options.onReinstated?.({ subject: request.subject, by: principal.name, reason: request.reason, eventId: `reinstate-${randomUUID()}`, at: now() });
+      actions.authorize(principal, "signals:reinstate");
+      const result = await actions.reinstate(parseReinstateRequest(await readJson(req)), principal);
       sendJson(res, 200, result);
       return;
     }
@@ -243,20 +216,6 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${url.pathname}`);
-  }
-
-  async function putSignal(request: SignalRequest, principal: AdminPrincipal, at: string): Promise<PutResult> {
-    try {
-      const signal = signalFromRequest(request, { by: principal.name, nowMs: now(), maxClockSkewMs }, at);
-      const result = await options.store.put(signal);
-      options.metrics.signalsWritten.labels(result.signal.kind, "admin").inc();
-      log.info({ kind: result.signal.kind, subject: result.signal.subject, status: result.status, by: principal.name }, "signal put");
-      return result;
-    } catch (err) {
-      const error = VigilError.from(err);
-      options.metrics.signalsRejected.labels(error.code).inc();
-      throw scrubbed(error, request.subject);
-    }
   }
 
   async function approvalsRoute(req: IncomingMessage, res: ServerResponse, url: URL, principal: AdminPrincipal): Promise<void> {
@@ -277,39 +236,13 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     if (id !== undefined && (action === "approve" || action === "deny") && method === "POST") {
-      authorize(principal, "approvals:decide");
-      if (action === "approve") {
-        const { approval, grant } = await refusedApproverIsForbidden(id, () => options.approvals.approve(id, principal.name));
-        options.metrics.approvalsResolved.labels("approved").inc();
-        log.warn({ approval_id: id, by: principal.name, caller: approval.caller, rule: approval.rule }, "step-up approved");
-        sendJson(res, 200, { approval, grant });
-      } else {
-        const approval = await refusedApproverIsForbidden(id, () => Promise.resolve(options.approvals.deny(id, principal.name)));
-        options.metrics.approvalsResolved.labels("denied").inc();
-        log.info({ approval_id: id, by: principal.name }, "step-up denied");
-        sendJson(res, 200, { approval });
-      }
+      actions.authorize(principal, "approvals:decide");
+      const { comment } = await readDecisionBody(req);
+      if (action === "approve") sendJson(res, 200, await actions.approve(id, principal, comment));
+      else sendJson(res, 200, { approval: await actions.deny(id, principal, comment) });
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${url.pathname}`);
-  }
-
-  /**
-   * The ApprovalBook decides who may approve (a named approver, never the caller or its
-   * credential's owner) and answers a refusal "conflict", as it does a request already decided.
-   * A conflict on a request still pending can only be a refused approver: 403.
-   */
-  async function refusedApproverIsForbidden<T>(id: string, decide: () => Promise<T>): Promise<T> {
-    try {
-      return await decide();
-    } catch (err) {
-      const error = VigilError.from(err);
-      if (error.code === "conflict" && options.approvals.get(id)?.status === "pending") {
-        options.metrics.adminRequests.labels("forbidden").inc();
-        throw new VigilError("forbidden", error.message, { cause: err });
-      }
-      throw error;
-    }
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -343,15 +276,6 @@ function pathOnly(req: IncomingMessage): string {
 }
 
 /**
- * A refused write's error without the subject in its message: the subject may be a raw secret
- * pasted where a fingerprint belongs, and the answer must not carry it back.
- */
-function scrubbed(error: VigilError, subject: string): VigilError {
-  if (error.code !== "invalid_input" || subject === "" || !error.message.includes(subject)) return error;
-  return new VigilError(error.code, error.message.replaceAll(subject, "(the subject)"), { cause: error.cause });
-}
-
-/**
  * Reads a request body up to `limit` bytes. Past it the rest is read and dropped (up to
  * DISCARD_LIMIT, then the connection is cut) so the client still gets an answer; with `truncate`
  * the first `limit` bytes are returned, otherwise VigilError("invalid_input").
@@ -382,6 +306,14 @@ function readBody(req: IncomingMessage, limit: number, options: { truncate?: boo
       else resolve(Buffer.concat(chunks));
     });
   });
+}
+
+/** An approve or deny body: none at all, or JSON {"comment": "…"}. */
+async function readDecisionBody(req: IncomingMessage): Promise<{ comment: string }> {
+  const hasBody = (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0")
+    || req.headers["transfer-encoding"] !== undefined;
+  if (!hasBody) return { comment: "" };
+  return parseDecisionRequest(await readJson(req));
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
