@@ -5,12 +5,12 @@
 // Layers, lowest first. A folder may import its own layer and those below it, never one above:
 //   model      the words every phase shares (AccessRequest, Decision, Outcome, the policy views)
 //   util       small helpers every layer may use (type guards, error formatting); imports nothing of ours
-//   building blocks: errors, config, telemetry, identity, signals, approvals, policy, outbox, notify
+//   building blocks: errors, config, telemetry, identity, signals, approvals, behavior, policy, outbox, notify
 //   decision   the Check's phases
 //   transport  Envoy's wire and the HTTP API
 //   cli        wires everything together
 
-const BELOW_DECISION = "^src/(policy|identity|signals|approvals|outbox|notify|telemetry|config|errors)/";
+const BELOW_DECISION = "^src/(policy|identity|signals|approvals|behavior|outbox|notify|telemetry|config|errors)/";
 
 /** @type {import("dependency-cruiser").IConfiguration} */
 export default {
@@ -39,7 +39,7 @@ export default {
     {
       name: "building-blocks-below-decision",
       severity: "error",
-      comment: "policy, identity, signals, approvals, telemetry, config and errors know nothing of the decision, the wire or the CLI; move shared words to src/model.",
+      comment: "policy, identity, signals, approvals, behavior, telemetry, config and errors know nothing of the decision, the wire or the CLI; move shared words to src/model.",
       from: { path: BELOW_DECISION },
       to: { path: "^src/(decision|transport|cli)/" },
     },

@@ -3,8 +3,9 @@
 
 import type { Logger } from "pino";
 import { ApprovalBook } from "../approvals/index.js";
+import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
-import { createDecider, Effects } from "../decision/index.js";
+import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { startNotifications, type Notifications } from "../notify/index.js";
@@ -27,6 +28,7 @@ export interface Vigil {
   metrics: Metrics;
   /** The outbox and its notifier; undefined when no hook, CAEP receiver or approval webhook is configured. */
   notifications: Notifications | undefined;
+  behavior: BehaviorMonitor;
   policy(): CompiledPolicy;
   readiness(): Readiness;
   close(): Promise<void>;
@@ -117,13 +119,28 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     });
     closers.push(() => effects.close());
 
+    const behavior = new BehaviorMonitor({
+      config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
+    });
+    closers.push(() => behavior.close());
+    const behaviorPath = config.behavior.enabled ? behaviorStatePath(config.behavior.statePath, config.store.journalPath) : "";
+    if (behaviorPath !== "") {
+      const persistence = await persistBaselines(behavior, {
+        path: behaviorPath, intervalMs: config.behavior.persistIntervalMs, logger: logger.child({ component: "behavior" }), now,
+      });
+      // Closed after the monitor (closers run in reverse): its last observations are in the file.
+      closers.splice(closers.length - 1, 0, () => persistence.close());
+    }
+
     const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
     if (decisionLog !== undefined) closers.push(() => decisionLog.close());
-    const decide = createDecider({
+    const pipeline = createPipeline({
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
       destination: config.destination,
+      behavior,
     });
 
     const grpcLog = logger.child({ component: "grpc" });
@@ -133,7 +150,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       socket: config.grpc.socket,
       maxHeaderBytes: config.grpc.maxHeaderBytes,
       maxRequestBytes: config.grpc.maxRequestBytes,
-      decide,
+      // judge, encode, then record: the decision line carries the id that went on the wire.
+      judge: pipeline.judge,
+      record: pipeline.record,
       onError: (err) => {
         metrics.checkErrors.labels("internal").inc();
         grpcLog.error({ err }, "decision failed; answered with a fail-closed deny");
@@ -184,6 +203,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.signalsLastHeardAge.set(fresh.ageMs / 1000);
       metrics.signalSubjects.set(store.size());
       metrics.approvalsPending.set(approvals.pendingCount);
+      const learned = behavior.summary();
+      metrics.behaviorCallers.set(learned.callers);
+      metrics.behaviorLearning.set(learned.learning);
     };
     const http = await startOpsServer({
       host: config.http.host,
@@ -192,7 +214,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       maxClockSkewMs: config.store.maxClockSkewMs,
       registry: metrics.registry,
       beforeScrape: refreshGauges,
-      metrics, store, approvals, readiness, ssf, logger, now,
+      metrics, store, approvals, readiness, ssf, logger, now, behavior,
       ...(transmitter === undefined ? {} : { transmitter }),
       ...(notifier === undefined ? {} : {
         onReinstated: (r) => {
@@ -216,7 +238,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     return {
       grpcPort: grpc.port,
       httpPort: http.port,
-      store, approvals, effects, metrics, notifications,
+      store, approvals, effects, metrics, notifications, behavior,
       policy: () => watcher.current(),
       readiness,
       close: async () => {

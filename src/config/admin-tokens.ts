@@ -9,7 +9,7 @@ import { VigilError } from "../errors/index.js";
  * What a token may do beyond reading. Every valid token may read signals and approvals (GET);
  * a line without scopes is a read-only token.
  */
-export const ADMIN_SCOPES = ["signals:write", "signals:reinstate", "approvals:decide"] as const;
+export const ADMIN_SCOPES = ["signals:write", "signals:reinstate", "approvals:decide", "behavior:write"] as const;
 export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 /** RFC 6750 b64token characters: what a Bearer credential may hold (no separators, no spaces). */

@@ -223,6 +223,58 @@ export const approvalWebhookSchema = z.strictObject({
   secretFile: z.string().min(1),
 });
 
+/**
+ * Behaviour baselines (src/behavior/): what each calling identity normally does at this sidecar,
+ * learned from the traffic it decides, and the anomalies that become `behavior` signals.
+ */
+export const behaviorSchema = z.strictObject({
+  /** Learn baselines and report anomalies; false turns the whole feature off. */
+  enabled: z.boolean().default(true),
+  /**
+   * How long a caller is learned from its first request at this sidecar before its baseline is
+   * enforced. Everything it does meanwhile becomes normal (SECURITY.md T16a), so keep it as long
+   * as the caller's usual cycle (a weekly batch needs a week).
+   */
+  learningPeriodMs: z.number().int().nonnegative().max(365 * 24 * 3600 * 1000).default(7 * 24 * 3600 * 1000),
+  /** The rate and fan-out window: requests per window feed the EWMA, destinations are counted per window. */
+  windowMs: z.number().int().min(1_000).max(24 * 3600 * 1000).default(60_000),
+  /** EWMA weight of the window that just closed (0 < alpha ≤ 1). */
+  ewmaAlpha: z.number().gt(0).max(1).default(0.2),
+  /** Burst allowance: a window with more than this × the EWMA rate is a spike … */
+  rateBurst: z.number().min(1).max(1_000).default(4),
+  /** … and with at least this many requests (a caller at 1 per window doing 5 is no spike). */
+  rateMinimum: z.number().int().positive().default(120),
+  /**
+   * A fan-out: more distinct destinations in one window than the most seen in any window while
+   * learning plus this many (mesh-wide in cluster mode: every sidecar shares what it saw).
+   */
+  fanoutAllowance: z.number().int().nonnegative().max(1_000).default(2),
+  /** How long a reported anomaly stays in the caller's `behavior` signal. */
+  signalTtlMs: z.number().int().min(1_000).max(30 * 24 * 3600 * 1000).default(3_600_000),
+  /** Callers held in total; past it the least recently seen one is forgotten (and learns anew). */
+  maxCallers: z.number().int().positive().max(10_000_000).default(50_000),
+  /** Actions a baseline holds; what a learning caller does beyond it is not learned (then reported). */
+  maxActionsPerCaller: z.number().int().positive().max(100_000).default(256),
+  /** Source networks a baseline holds. */
+  maxNetworksPerCaller: z.number().int().positive().max(10_000).default(32),
+  /** Source networks are learned at these prefix lengths. */
+  ipv4Prefix: z.number().int().min(0).max(32).default(24),
+  ipv6Prefix: z.number().int().min(0).max(128).default(64),
+  /** Callers never learned nor reported: SPIFFE IDs, or patterns "spiffe://td/ns/x/**" and "…/sa/*". */
+  excludeCallers: z.array(z.string().startsWith("spiffe://")).default([]),
+  /**
+   * Rules whose decisions are neither learned nor reported ("policy/rule", e.g. a health check
+   * every caller makes). Judged on the rule that decides before any behaviour anomaly is shown.
+   */
+  excludeRules: z.array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, { error: "must be policy/rule" })).default([]),
+  /** Where baselines are kept across restarts; "" = behavior.json beside store.journalPath (memory only when that is ""). */
+  statePath: z.string().default(""),
+  /** How often changed baselines are written to statePath (and always at shutdown). */
+  persistIntervalMs: z.number().int().min(100).default(30_000),
+  /** Requests observed and not yet folded into baselines; past it observations are dropped (and counted). */
+  maxQueued: z.number().int().min(16).max(1_048_576).default(65_536),
+});
+
 export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
@@ -261,6 +313,7 @@ export const configSchema = z.strictObject({
   store: storeSchema.prefault({}),
   ssf: ssfSchema.prefault({}),
   approvals: approvalsSchema.prefault({}),
+  behavior: behaviorSchema.prefault({}),
   /** Outbound revocation hook (POST JSON) when Vigil revokes, sent from the outbox; "" = none. */
   revocationHookUrl: z.union([z.literal(""), receiverUrl]).default(""),
   outbox: outboxSchema.prefault({}),
@@ -289,6 +342,7 @@ export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
 export type OutboxConfig = z.infer<typeof outboxSchema>;
 export type TransmitterConfig = z.infer<typeof transmitterSchema>;
 export type ApprovalWebhookConfig = z.infer<typeof approvalWebhookSchema>;
+export type BehaviorConfig = z.infer<typeof behaviorSchema>;
 
 /** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */
 export function parseConfig(input: unknown): Config {

@@ -11,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { ApprovalBook } from "../approvals/book.js";
+import type { BehaviorMonitor } from "../behavior/index.js";
 import type { DestinationConfig } from "../config/index.js";
 import type { Caller, CallerResolver } from "../identity/index.js";
 import type { AccessRequest, Decision, Outcome, PolicyInput, RequestView, SignalsView } from "../model/index.js";
@@ -41,6 +42,8 @@ export interface DeciderDeps {
   newId?: () => string;
   /** Where the destination comes from (config.destination); default: the sidecar's own workload. */
   destination?: DestinationConfig;
+  /** Behaviour baselines: checked while judging (O(1)), fed in the record phase. */
+  behavior?: BehaviorMonitor;
 }
 
 /**
@@ -58,13 +61,19 @@ export interface Judgement {
   signals?: SignalsView;
   /** The policy that judged (its version and rule count). */
   policy?: Pick<CompiledPolicy, "version" | "ruleCount">;
+  /** When the phases judged (epoch ms), and the behaviour keys of the request (record phase). */
+  at?: number;
+  actionKey?: number;
+  networkKey?: number;
+  /** Whether the record phase feeds this request to the behaviour baselines. */
+  observe?: boolean;
 }
 
 export interface Pipeline {
   /** Runs the phases up to the answer; counts and logs nothing. */
-  judge(request: AccessRequest): Judgement;
+  readonly judge: (request: AccessRequest) => Judgement;
   /** Counts and logs a judged Check (call it once, after the answer was encoded). */
-  record(judgement: Judgement): void;
+  readonly record: (judgement: Judgement) => void;
 }
 
 export type Decide = (request: AccessRequest) => Decision;
@@ -76,6 +85,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
   const effectsDeps = { store, approvals, effects };
   const sinks = { metrics: deps.metrics, decisionLog: deps.decisionLog };
   const resolveDestination = createDestinationResolver(deps.destination);
+  const behavior = deps.behavior?.enabled === true ? deps.behavior : undefined;
 
   function judge(request: AccessRequest): Judgement {
     const started = performance.now();
@@ -91,12 +101,29 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       const signals = readSignals(store, effects, caller, request.headers, at);
       const policy = deps.policy();
       const input: PolicyInput = { request: view, source, context: request.contextExtensions, signals: signals.view, now: at };
-      const result = applyRefusals(policy.evaluate(input), {
+      let evaluated = policy.evaluate(input);
+      let actionKey = 0;
+      let networkKey = 0;
+      let observe = false;
+      if (behavior !== undefined && !behavior.ruleExcluded(evaluated.rule)) {
+        // Behaviour (src/behavior): an action or source network this caller never used shows
+        // at once. Rare, so the policy is asked again only then; an opted-out rule's requests
+        // are neither flagged nor learned.
+        observe = true;
+        actionKey = behavior.actionKey(view);
+        networkKey = behavior.networkKey(view.source_ip);
+        const live = behavior.check(caller.spiffeId, actionKey, networkKey, at);
+        if (live.length > 0) {
+          signals.view.anomalies = withLive(signals.view.anomalies, live);
+          evaluated = policy.evaluate(input);
+        }
+      }
+      const result = applyRefusals(evaluated, {
         caller, destinationProblem: destination.problem, pathOnly: view.path_only, body: request.body, backlogFull: effects.overflowed,
       });
       const decision = decisionOf(id, result, caller);
       applyEffects(effectsDeps, decision, { result, caller, view, signals, at });
-      judgement = { request, decision, caller, view, destination, signals: signals.view, policy };
+      judgement = { request, decision, caller, view, destination, signals: signals.view, policy, at, actionKey, networkKey, observe };
     }
     judgement.decision.durationNs = Math.round((performance.now() - started) * 1e6);
     return judgement;
@@ -104,7 +131,13 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
 
   return {
     judge,
-    record: (judgement) => { recordDecision(sinks, judgement); },
+    record: (judgement) => {
+      recordDecision(sinks, judgement);
+      const { caller, view, at } = judgement;
+      if (behavior !== undefined && judgement.observe === true && caller !== undefined && view !== undefined && at !== undefined) {
+        behavior.observe(caller.spiffeId, view, judgement.actionKey ?? 0, judgement.networkKey ?? 0, at, judgement.decision.rule);
+      }
+    },
   };
 }
 
@@ -116,6 +149,13 @@ export function createDecider(deps: DeciderDeps): Decide {
     pipeline.record(judgement);
     return judgement.decision;
   };
+}
+
+/** The anomalies the store holds for the caller and those this request shows itself, once each. */
+function withLive(held: readonly string[], live: readonly string[]): string[] {
+  const out = [...held];
+  for (const anomaly of live) if (!out.includes(anomaly)) out.push(anomaly);
+  return out;
 }
 
 /** The decision a policy result makes for this caller, before its effects. */

@@ -57,7 +57,9 @@ export const revocationData = z.strictObject({
 });
 export const behaviorData = z.strictObject({
   /** e.g. "new_action", "rate_spike", "new_source_network". */
-  anomalies: z.array(z.string()).max(64),
+  anomalies: z.array(z.string().max(64)).max(64),
+  /** What was seen, for operators (e.g. "new action payments GET /v1/payments/*"). */
+  reason: z.string().max(1024).optional(),
 });
 export const grantData = z.strictObject({
   /** Approval the grant came from. */

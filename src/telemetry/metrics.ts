@@ -55,6 +55,19 @@ export interface Metrics {
   outboxOldestAge: Gauge;
   /** From the event (a revocation, an approval opened) to the receiver's 2xx. */
   outboxDeliverySeconds: Histogram<"channel">;
+  /** Behaviour anomalies reported, by kind (new_action, new_source_network, rate_spike, fan_out). */
+  behaviorAnomalies: Counter<"kind">;
+  /** Observations dropped because the behaviour queue was full (behavior.maxQueued). */
+  behaviorDropped: Counter;
+  /** Baselines forgotten to keep behavior.maxCallers (least recently seen first). */
+  behaviorEvictions: Counter;
+  /** Behaviour signal writes, by result (written, failed, dropped). */
+  behaviorSignalWrites: Counter<"result">;
+  /** Actions and networks operators accepted into baselines. */
+  behaviorAccepted: Counter;
+  /** Baselines held, and those still learning. */
+  behaviorCallers: Gauge;
+  behaviorLearning: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -199,12 +212,40 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: "Time from the event (a revocation, an approval) to the receiver's 2xx, by channel.",
       labelNames: ["channel"], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900], registers,
     }),
+    behaviorAnomalies: new Counter({
+      name: "vigil_behavior_anomalies_total",
+      help: "Behaviour anomalies reported as behavior signals, by kind (new_action, new_source_network, rate_spike, fan_out).",
+      labelNames: ["kind"], registers,
+    }),
+    behaviorDropped: new Counter({
+      name: "vigil_behavior_observations_dropped_total",
+      help: "Decided requests not learned from because the behaviour queue was full (behavior.maxQueued).",
+      registers,
+    }),
+    behaviorEvictions: new Counter({
+      name: "vigil_behavior_evictions_total",
+      help: "Baselines forgotten to stay within behavior.maxCallers (least recently seen first); such a caller learns anew.",
+      registers,
+    }),
+    behaviorSignalWrites: new Counter({
+      name: "vigil_behavior_signal_writes_total",
+      help: "Behaviour signal writes to the signal store, by result (written, failed, dropped).",
+      labelNames: ["result"], registers,
+    }),
+    behaviorAccepted: new Counter({
+      name: "vigil_behavior_accepted_total",
+      help: "Actions and source networks operators accepted into baselines (POST /v1/behavior/accept).",
+      registers,
+    }),
+    behaviorCallers: new Gauge({ name: "vigil_behavior_callers", help: "Caller baselines held in memory.", registers }),
+    behaviorLearning: new Gauge({ name: "vigil_behavior_learning_callers", help: "Caller baselines still in their learning period.", registers }),
   };
   for (const channel of ["caep", "approval_webhook", "revocation_hook"]) {
     metrics.outboxEnqueued.labels(channel).inc(0);
     metrics.outboxDelivered.labels(channel).inc(0);
     for (const reason of ["rejected", "attempts", "unknown_receiver", "enqueue_failed"]) metrics.outboxDropped.labels(channel, reason).inc(0);
   }
+  for (const result of ["written", "failed", "dropped"]) metrics.behaviorSignalWrites.labels(result).inc(0);
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
   for (const reason of ["caller_limit", "total_limit"]) metrics.approvalsRefused.labels(reason).inc(0);
   return metrics;

@@ -21,6 +21,7 @@ import {
   type EnvoyLikeRequest,
 } from "../support/envoy-client.js";
 import { frame, rawCall, type RawAnswer, type RawCall } from "../support/raw-grpc.js";
+import { judgeBy } from "../support/judge.js";
 import { startTestVigil, type TestVigil } from "../support/vigil.js";
 
 const MiB = 1024 * 1024;
@@ -226,10 +227,10 @@ describe("hostile transport against a failing or stalled decision", () => {
   beforeAll(async () => {
     server = await startAuthzServer({
       host: "127.0.0.1", port: 0, maxHeaderBytes: 64 * 1024,
-      decide: (req) => {
+      judge: judgeBy((req) => {
         decided++;
         return decide(req);
-      },
+      }),
     });
     session = connect(`http://127.0.0.1:${String(server.port)}`);
   });

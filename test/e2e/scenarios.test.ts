@@ -272,3 +272,43 @@ describe("acceptance scenarios through a real gRPC client", () => {
     expect(vigil.store.get(DEPLOYER, "risk")?.data.level).toBe("low");
   });
 });
+
+describe("behaviour learned from traffic (scenario 17)", () => {
+  const LEARNING_MS = 7 * 24 * 3600 * 1000;
+  let vigil: TestVigil;
+  let client: EnvoyClient;
+  beforeAll(async () => {
+    vigil = await startTestVigil();
+    client = createEnvoyClient(vigil.grpcAddress);
+  });
+  afterAll(async () => {
+    client.close();
+    await vigil.close();
+  });
+
+  it("steps up an agent whose baseline is tickets and change-mgmt the first time it reads payments, and tells every sidecar", async () => {
+    vigil.clock.now = WEDNESDAY_NOON;
+    const ticket: EnvoyLikeRequest = { sourcePrincipal: SUPPORT_BOT, ...sidecarOf("tickets"), method: "GET", path: "/api/tickets/T-1042" };
+    const listChanges: EnvoyLikeRequest = {
+      sourcePrincipal: SUPPORT_BOT, ...sidecarOf("change-mgmt"), method: "POST", path: "/mcp",
+      headers: { "content-type": "application/json" }, body: mcpCall("list_changes"), contextExtensions: { env: "prod" },
+    };
+    const status: EnvoyLikeRequest = { sourcePrincipal: SUPPORT_BOT, ...sidecarOf("payments"), method: "GET", path: "/v1/payments/p-77/status" };
+    // Weeks of tickets and change reads: the learning period (7 days by default).
+    for (const day of [0, 3, 6]) {
+      vigil.clock.now = WEDNESDAY_NOON + day * 24 * 3600 * 1000;
+      expect(outcomeOf(await client.check(ticket)).outcome).toBe("allow");
+      expect(outcomeOf(await client.check(listChanges)).outcome).toBe("allow");
+    }
+    vigil.clock.now = WEDNESDAY_NOON + LEARNING_MS + 3600_000;
+    expect(outcomeOf(await client.check(ticket)).outcome).toBe("allow");
+
+    const res = await client.check(status);
+    expect(outcomeOf(res).outcome).toBe("step_up");
+    expect(ruleOf(res)).toBe("guards/behavior-anomaly-privileged");
+    await vigil.behavior.settled();
+    // The anomaly is a behavior signal in the shared store: every sidecar reads it at its next request.
+    expect(vigil.store.get(SUPPORT_BOT, "behavior")?.data.anomalies).toEqual(["new_action"]);
+  });
+});
+

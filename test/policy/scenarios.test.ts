@@ -178,6 +178,24 @@ const rows: Row[] = [
     expected: { outcome: "deny", rule: "guards/high-risk-privileged", privileged: true },
   },
   {
+    scenario: "17",
+    name: "allows the support agent's payment status lookup while its behaviour matches its baseline",
+    input: policyInput("payments", "GET", "/v1/payments/p-77/status", { caller: SUPPORT_BOT, signals: { risk: "low" } }),
+    expected: { outcome: "allow", rule: "payments/support-bot-payment-status", privileged: true },
+  },
+  {
+    scenario: "17",
+    name: "steps up the support agent on payments when the lookup is new to its learned baseline",
+    input: policyInput("payments", "GET", "/v1/payments/p-77/status", { caller: SUPPORT_BOT, signals: { risk: "low", anomalies: ["new_action"] } }),
+    expected: { outcome: "step_up", rule: "guards/behavior-anomaly-privileged", privileged: true },
+  },
+  {
+    scenario: "17",
+    name: "leaves an unprivileged read to its own rule whatever the anomalies",
+    input: policyInput("tickets", "GET", "/api/tickets/T-1", { caller: SUPPORT_BOT, signals: { risk: "low", anomalies: ["new_source_network", "rate_spike"] } }),
+    expected: { outcome: "allow", rule: "tickets/support-bot-read", privileged: false },
+  },
+  {
     scenario: "14",
     name: "denies a privileged action while signals are stale",
     input: prodDeploy({ signals: { fresh: false } }),

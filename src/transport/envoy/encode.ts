@@ -4,16 +4,9 @@
 // writer (an allow is encoded for most requests). This is the one place that knows how outcomes
 // look on Envoy's wire.
 
-import {
-  HEADER_APPROVAL_ID,
-  HEADER_CALLER,
-  HEADER_CALLER_TRUST_DOMAIN,
-  HEADER_CREDENTIAL_FINGERPRINT,
-  HEADER_DECISION_ID,
-  HEADER_STEP_UP,
-  UPSTREAM_IDENTITY_HEADERS,
-} from "../../config/defaults.js";
+import { HEADER_APPROVAL_ID, HEADER_DECISION_ID, HEADER_STEP_UP } from "../../config/defaults.js";
 import type { Decision, Outcome } from "../../model/index.js";
+import { isFieldValue, upstreamHeaders } from "./upstream-headers.js";
 
 /** google.rpc.Code values Vigil puts in CheckResponse.status. */
 export const GrpcCode = {
@@ -211,64 +204,23 @@ const OUTCOME_TEXT: Readonly<Record<Outcome, Text>> = {
 const JSON_CONTENT_TYPE: HeaderText = { key: text("content-type"), value: text("application/json") };
 const DECISION_ID = text(HEADER_DECISION_ID);
 
-/** Control characters other than tab make a header value Envoy (or HTTP/2) would reject. */
-function isFieldValue(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
-  }
-  return true;
-}
-
-/** An HTTP field name (RFC 9110 token), lower case. Pseudo-headers (":path") are not tokens. */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-
 /**
- * Envoy cannot remove pseudo-headers or host, and with validate_mutations an invalid name turns
- * the whole answer into a 500; such names are dropped rather than sent.
+ * Encodes a decision. `allow` (and only exactly `allow`) becomes an OK with the upstream headers
+ * upstreamHeaders() decides for it and the request's headers; every other outcome is a non-OK
+ * status with a denied_response, so even a value outside the Outcome union fails closed. Throws
+ * only on a bug (size mismatch or a field that is not a string); the server answers that with
+ * encodeFailClosed.
  */
-function isRemovable(name: string): boolean {
-  return name !== "host" && HEADER_NAME.test(name);
+export function encodeCheckResponse(decision: Decision, requestHeaders: Readonly<Record<string, string>> = NO_HEADERS): Buffer {
+  return decision.outcome === "allow" ? encodeAllow(decision, requestHeaders) : encodeRefusal(decision);
 }
 
-/**
- * Encodes a decision. `allow` (and only exactly `allow`) becomes an OK with the identity headers
- * for the upstream; every other outcome is a non-OK status with a denied_response, so even a
- * value outside the Outcome union fails closed. Throws only on a bug (size mismatch or a field
- * that is not a string); the server answers that with encodeFailClosed.
- */
-export function encodeCheckResponse(decision: Decision): Buffer {
-  return decision.outcome === "allow" ? encodeAllow(decision) : encodeRefusal(decision);
-}
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
-function encodeAllow(d: Decision): Buffer {
-  // Headers set this time; Envoy applies set before remove, so none of these may be removed.
-  const set: HeaderText[] = [];
-  const unsafe: string[] = [];
-  const setHeader = (name: string, value: string): void => {
-    if (value === "") return;
-    if (!isFieldValue(value)) {
-      // Never forward a value Envoy would refuse; strip any client copy instead.
-      unsafe.push(name);
-      return;
-    }
-    set.push({ key: text(name), value: text(value) });
-  };
-  setHeader(HEADER_DECISION_ID, d.id);
-  setHeader(HEADER_CALLER, d.caller);
-  setHeader(HEADER_CALLER_TRUST_DOMAIN, d.trustDomain);
-  setHeader(HEADER_CREDENTIAL_FINGERPRINT, d.credentialFingerprint);
-
-  const removed: Text[] = [];
-  const remove = (raw: string): void => {
-    const name = raw.toLowerCase();
-    if (!isRemovable(name) || removed.some((r) => r.s === name) || set.some((h) => h.key.s === name)) return;
-    removed.push(text(name));
-  };
-  for (const name of d.headersToRemove) remove(name);
-  // Identity headers not set this time must not reach the upstream as the client sent them.
-  for (const name of UPSTREAM_IDENTITY_HEADERS) remove(name);
-  for (const name of unsafe) remove(name);
+function encodeAllow(d: Decision, requestHeaders: Readonly<Record<string, string>>): Buffer {
+  const upstream = upstreamHeaders(d, requestHeaders);
+  const set: HeaderText[] = upstream.set.map(([name, value]) => ({ key: text(name), value: text(value) }));
+  const removed: Text[] = upstream.remove.map(text);
 
   // The client gets the decision id too, so it can quote it.
   const echo = set[0]?.key.s === HEADER_DECISION_ID ? set[0] : undefined;

@@ -2,6 +2,11 @@
 // It swaps proto-loader's (de)serialisers for Vigil's own decoder and encoder, and guarantees that
 // every Check gets an answer Envoy reads as a decision, never a failed RPC that
 // failure_mode_allow could turn into an allow.
+//
+// One Check: decode (requestDeserialize) → judge (the decision pipeline) → encode → record. The
+// record phase runs after encoding, so the decision line and the counters carry the answer that
+// went on the wire: when encoding fails, the fail-closed deny and its id, never the decision that
+// could not be sent.
 
 import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
@@ -9,19 +14,18 @@ import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+import type { Judgement } from "../../decision/index.js";
 import type { AccessRequest, Decision } from "../../model/index.js";
 import { configSchema } from "../../config/schema.js";
 import { VigilError } from "../../errors/index.js";
 import { answerEveryCheck, refusalBytes, type CheckRefusalOptions } from "./call-refusals.js";
 import { createCheckRequestDecoder, decodeCheckRequest } from "./decode.js";
-import { encodeCheckResponse, encodeFailClosed, STATIC_FAIL_CLOSED, type TransportRefusal } from "./encode.js";
+import { encodeCheckResponse, encodeFailClosed, FAIL_CLOSED_REASON, STATIC_FAIL_CLOSED, type TransportRefusal } from "./encode.js";
 import type { ProtoGrpcType } from "./gen/external_auth.js";
 import { loadAuthorizationPackage } from "./proto.js";
 
 /** Fully qualified service name, also the health-check service name Envoy and probes may ask for. */
 export const AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization";
-
-const VIGIL_HEADER_PREFIX = "x-vigil-";
 
 /** The default of config `grpc.maxRequestBytes` (1 MiB), read from the one schema. */
 export const DEFAULT_MAX_REQUEST_BYTES: number = configSchema.shape.grpc.parse(undefined).maxRequestBytes;
@@ -36,8 +40,21 @@ export interface AuthzServerOptions {
    * Envoy and Vigil mount keeps the app container from forging requests.
    */
   socket?: string;
-  /** The decision pipeline; synchronous, memory only. A throw becomes a fail-closed deny. */
-  decide: (req: AccessRequest) => Decision;
+  /**
+   * The decision pipeline up to the answer (Pipeline.judge); synchronous, memory only. A throw
+   * becomes a fail-closed deny.
+   */
+  judge: (req: AccessRequest) => Judgement;
+  /**
+   * Counts and logs a judged Check (Pipeline.record), called once its answer is encoded, with the
+   * decision that went on the wire. A throw becomes a fail-closed deny: no answer leaves unrecorded.
+   */
+  record?: (judgement: Judgement) => void;
+  /**
+   * Encodes a decision for the request's headers (default encodeCheckResponse). A seam for tests:
+   * a throw here is answered, and recorded, as a fail-closed deny.
+   */
+  encode?: (decision: Decision, requestHeaders: Readonly<Record<string, string>>) => Buffer;
   /** Header bytes beyond this make the request malformed (config grpc.maxHeaderBytes). */
   maxHeaderBytes: number;
   /**
@@ -67,11 +84,13 @@ export interface AuthzServer {
   close(): Promise<void>;
 }
 
-/** What the handler hands to responseSerialize: a decision, or an answer already encoded. */
-type CheckAnswer = Decision | Buffer;
+/** What the handler hands to responseSerialize: the answer, already encoded. */
+type CheckAnswer = Buffer;
 
 export async function startAuthzServer(options: AuthzServerOptions): Promise<AuthzServer> {
-  const { decide, maxHeaderBytes } = options;
+  const { judge, maxHeaderBytes } = options;
+  const encode = options.encode ?? encodeCheckResponse;
+  const record = options.record;
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   const reportError = (err: unknown): void => {
     try {
@@ -120,21 +139,41 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
         return request;
       }
     },
-    // Never throws: grpc-js would turn a throw into a status that call-refusals drops (a message
-    // is already on its way by then), leaving the call unanswered.
-    responseSerialize: (answer: CheckAnswer): Buffer => {
-      if (Buffer.isBuffer(answer)) return answer;
+    // The handler encodes (so the record phase knows what went on the wire); this only hands the
+    // bytes over and so cannot throw, which grpc-js would turn into a status that call-refusals
+    // drops (a message is already on its way by then), leaving the call unanswered.
+    responseSerialize: (answer: CheckAnswer): Buffer => answer,
+  };
+
+  /** judge → encode → record, for one decoded request; never throws. */
+  const answerCheck = (request: AccessRequest): Buffer => {
+    let judgement: Judgement;
+    try {
+      judgement = judge(request);
+    } catch (err) {
+      // No decision to record; onError counts and logs the failure.
+      reportError(err);
+      return failClosed().bytes;
+    }
+    let answer: Buffer;
+    try {
+      answer = encode(judgement.decision, request.headers);
+    } catch (err) {
+      reportError(err);
+      const refusal = failClosed();
+      answer = refusal.bytes;
+      judgement = { ...judgement, decision: failClosedDecision(judgement.decision, refusal.id) };
+    }
+    if (record !== undefined) {
       try {
-        return encodeCheckResponse(answer);
+        record(judgement);
       } catch (err) {
+        // An answer that could not be counted and logged does not go out as given.
         reportError(err);
-        try {
-          return encodeFailClosed(randomUUID());
-        } catch {
-          return STATIC_FAIL_CLOSED;
-        }
+        answer = failClosed().bytes;
       }
-    },
+    }
+    return answer;
   };
 
   const handleCheck: grpc.handleUnaryCall<AccessRequest, CheckAnswer> = (call, callback) => {
@@ -147,15 +186,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
       callback(null, refusalBytes("late", refusals));
       return;
     }
-    let answer: CheckAnswer;
-    try {
-      const decision = decide(call.request);
-      answer = decision.outcome === "allow" ? stripClientVigilHeaders(decision, call.request) : decision;
-    } catch (err) {
-      reportError(err);
-      answer = encodeFailClosed(randomUUID());
-    }
-    callback(null, answer);
+    callback(null, answerCheck(call.request));
   };
 
   const server = new grpc.Server({
@@ -286,17 +317,21 @@ function isPastDeadline(deadline: grpc.Deadline): boolean {
   return at <= Date.now();
 }
 
-/**
- * Any x-vigil-* header the client sent must not reach the upstream looking like Vigil wrote it.
- * The decision is expected to list them already; this is the transport's own guarantee, and costs
- * nothing when none are present. The encoder drops names it sets this time from the list.
- */
-function stripClientVigilHeaders(decision: Decision, request: AccessRequest): Decision {
-  let extra: string[] | undefined;
-  for (const name in request.headers) {
-    if (name.startsWith(VIGIL_HEADER_PREFIX) && !decision.headersToRemove.includes(name)) {
-      (extra ??= []).push(name);
-    }
+/** A fail-closed denial with a fresh decision id, or the static one (no id) if even that fails. */
+function failClosed(): { id: string; bytes: Buffer } {
+  const id = randomUUID();
+  try {
+    return { id, bytes: encodeFailClosed(id) };
+  } catch {
+    return { id: "", bytes: STATIC_FAIL_CLOSED };
   }
-  return extra === undefined ? decision : { ...decision, headersToRemove: [...decision.headersToRemove, ...extra] };
+}
+
+/** The decision a fail-closed answer stands for: who asked stays, the answer is the denial sent. */
+function failClosedDecision(judged: Decision, id: string): Decision {
+  return {
+    id, outcome: "deny", rule: "", reason: FAIL_CLOSED_REASON,
+    caller: judged.caller, trustDomain: judged.trustDomain, credentialFingerprint: judged.credentialFingerprint,
+    headersToRemove: [], durationNs: judged.durationNs,
+  };
 }

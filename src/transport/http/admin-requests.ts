@@ -168,3 +168,25 @@ export function parseReinstateRequest(input: unknown): ReinstateRequest {
   }
   return parsed.data;
 }
+
+/** A label as `vigil behavior show` prints it: printable, no control characters. */
+const behaviorLabel = z.string().min(1).max(4096).regex(/^\P{Cc}+$/u, { error: "must be a label as `vigil behavior show` prints it, without control characters" });
+
+export const behaviorAcceptRequestSchema = z.strictObject({
+  /** The caller whose baseline is widened. */
+  caller: z.string().min(1).max(2048),
+  /** Actions to accept ("payments GET /v1/payments/*"); with neither list, every pending item. */
+  actions: z.array(behaviorLabel).max(256).optional(),
+  /** Source networks to accept ("10.1.2.0/24"). */
+  networks: z.array(behaviorLabel).max(256).optional(),
+});
+export type BehaviorAcceptRequest = z.infer<typeof behaviorAcceptRequestSchema>;
+
+export function parseBehaviorAcceptRequest(input: unknown): BehaviorAcceptRequest {
+  const parsed = behaviorAcceptRequestSchema.safeParse(input);
+  if (!parsed.success) throw new VigilError("invalid_input", `invalid accept: ${describe(parsed.error.issues, "")}`);
+  if (subjectProblem("behavior", parsed.data.caller) !== undefined) {
+    throw new VigilError("invalid_input", "caller: a workload SPIFFE ID (spiffe://trust-domain/path)");
+  }
+  return parsed.data;
+}

@@ -9,8 +9,10 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
+import type { BehaviorMonitor } from "../../behavior/index.js";
 import {
-  PATH_APPROVALS, PATH_HEALTHZ, PATH_JWKS, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_CONFIGURATION, PATH_SSF_EVENTS, type AdminToken,
+  PATH_APPROVALS, PATH_BEHAVIOR, PATH_HEALTHZ, PATH_JWKS, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_CONFIGURATION, PATH_SSF_EVENTS,
+  type AdminToken,
 } from "../../config/index.js";
 import { VigilError, type ErrorCode } from "../../errors/index.js";
 import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
@@ -18,7 +20,9 @@ import type { SignalStore } from "../../signals/store.js";
 import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
 import { createAdminActions, type Reinstated } from "./admin-actions.js";
-import { MAX_SIGNALS_PER_REQUEST, parseDecisionRequest, parseReinstateRequest, parseSignalRequest } from "./admin-requests.js";
+import {
+  MAX_SIGNALS_PER_REQUEST, parseBehaviorAcceptRequest, parseDecisionRequest, parseReinstateRequest, parseSignalRequest,
+} from "./admin-requests.js";
 import { AdminAuth, type AdminPrincipal } from "./auth.js";
 
 export interface Readiness {
@@ -49,6 +53,8 @@ export interface OpsServerOptions {
   metrics: Metrics;
   store: SignalStore;
   approvals: ApprovalBook;
+  /** Behaviour baselines (GET /v1/behavior, POST /v1/behavior/accept); 404 without. */
+  behavior?: BehaviorMonitor;
   readiness: () => Readiness;
   /** Undefined when no SSF issuer is configured (the endpoint then answers 404). */
   ssf?: SetReceiver;
@@ -160,7 +166,40 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       await approvalsRoute(req, res, url, principal);
       return;
     }
+    if (path === PATH_BEHAVIOR || path.startsWith(`${PATH_BEHAVIOR}/`)) {
+      const principal = authenticate(req);
+      await behaviorRoute(req, res, url, principal);
+      return;
+    }
     throw new VigilError("not_found", `no route for ${method} ${path}`);
+  }
+
+  async function behaviorRoute(req: IncomingMessage, res: ServerResponse, url: URL, principal: AdminPrincipal): Promise<void> {
+    const method = req.method ?? "GET";
+    const behavior = options.behavior;
+    if (behavior === undefined) throw new VigilError("not_found", "behaviour baselines are not kept by this instance");
+    const rest = url.pathname.slice(PATH_BEHAVIOR.length).replace(/^\//, "");
+    if (rest === "" && method === "GET") {
+      const caller = url.searchParams.get("caller");
+      if (caller === null) {
+        sendJson(res, 200, { ...behavior.summary(), callerList: behavior.callers() });
+        return;
+      }
+      const report = behavior.show(caller);
+      if (report === undefined) throw new VigilError("not_found", "no baseline is held for this caller");
+      sendJson(res, 200, report);
+      return;
+    }
+    if (rest === "accept" && method === "POST") {
+      actions.authorize(principal, "behavior:write");
+      const request = parseBehaviorAcceptRequest(await readJson(req));
+      const result = behavior.accept(request);
+      // Audited: who widened whose baseline, and with what.
+      log.warn({ caller: result.caller, by: principal.name, actions: result.actions, networks: result.networks }, "behaviour accepted into the baseline");
+      sendJson(res, 200, result);
+      return;
+    }
+    throw new VigilError("not_found", `no route for ${method} ${url.pathname}`);
   }
 
   function authenticate(req: IncomingMessage): AdminPrincipal {

@@ -20,6 +20,7 @@ import {
   type EnvoyLikeRequest,
 } from "../../support/envoy-client.js";
 import { frame, rawCall, type RawCall } from "../../support/raw-grpc.js";
+import { judgeBy } from "../../support/judge.js";
 
 // protobufjs's map encoder would silently drop a "__proto__" key, so it cannot round-trip.
 const notProto = (s: string): boolean => s !== "__proto__";
@@ -179,7 +180,7 @@ describe("server under random input", () => {
       host: "127.0.0.1",
       port: 0,
       maxHeaderBytes: 64 * 1024,
-      decide: (req): Decision => {
+      judge: judgeBy((req): Decision => {
         answered++;
         return {
           id: `d-${answered}`,
@@ -192,7 +193,7 @@ describe("server under random input", () => {
           headersToRemove: [],
           durationNs: 0,
         };
-      },
+      }),
     });
     server.setServing(true);
     client = createEnvoyClient(`127.0.0.1:${server.port}`);
@@ -231,7 +232,7 @@ describe("server under garbled framing", () => {
       maxHeaderBytes: 64 * 1024,
       maxRequestBytes: 4096,
       // Allows only a clean request from one caller: garbage can never be it.
-      decide: (req): Decision => ({
+      judge: judgeBy((req): Decision => ({
         id: "d-1",
         outcome: req.malformed.length === 0 && req.source.principal === CALLER ? "allow" : "deny",
         rule: "",
@@ -241,7 +242,7 @@ describe("server under garbled framing", () => {
         credentialFingerprint: "",
         headersToRemove: [],
         durationNs: 0,
-      }),
+      })),
     });
     server.setServing(true);
     session = connect(`http://127.0.0.1:${String(server.port)}`);

@@ -11,6 +11,7 @@ import {
   type AuthzServer,
 } from "../../../src/transport/envoy/index.js";
 import { createEnvoyClient, decodeWithEnvoyProtos, headerValue, type EnvoyClient } from "../../support/envoy-client.js";
+import { judgeBy } from "../../support/judge.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -41,10 +42,10 @@ describe("ext_authz gRPC server", () => {
       host: "127.0.0.1",
       port: 0,
       maxHeaderBytes: 8 * 1024,
-      decide: (req) => {
+      judge: judgeBy((req) => {
         seen.push(req);
         return decide(req);
-      },
+      }),
       onError: (err) => errors.push(err),
     });
     client = createEnvoyClient(`127.0.0.1:${server.port}`);
@@ -149,7 +150,7 @@ describe("ext_authz gRPC server", () => {
       host: "127.0.0.1",
       port: 0,
       maxHeaderBytes: 8192,
-      decide: () => {
+      judge: () => {
         throw new Error("no policy");
       },
       onError: () => {
@@ -231,7 +232,7 @@ describe("transport refusals", () => {
     const refused: [string, string][] = [];
     let throwing = false;
     const server = await startAuthzServer({
-      host: "127.0.0.1", port: 0, maxHeaderBytes: 1024, maxRequestBytes: 2048, decide: () => decision(),
+      host: "127.0.0.1", port: 0, maxHeaderBytes: 1024, maxRequestBytes: 2048, judge: judgeBy(() => decision()),
       onRefused: (refusal, id) => {
         refused.push([refusal, id]);
         if (throwing) throw new Error("metrics down");
@@ -258,9 +259,9 @@ describe("transport refusals", () => {
 
 describe("server lifecycle", () => {
   it("refuses a port that is taken with an unavailable VigilError", async () => {
-    const first = await startAuthzServer({ host: "127.0.0.1", port: 0, maxHeaderBytes: 1024, decide: () => decision() });
+    const first = await startAuthzServer({ host: "127.0.0.1", port: 0, maxHeaderBytes: 1024, judge: judgeBy(() => decision()) });
     try {
-      const second = startAuthzServer({ host: "127.0.0.1", port: first.port, maxHeaderBytes: 1024, decide: () => decision() });
+      const second = startAuthzServer({ host: "127.0.0.1", port: first.port, maxHeaderBytes: 1024, judge: judgeBy(() => decision()) });
       await expect(second).rejects.toBeInstanceOf(VigilError);
       await expect(second).rejects.toMatchObject({ code: "unavailable" });
     } finally {
@@ -269,7 +270,7 @@ describe("server lifecycle", () => {
   });
 
   it("closes once, goes NOT_SERVING, and stops answering", async () => {
-    const server = await startAuthzServer({ host: "127.0.0.1", port: 0, maxHeaderBytes: 1024, decide: () => decision() });
+    const server = await startAuthzServer({ host: "127.0.0.1", port: 0, maxHeaderBytes: 1024, judge: judgeBy(() => decision()) });
     server.setServing(true);
     const client = createEnvoyClient(`127.0.0.1:${server.port}`);
     try {

@@ -1,0 +1,229 @@
+// What a caller does and where it comes from, as a baseline remembers it: an action (the
+// destination plus the MCP tool, the gRPC method, or the HTTP method and path pattern) and a
+// source network (an IPv4 /24 or IPv6 /64 by default).
+//
+// The Check path must not build strings for this (design §2: no allocation per request beyond
+// what it did before), so each is hashed character by character straight from the request
+// view's own strings. The hash is exactly the hash of the readable label (`actionLabel`), which
+// is built off the hot path, when an action is first learned or reported: an operator accepting
+// the label "payments GET /v1/payments/*" thus adds the same key a request would compute.
+//
+// The hash is FNV-1a, 2 × 26 bits combined into one safe integer, with offset bases drawn at
+// random per process (`HashKey`): a caller cannot precompute a path that collides with an action
+// it learned. Baselines are persisted as labels and re-hashed at load, so the key never leaves
+// the process.
+
+import { randomBytes } from "node:crypto";
+import type { RequestView } from "../model/index.js";
+
+const PRIME = 0x01000193;
+
+/** The per-process offset bases of the two hash lanes. */
+export interface HashKey { a: number; b: number }
+
+export function newHashKey(): HashKey {
+  const bytes = randomBytes(8);
+  return { a: bytes.readUInt32LE(0), b: bytes.readUInt32LE(4) };
+}
+
+/** A path segment that names an instance rather than a kind of thing: it becomes "*". */
+function isIdSegment(path: string, from: number, to: number): boolean {
+  const length = to - from;
+  if (length === 0) return false;
+  if (length > 24) return true;
+  // An API version ("v1", "v2beta") names a kind of thing, not an instance.
+  if (path.charCodeAt(from) === 118 && length <= 8 && isDigit(path.charCodeAt(from + 1))) return false;
+  for (let i = from; i < to; i++) {
+    const c = path.charCodeAt(i);
+    if (c >= 48 && c <= 57) return true; // a digit: ids, dates, versions of a thing
+  }
+  return false;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** Two-lane FNV-1a over a sequence of strings, fed without concatenating them. */
+class Lanes {
+  a = 0;
+  b = 0;
+
+  reset(key: HashKey): void {
+    this.a = key.a;
+    this.b = key.b;
+  }
+
+  char(c: number): void {
+    this.a = Math.imul(this.a ^ c, PRIME);
+    this.b = Math.imul(this.b ^ (c + 0x9e), PRIME);
+  }
+
+  text(s: string, from = 0, to = s.length): void {
+    for (let i = from; i < to; i++) this.char(s.charCodeAt(i));
+  }
+
+  /** The path with id-like segments as "*", as `pathPattern` writes it. */
+  path(path: string): void {
+    let start = 0;
+    for (let i = 0; i <= path.length; i++) {
+      if (i < path.length && path.charCodeAt(i) !== 47) continue;
+      if (isIdSegment(path, start, i)) this.char(42);
+      else this.text(path, start, i);
+      if (i < path.length) this.char(47);
+      start = i + 1;
+    }
+  }
+
+  value(): number {
+    // 26 bits of each lane: a safe integer a Set holds without boxing on most engines.
+    return (this.a >>> 6) * 0x4000000 + (this.b >>> 6);
+  }
+}
+
+const lanes = new Lanes();
+
+/** The kind of action a request is: an MCP tool call, a gRPC method, or an HTTP method on a path. */
+function actionKind(view: RequestView): "mcp" | "grpc" | "http" {
+  if (view.mcp_tool !== "") return "mcp";
+  if (view.grpc_service !== "") return "grpc";
+  return "http";
+}
+
+/** The action's key: the hash of `actionLabel(view)`, computed without building it. */
+export function actionHash(key: HashKey, view: RequestView): number {
+  lanes.reset(key);
+  lanes.text(view.destination);
+  lanes.char(32);
+  switch (actionKind(view)) {
+    case "mcp":
+      lanes.text("mcp ");
+      lanes.text(view.mcp_tool);
+      break;
+    case "grpc":
+      lanes.text("grpc /");
+      lanes.text(view.grpc_service);
+      lanes.char(47);
+      lanes.text(view.grpc_method);
+      break;
+    case "http":
+      lanes.text(view.method);
+      lanes.char(32);
+      lanes.path(view.path_only);
+      break;
+  }
+  return lanes.value();
+}
+
+/** The readable form of an action, e.g. "payments GET /v1/payments/*" or "change-mgmt mcp create_change". */
+export function actionLabel(view: RequestView): string {
+  switch (actionKind(view)) {
+    case "mcp": return `${view.destination} mcp ${view.mcp_tool}`;
+    case "grpc": return `${view.destination} grpc /${view.grpc_service}/${view.grpc_method}`;
+    case "http": return `${view.destination} ${view.method} ${pathPattern(view.path_only)}`;
+  }
+}
+
+/** A path with its id-like segments (a digit in them, or longer than 24 characters; not an API version such as v1) as "*". */
+export function pathPattern(path: string): string {
+  return path.split("/").map((segment) => isIdSegment(segment, 0, segment.length) ? "*" : segment).join("/");
+}
+
+/** The hash of any label (an accepted action or network, a persisted baseline). */
+export function labelHash(key: HashKey, label: string): number {
+  lanes.reset(key);
+  lanes.text(label);
+  return lanes.value();
+}
+
+/** The network prefixes source networks are learned at. */
+export interface NetworkPrefixes { ipv4: number; ipv6: number }
+
+/**
+ * The source network's key: the hash of `networkLabel(ip)`, without building it. An address that
+ * is not a plain IPv4 or IPv6 literal hashes as the label "other" (and so does "").
+ */
+export function networkHash(key: HashKey, ip: string, prefixes: NetworkPrefixes): number {
+  const label = networkLabel(ip, prefixes);
+  return label === undefined ? labelHash(key, "other") : labelHash(key, label);
+}
+
+/**
+ * The network an address belongs to, as CIDR text ("10.1.2.0/24", "2001:db8:0:1::/64"); undefined
+ * for anything that is not an address. Allocates: callers on the hot path keep the result per
+ * address (see Baselines' network cache) rather than calling this per request.
+ */
+export function networkLabel(ip: string, prefixes: NetworkPrefixes): string | undefined {
+  const v4 = parseIpv4(ip);
+  if (v4 !== undefined) {
+    const bits = prefixes.ipv4;
+    const masked = bits === 0 ? 0 : (v4 & (0xffffffff << (32 - bits))) >>> 0;
+    return `${[24, 16, 8, 0].map((s) => String((masked >>> s) & 0xff)).join(".")}/${bits}`;
+  }
+  const v6 = parseIpv6(ip);
+  if (v6 === undefined) return undefined;
+  const bits = prefixes.ipv6;
+  const groups = v6.map((g, i) => {
+    const keep = Math.max(0, Math.min(16, bits - i * 16));
+    return keep === 0 ? 0 : g & (0xffff << (16 - keep)) & 0xffff;
+  });
+  return `${compressIpv6(groups)}/${bits}`;
+}
+
+function parseIpv4(ip: string): number | undefined {
+  const parts = ip.split(".");
+  if (parts.length !== 4) return undefined;
+  let out = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part)) return undefined;
+    const n = Number(part);
+    if (n > 255) return undefined;
+    out = out * 256 + n;
+  }
+  return out;
+}
+
+function parseIpv6(ip: string): number[] | undefined {
+  const text = ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
+  if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(":")) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const part = (s: string): number[] | undefined => {
+    if (s === "") return [];
+    const out: number[] = [];
+    const pieces = s.split(":");
+    for (const [i, piece] of pieces.entries()) {
+      if (i === pieces.length - 1 && piece.includes(".")) {
+        const v4 = parseIpv4(piece);
+        if (v4 === undefined) return undefined;
+        out.push(v4 >>> 16, v4 & 0xffff);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(piece)) return undefined;
+        out.push(parseInt(piece, 16));
+      }
+    }
+    return out;
+  };
+  const head = part(halves[0] ?? "");
+  const tail = halves.length === 2 ? part(halves[1] ?? "") : [];
+  if (head === undefined || tail === undefined) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  return [...head, ...new Array<number>(missing).fill(0), ...tail];
+}
+
+function compressIpv6(groups: number[]): string {
+  // The longest run of zero groups (two or more) becomes "::" (RFC 5952).
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength && j - i >= 2) { bestStart = i; bestLength = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(":");
+  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
+}

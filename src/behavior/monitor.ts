@@ -1,0 +1,626 @@
+// Behaviour baselines (issue #12): per calling identity, what it normally does at this sidecar —
+// its actions, its source networks, its request rate (EWMA per window with a burst allowance) and
+// how many destinations it reaches per window — learned during a learning period from its first
+// request, then enforced. Anomalies become `behavior` signals in the shared store, so every
+// sidecar sees them at its next request.
+//
+// Cost on the Check path (design §2): `actionKey`/`networkKey` hash the view's own strings (no
+// string is built), `check` is two Map lookups and two Set lookups against a learned baseline, and
+// `observe` writes references and numbers into a preallocated ring. Everything else — learning,
+// the rate and fan-out windows, labels, signal writes, persistence — runs off the hot path, in
+// `drain`, shortly after.
+//
+// Bounded: maxCallers in total (least recently seen forgotten first), maxActionsPerCaller and
+// maxNetworksPerCaller per baseline, a ring of maxQueued observations (dropped and counted past
+// it), at most 64 destinations counted per caller and window, 32 pending (unaccepted) items.
+
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { BehaviorConfig } from "../config/index.js";
+import { VigilError } from "../errors/index.js";
+import type { RequestView } from "../model/index.js";
+import type { SignalStore } from "../signals/index.js";
+import type { Metrics } from "../telemetry/metrics.js";
+import {
+  actionHash, actionLabel, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
+} from "./action.js";
+
+export const ANOMALY_KINDS = ["new_action", "new_source_network", "rate_spike", "fan_out"] as const;
+export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
+
+/** Source of the `behavior` signals this module writes. */
+export const BEHAVIOR_SIGNAL_SOURCE = "vigil/behavior";
+
+const NONE: readonly string[] = Object.freeze([]);
+const LIVE_ACTION: readonly string[] = Object.freeze(["new_action"]);
+const LIVE_NETWORK: readonly string[] = Object.freeze(["new_source_network"]);
+const LIVE_BOTH: readonly string[] = Object.freeze(["new_action", "new_source_network"]);
+
+const MAX_WINDOW_DESTINATIONS = 64;
+const MAX_PENDING = 32;
+const MAX_REASON = 1024;
+const MAX_NETWORK_CACHE = 4096;
+const OTHER_NETWORK = "other";
+
+interface Pending { kind: "action" | "network"; label: string; at: number }
+
+interface Baseline {
+  readonly caller: string;
+  firstSeen: number;
+  lastSeen: number;
+  actions: Map<number, string>;
+  networks: Map<number, string>;
+  /** Requests per window, exponentially weighted. */
+  ewma: number;
+  window: number;
+  windowCount: number;
+  /** Distinct destinations this sidecar saw the caller reach in `window`. */
+  destinations: Set<string>;
+  /** Most distinct destinations in one window while learning (mesh-wide when shared). */
+  fanoutMax: number;
+  /** Per anomaly kind: until when the last report stands (no new report before, unless new). */
+  reportedUntil: Record<AnomalyKind, number>;
+  /** Unknown actions and networks seen since learning ended, for `behavior show` and accept. */
+  pending: Map<number, Pending>;
+  /** The window whose Map position was last refreshed (LRU at window granularity). */
+  touched: number;
+}
+
+/** What an operator sees of a baseline (GET /v1/behavior?caller=, `vigil behavior show`). */
+export interface BaselineReport {
+  caller: string;
+  firstSeen: string;
+  lastSeen: string;
+  learningUntil: string;
+  learning: boolean;
+  actions: string[];
+  networks: string[];
+  /** Requests per window (windowMs), exponentially weighted. */
+  rate: number;
+  windowMs: number;
+  /** Most distinct destinations in one window while learning. */
+  fanoutMax: number;
+  /** New actions and networks seen since learning ended, not accepted yet. */
+  pending: { kind: "action" | "network"; label: string; at: string }[];
+}
+
+export interface BehaviorSummary {
+  enabled: boolean;
+  callers: number;
+  learning: number;
+  maxCallers: number;
+  learningPeriodMs: number;
+  windowMs: number;
+}
+
+/** The persisted form of one baseline (labels, never hashes: the hash key stays in the process). */
+export interface SavedBaseline {
+  caller: string;
+  firstSeen: number;
+  lastSeen: number;
+  actions: string[];
+  networks: string[];
+  ewma: number;
+  fanoutMax: number;
+}
+
+/** How a sidecar shares the destinations it saw a caller reach (cluster mode, mesh.ts). */
+export interface FanoutShare {
+  /** Tells the mesh what this sidecar saw `caller` reach in `window`. */
+  publish(caller: string, window: number, destinations: readonly string[]): void;
+  /** Distinct destinations the whole mesh saw `caller` reach in `window`, this sidecar's included. */
+  distinct(caller: string, window: number, local: ReadonlySet<string>): number;
+}
+
+export interface BehaviorDeps {
+  config: BehaviorConfig;
+  store: SignalStore;
+  logger: Logger;
+  metrics?: Metrics | undefined;
+  now?: () => number;
+  /** Names this sidecar in the reasons it writes. */
+  instance?: string;
+  /** Milliseconds between an observation and its drain (default 5). */
+  drainDelayMs?: number;
+}
+
+/** What accept takes: labels as `show` prints them; with neither list, every pending item. */
+export interface AcceptRequest { caller: string; actions?: string[] | undefined; networks?: string[] | undefined }
+
+export interface AcceptResult { caller: string; actions: string[]; networks: string[]; cleared: string[] }
+
+type Report = { kinds: Set<AnomalyKind>; reasons: string[]; at: number };
+
+export class BehaviorMonitor {
+  readonly enabled: boolean;
+  readonly #config: BehaviorConfig;
+  readonly #store: SignalStore;
+  readonly #log: Logger;
+  readonly #metrics: Metrics | undefined;
+  readonly #now: () => number;
+  readonly #instance: string;
+  readonly #drainDelayMs: number;
+  readonly #key: HashKey = newHashKey();
+  readonly #prefixes: NetworkPrefixes;
+  readonly #excludeExact: Set<string>;
+  readonly #excludePrefixes: string[];
+  readonly #excludeOneSegment: string[];
+  readonly #excludeRules: Set<string>;
+  readonly #baselines = new Map<string, Baseline>();
+  /** Source address → network key: the hot path looks an address up instead of parsing it. */
+  readonly #networkCache = new Map<string, number>();
+  #share: FanoutShare | undefined;
+
+  // The observation ring: references and numbers only, preallocated.
+  readonly #ringCallers: string[];
+  readonly #ringViews: (RequestView | undefined)[];
+  readonly #ringActions: Float64Array;
+  readonly #ringNetworks: Float64Array;
+  readonly #ringAts: Float64Array;
+  #head = 0;
+  #count = 0;
+  #dropped = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #dirty = false;
+  #closed = false;
+  /** Signal writes in flight, one chain so a caller's reports land in order. */
+  #writes: Promise<void> = Promise.resolve();
+  #writesQueued = 0;
+
+  constructor(deps: BehaviorDeps) {
+    const config = deps.config;
+    this.#config = config;
+    this.enabled = config.enabled;
+    this.#store = deps.store;
+    this.#log = deps.logger;
+    this.#metrics = deps.metrics;
+    this.#now = deps.now ?? Date.now;
+    this.#instance = deps.instance ?? "vigil";
+    this.#drainDelayMs = deps.drainDelayMs ?? 5;
+    this.#prefixes = { ipv4: config.ipv4Prefix, ipv6: config.ipv6Prefix };
+    this.#excludeExact = new Set(config.excludeCallers.filter((p) => !p.endsWith("/**") && !p.endsWith("/*")));
+    this.#excludePrefixes = config.excludeCallers.filter((p) => p.endsWith("/**")).map((p) => p.slice(0, -2));
+    this.#excludeOneSegment = config.excludeCallers.filter((p) => p.endsWith("/*") && !p.endsWith("/**")).map((p) => p.slice(0, -1));
+    this.#excludeRules = new Set(config.excludeRules);
+    const size = this.enabled ? config.maxQueued : 0;
+    this.#ringCallers = new Array<string>(size).fill("");
+    this.#ringViews = new Array<RequestView | undefined>(size).fill(undefined);
+    this.#ringActions = new Float64Array(size);
+    this.#ringNetworks = new Float64Array(size);
+    this.#ringAts = new Float64Array(size);
+    if (deps.metrics !== undefined) {
+      for (const kind of ANOMALY_KINDS) deps.metrics.behaviorAnomalies.labels(kind).inc(0);
+    }
+  }
+
+  /** Shares fan-out with the rest of the mesh (cluster mode). */
+  attachShare(share: FanoutShare): void {
+    this.#share = share;
+  }
+
+  // ---- The Check path ------------------------------------------------------------------------
+
+  /** The action key of a request (hash of its label, computed without building it). */
+  actionKey(view: RequestView): number {
+    return this.enabled ? actionHash(this.#key, view) : 0;
+  }
+
+  /** The source network key of an address; parsed once per address, then looked up. */
+  networkKey(ip: string): number {
+    if (!this.enabled) return 0;
+    const cached = this.#networkCache.get(ip);
+    if (cached !== undefined) return cached;
+    const key = labelHash(this.#key, networkLabel(ip, this.#prefixes) ?? OTHER_NETWORK);
+    if (this.#networkCache.size >= MAX_NETWORK_CACHE) this.#networkCache.clear();
+    this.#networkCache.set(ip, key);
+    return key;
+  }
+
+  /**
+   * The anomalies this very request shows against the caller's enforced baseline: an action or a
+   * source network it never used. Empty while the caller is learning, unknown or excluded. Rate
+   * and fan-out are judged off the hot path (drain) and reach policies through the store.
+   */
+  check(caller: string, action: number, network: number, at: number): readonly string[] {
+    if (!this.enabled || caller === "") return NONE;
+    // An excluded caller is never admitted, so it has no baseline to be checked against.
+    const baseline = this.#baselines.get(caller);
+    if (baseline === undefined || at < baseline.firstSeen + this.#config.learningPeriodMs) return NONE;
+    const newAction = !baseline.actions.has(action);
+    const newNetwork = !baseline.networks.has(network);
+    if (newAction) return newNetwork ? LIVE_BOTH : LIVE_ACTION;
+    return newNetwork ? LIVE_NETWORK : NONE;
+  }
+
+  /** Queues one decided request for learning and detection (the record phase). O(1), no allocation. */
+  observe(caller: string, view: RequestView, action: number, network: number, at: number, rule: string): void {
+    if (!this.enabled || this.#closed || caller === "" || view.destination === "") return;
+    if (this.#excludeRules.has(rule) || this.#excludedCaller(caller)) return;
+    const size = this.#ringCallers.length;
+    if (this.#count === size) {
+      this.#dropped++;
+      this.#metrics?.behaviorDropped.inc();
+      return;
+    }
+    const slot = (this.#head + this.#count) % size;
+    this.#ringCallers[slot] = caller;
+    this.#ringViews[slot] = view;
+    this.#ringActions[slot] = action;
+    this.#ringNetworks[slot] = network;
+    this.#ringAts[slot] = at;
+    this.#count++;
+    if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.drain();
+      }, this.#drainDelayMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** True for a rule whose decisions are neither learned nor flagged (behavior.excludeRules). */
+  ruleExcluded(rule: string): boolean {
+    return this.#excludeRules.has(rule);
+  }
+
+  /** True for a caller the settings exclude from baselines. */
+  excluded(caller: string): boolean {
+    return this.#excludedCaller(caller);
+  }
+
+  #excludedCaller(caller: string): boolean {
+    if (this.#excludeExact.has(caller)) return true;
+    for (const prefix of this.#excludePrefixes) {
+      if (caller === prefix.slice(0, -1) || caller.startsWith(prefix)) return true;
+    }
+    for (const prefix of this.#excludeOneSegment) {
+      if (caller.startsWith(prefix) && caller.length > prefix.length && !caller.includes("/", prefix.length)) return true;
+    }
+    return false;
+  }
+
+  // ---- Off the hot path --------------------------------------------------------------------
+
+  /** Folds every queued observation into its baseline and reports what stands out. */
+  drain(): void {
+    if (this.#count === 0) return;
+    const reports = new Map<string, Report>();
+    const size = this.#ringCallers.length;
+    while (this.#count > 0) {
+      const slot = this.#head;
+      const caller = this.#ringCallers[slot] ?? "";
+      const view = this.#ringViews[slot];
+      this.#ringCallers[slot] = "";
+      this.#ringViews[slot] = undefined;
+      this.#head = (slot + 1) % size;
+      this.#count--;
+      if (view === undefined) continue;
+      this.#fold(caller, view, this.#ringActions[slot] ?? 0, this.#ringNetworks[slot] ?? 0, this.#ringAts[slot] ?? 0, reports);
+    }
+    this.#dirty = true;
+    for (const [caller, report] of reports) this.#report(caller, report);
+  }
+
+  #fold(caller: string, view: RequestView, action: number, network: number, at: number, reports: Map<string, Report>): void {
+    const config = this.#config;
+    const window = Math.floor(at / config.windowMs);
+    let baseline = this.#baselines.get(caller);
+    if (baseline === undefined) {
+      baseline = this.#admit(caller, at, window);
+    } else if (baseline.touched !== window) {
+      // Least recently seen first: re-inserting moves the caller to the end of the Map's order.
+      this.#baselines.delete(caller);
+      this.#baselines.set(caller, baseline);
+      baseline.touched = window;
+    }
+    if (at > baseline.lastSeen) baseline.lastSeen = at;
+    const learning = at < baseline.firstSeen + config.learningPeriodMs;
+
+    // The rate window: close the one that ended (and the empty ones after it) into the EWMA.
+    if (window > baseline.window) {
+      const alpha = config.ewmaAlpha;
+      baseline.ewma = alpha * baseline.windowCount + (1 - alpha) * baseline.ewma;
+      const gaps = Math.min(window - baseline.window - 1, 1_000);
+      if (gaps > 0) baseline.ewma *= (1 - alpha) ** gaps;
+      baseline.window = window;
+      baseline.windowCount = 0;
+      baseline.destinations.clear();
+    }
+    if (window === baseline.window) baseline.windowCount++;
+
+    // Fan-out: the destinations reached in this window, here and (shared) across the mesh.
+    if (window === baseline.window && !baseline.destinations.has(view.destination) && baseline.destinations.size < MAX_WINDOW_DESTINATIONS) {
+      baseline.destinations.add(view.destination);
+      this.#share?.publish(caller, window, [...baseline.destinations]);
+    }
+    const fanout = this.#share?.distinct(caller, window, baseline.destinations) ?? baseline.destinations.size;
+
+    if (learning) {
+      if (!baseline.actions.has(action) && baseline.actions.size < config.maxActionsPerCaller) {
+        baseline.actions.set(action, actionLabel(view));
+      }
+      if (!baseline.networks.has(network) && baseline.networks.size < config.maxNetworksPerCaller) {
+        baseline.networks.set(network, networkLabel(view.source_ip, this.#prefixes) ?? OTHER_NETWORK);
+      }
+      if (fanout > baseline.fanoutMax) baseline.fanoutMax = fanout;
+      return;
+    }
+
+    if (!baseline.actions.has(action)) {
+      const label = actionLabel(view);
+      this.#remember(baseline, action, { kind: "action", label, at });
+      this.#flag(reports, baseline, "new_action", `new action ${label}`, at);
+    }
+    if (!baseline.networks.has(network)) {
+      const label = networkLabel(view.source_ip, this.#prefixes) ?? OTHER_NETWORK;
+      this.#remember(baseline, network, { kind: "network", label, at });
+      this.#flag(reports, baseline, "new_source_network", `new source network ${label} for ${view.destination}`, at);
+    }
+    const limit = Math.max(config.rateMinimum, baseline.ewma * config.rateBurst);
+    if (baseline.windowCount > limit) {
+      this.#flag(reports, baseline, "rate_spike",
+        `rate spike: ${String(baseline.windowCount)} requests in ${String(config.windowMs / 1000)} s, baseline ${baseline.ewma.toFixed(1)}`, at);
+    }
+    this.#checkFanout(reports, baseline, fanout, at);
+  }
+
+  #checkFanout(reports: Map<string, Report>, baseline: Baseline, fanout: number, at: number): void {
+    if (fanout > baseline.fanoutMax + this.#config.fanoutAllowance) {
+      this.#flag(reports, baseline, "fan_out",
+        `fan-out: ${String(fanout)} destinations in one window, baseline ${String(baseline.fanoutMax)}`, at);
+    }
+  }
+
+  /**
+   * The mesh heard of destinations another sidecar saw this caller reach: judges fan-out again
+   * (a fan-out neither sidecar sees alone). Called by the share when a remote value arrives.
+   */
+  remoteFanout(caller: string, window: number): void {
+    const baseline = this.#baselines.get(caller);
+    if (baseline === undefined || this.#closed) return;
+    const at = this.#now();
+    const fanout = this.#share?.distinct(caller, window, window === baseline.window ? baseline.destinations : new Set()) ?? 0;
+    if (at < baseline.firstSeen + this.#config.learningPeriodMs) {
+      if (fanout > baseline.fanoutMax) {
+        baseline.fanoutMax = fanout;
+        this.#dirty = true;
+      }
+      return;
+    }
+    const reports = new Map<string, Report>();
+    this.#checkFanout(reports, baseline, fanout, at);
+    for (const [c, report] of reports) this.#report(c, report);
+  }
+
+  #admit(caller: string, at: number, window: number): Baseline {
+    while (this.#baselines.size >= this.#config.maxCallers) {
+      const oldest = this.#baselines.keys().next();
+      if (oldest.done === true) break;
+      this.#baselines.delete(oldest.value);
+      this.#metrics?.behaviorEvictions.inc();
+    }
+    const baseline = newBaseline(caller, at, window);
+    this.#baselines.set(caller, baseline);
+    return baseline;
+  }
+
+  #remember(baseline: Baseline, key: number, item: Pending): void {
+    if (baseline.pending.has(key)) return;
+    if (baseline.pending.size >= MAX_PENDING) {
+      const oldest = baseline.pending.keys().next();
+      if (oldest.done !== true) baseline.pending.delete(oldest.value);
+    }
+    baseline.pending.set(key, item);
+  }
+
+  #flag(reports: Map<string, Report>, baseline: Baseline, kind: AnomalyKind, reason: string, at: number): void {
+    if (at < baseline.reportedUntil[kind]) return;
+    // Re-reported at half the signal's life while the anomaly goes on, so it does not lapse.
+    baseline.reportedUntil[kind] = at + this.#config.signalTtlMs / 2;
+    this.#metrics?.behaviorAnomalies.labels(kind).inc();
+    let report = reports.get(baseline.caller);
+    if (report === undefined) {
+      report = { kinds: new Set(), reasons: [], at };
+      reports.set(baseline.caller, report);
+    }
+    report.kinds.add(kind);
+    report.reasons.push(reason);
+    if (at > report.at) report.at = at;
+  }
+
+  /** Writes the caller's `behavior` signal: the anomalies it holds, these added. */
+  #report(caller: string, report: Report): void {
+    this.#log.warn({ caller, anomalies: [...report.kinds], reason: report.reasons.join("; ") }, "behaviour anomaly");
+    this.#write(caller, (held) => {
+      const anomalies = [...new Set([...held, ...report.kinds])].slice(0, 64);
+      return { anomalies, reason: `${report.reasons.join("; ")} (seen by ${this.#instance})` };
+    });
+  }
+
+  /** Queues one write of the caller's behaviour signal, computed from what the store holds then. */
+  #write(caller: string, next: (held: readonly string[]) => { anomalies: string[]; reason: string }): void {
+    if (this.#writesQueued >= 1_000) {
+      this.#metrics?.behaviorSignalWrites.labels("dropped").inc();
+      return;
+    }
+    this.#writesQueued++;
+    this.#writes = this.#writes.then(async () => {
+      try {
+        const at = this.#now();
+        const held = this.#store.get(caller, "behavior", "", at)?.data.anomalies ?? NONE;
+        const { anomalies, reason } = next(held);
+        await this.#store.put({
+          id: `behavior-${randomUUID()}`, kind: "behavior", subject: caller, name: "", source: BEHAVIOR_SIGNAL_SOURCE,
+          observedAt: at, expiresAt: at + this.#config.signalTtlMs,
+          data: { anomalies, reason: reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason },
+        });
+        this.#metrics?.behaviorSignalWrites.labels("written").inc();
+      } catch (err) {
+        this.#metrics?.behaviorSignalWrites.labels("failed").inc();
+        this.#log.error({ err: { message: VigilError.from(err).message }, caller }, "behaviour signal not written");
+      } finally {
+        this.#writesQueued--;
+      }
+    });
+  }
+
+  /** Resolves when every queued observation is folded and every signal write settled (tests, shutdown). */
+  async settled(): Promise<void> {
+    this.drain();
+    await this.#writes;
+  }
+
+  // ---- Operators ---------------------------------------------------------------------------
+
+  summary(): BehaviorSummary {
+    const at = this.#now();
+    let learning = 0;
+    for (const b of this.#baselines.values()) if (at < b.firstSeen + this.#config.learningPeriodMs) learning++;
+    return {
+      enabled: this.enabled, callers: this.#baselines.size, learning, maxCallers: this.#config.maxCallers,
+      learningPeriodMs: this.#config.learningPeriodMs, windowMs: this.#config.windowMs,
+    };
+  }
+
+  /** The callers held, most recently seen last, at most `limit`. */
+  callers(limit = 1_000): string[] {
+    const out: string[] = [];
+    for (const caller of this.#baselines.keys()) {
+      if (out.length >= limit) break;
+      out.push(caller);
+    }
+    return out;
+  }
+
+  show(caller: string): BaselineReport | undefined {
+    this.drain();
+    const b = this.#baselines.get(caller);
+    if (b === undefined) return undefined;
+    const learningUntil = b.firstSeen + this.#config.learningPeriodMs;
+    return {
+      caller,
+      firstSeen: new Date(b.firstSeen).toISOString(),
+      lastSeen: new Date(b.lastSeen).toISOString(),
+      learningUntil: new Date(learningUntil).toISOString(),
+      learning: this.#now() < learningUntil,
+      actions: [...b.actions.values()].sort(),
+      networks: [...b.networks.values()].sort(),
+      rate: Math.round(b.ewma * 100) / 100,
+      windowMs: this.#config.windowMs,
+      fanoutMax: b.fanoutMax,
+      pending: [...b.pending.values()].map((p) => ({ kind: p.kind, label: p.label, at: new Date(p.at).toISOString() })),
+    };
+  }
+
+  /**
+   * Adds actions and networks to a caller's baseline (every pending one when none is named),
+   * and takes the matching anomaly kinds off its behaviour signal. The caller audits it.
+   */
+  accept(request: AcceptRequest): AcceptResult {
+    this.drain();
+    const b = this.#baselines.get(request.caller);
+    if (b === undefined) throw new VigilError("not_found", "no baseline is held for this caller");
+    const all = request.actions === undefined && request.networks === undefined;
+    const actions = all ? [...b.pending.values()].filter((p) => p.kind === "action").map((p) => p.label) : request.actions ?? [];
+    const networks = all ? [...b.pending.values()].filter((p) => p.kind === "network").map((p) => p.label) : request.networks ?? [];
+    for (const network of networks) {
+      const address = network.slice(0, network.lastIndexOf("/"));
+      if (network !== OTHER_NETWORK && networkLabel(address, this.#prefixes) !== network) {
+        throw new VigilError("invalid_input",
+          `networks are written as this sidecar learns them (IPv4 /${String(this.#prefixes.ipv4)}, IPv6 /${String(this.#prefixes.ipv6)}), e.g. 10.1.2.0/${String(this.#prefixes.ipv4)}`);
+      }
+    }
+    if (b.actions.size + actions.length > this.#config.maxActionsPerCaller) {
+      throw new VigilError("conflict", `the baseline would hold more than ${String(this.#config.maxActionsPerCaller)} actions (behavior.maxActionsPerCaller)`);
+    }
+    if (b.networks.size + networks.length > this.#config.maxNetworksPerCaller) {
+      throw new VigilError("conflict", `the baseline would hold more than ${String(this.#config.maxNetworksPerCaller)} networks (behavior.maxNetworksPerCaller)`);
+    }
+    for (const label of actions) {
+      const key = labelHash(this.#key, label);
+      b.actions.set(key, label);
+      b.pending.delete(key);
+    }
+    for (const label of networks) {
+      const key = labelHash(this.#key, label);
+      b.networks.set(key, label);
+      b.pending.delete(key);
+    }
+    const cleared: string[] = [];
+    if (actions.length > 0 && ![...b.pending.values()].some((p) => p.kind === "action")) cleared.push("new_action");
+    if (networks.length > 0 && ![...b.pending.values()].some((p) => p.kind === "network")) cleared.push("new_source_network");
+    for (const kind of cleared) b.reportedUntil[kind as AnomalyKind] = 0;
+    this.#dirty = true;
+    this.#metrics?.behaviorAccepted.inc(actions.length + networks.length);
+    if (cleared.length > 0 && this.#store.get(request.caller, "behavior", "", this.#now()) !== undefined) {
+      this.#write(request.caller, (held) => ({
+        anomalies: held.filter((a) => !cleared.includes(a)),
+        reason: `accepted into the baseline: ${[...actions, ...networks].join(", ")}`,
+      }));
+    }
+    return { caller: request.caller, actions, networks, cleared };
+  }
+
+  // ---- Persistence (persist.ts reads and writes the file) -----------------------------------
+
+  /** A snapshot could not be written: write it again at the next chance. */
+  markDirty(): void {
+    this.#dirty = true;
+  }
+
+  /** True when baselines changed since the last `snapshot`. */
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  snapshot(): SavedBaseline[] {
+    this.drain();
+    this.#dirty = false;
+    return [...this.#baselines.values()].map((b) => ({
+      caller: b.caller, firstSeen: b.firstSeen, lastSeen: b.lastSeen,
+      actions: [...b.actions.values()], networks: [...b.networks.values()],
+      ewma: b.ewma, fanoutMax: b.fanoutMax,
+    }));
+  }
+
+  /** Loads saved baselines (least recently seen first), keeping the caps. */
+  restore(saved: readonly SavedBaseline[]): void {
+    const ordered = [...saved].sort((a, b) => a.lastSeen - b.lastSeen);
+    for (const s of ordered) {
+      if (this.excluded(s.caller)) continue;
+      const window = Math.floor(s.lastSeen / this.#config.windowMs);
+      const b = this.#admit(s.caller, s.firstSeen, window);
+      b.lastSeen = s.lastSeen;
+      b.ewma = s.ewma;
+      b.fanoutMax = s.fanoutMax;
+      b.windowCount = 0;
+      for (const label of s.actions.slice(0, this.#config.maxActionsPerCaller)) b.actions.set(labelHash(this.#key, label), label);
+      for (const label of s.networks.slice(0, this.#config.maxNetworksPerCaller)) b.networks.set(labelHash(this.#key, label), label);
+    }
+  }
+
+  /** Baselines held (a gauge). */
+  get size(): number {
+    return this.#baselines.size;
+  }
+
+  get droppedCount(): number {
+    return this.#dropped;
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.drain();
+    this.#closed = true;
+    await this.#writes;
+  }
+}
+
+function newBaseline(caller: string, at: number, window: number): Baseline {
+  return {
+    caller, firstSeen: at, lastSeen: at, actions: new Map(), networks: new Map(), ewma: 0, window, windowCount: 0,
+    destinations: new Set(), fanoutMax: 0, pending: new Map(), touched: window,
+    reportedUntil: { new_action: 0, new_source_network: 0, rate_spike: 0, fan_out: 0 },
+  };
+}

@@ -1,0 +1,159 @@
+// The behaviour monitor on its own: keys equal to their labels' hashes (property), caps and
+// least-recently-seen eviction, learning then enforcing, persistence round trip and refusal of
+// a garbled file. Synthetic traffic through the real server is in test/e2e/behavior.test.ts.
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { BehaviorMonitor, readBaselines, writeBaselines } from "../../src/behavior/index.js";
+import { actionHash, actionLabel, labelHash, networkLabel, newHashKey, pathPattern } from "../../src/behavior/action.js";
+import { behaviorSchema } from "../../src/config/index.js";
+import type { RequestView } from "../../src/model/index.js";
+import { createEmbeddedStore } from "../../src/signals/index.js";
+import { createMetrics } from "../../src/telemetry/index.js";
+
+const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
+const logger = pino({ level: "silent" });
+
+function view(destination: string, method: string, path: string, extra: Partial<RequestView> = {}): RequestView {
+  return {
+    method, path, path_only: path, host: destination, scheme: "https", headers: {}, grpc_service: "", grpc_method: "",
+    mcp_method: "", mcp_tool: "", source_ip: "10.0.1.17", destination, ...extra,
+  };
+}
+
+function monitor(settings: Record<string, unknown> = {}, clock = { now: T0 }): { m: BehaviorMonitor; clock: { now: number } } {
+  const store = createEmbeddedStore({ journalPath: "" } as never, { logger, now: () => clock.now });
+  const config = behaviorSchema.parse({ learningPeriodMs: 1_000, windowMs: 1_000, ...settings });
+  return { m: new BehaviorMonitor({ config, store, logger, now: () => clock.now, metrics: createMetrics({ defaultMetrics: false }) }), clock };
+}
+
+function feed(m: BehaviorMonitor, caller: string, v: RequestView, at: number): readonly string[] {
+  const a = m.actionKey(v);
+  const n = m.networkKey(v.source_ip);
+  const live = m.check(caller, a, n, at);
+  m.observe(caller, v, a, n, at, "");
+  m.drain();
+  return live;
+}
+
+const A = "spiffe://example.org/ns/a/sa/one";
+const B = "spiffe://example.org/ns/a/sa/two";
+const C = "spiffe://example.org/ns/a/sa/three";
+
+describe("action and network keys", () => {
+  const segment = fc.stringMatching(/^[A-Za-z0-9._~-]{0,30}$/);
+  const text = fc.string({ maxLength: 20 });
+
+  it("hash a request exactly as they hash its label (so an accepted label matches the request)", () => {
+    const key = newHashKey();
+    fc.assert(fc.property(
+      fc.record({
+        destination: fc.stringMatching(/^[a-z0-9-]{1,20}$/), method: fc.constantFrom("GET", "POST", "DELETE"),
+        segments: fc.array(segment, { maxLength: 6 }), tool: fc.option(text, { nil: "" }),
+        service: fc.option(text, { nil: "" }), grpcMethod: text,
+      }),
+      (r) => {
+        const v = view(r.destination, r.method, `/${r.segments.join("/")}`, { mcp_tool: r.tool, grpc_service: r.service, grpc_method: r.grpcMethod });
+        expect(actionHash(key, v)).toBe(labelHash(key, actionLabel(v)));
+      },
+    ));
+  });
+
+  it("differ between processes (a caller cannot precompute a collision) and between actions", () => {
+    const v = view("payments", "GET", "/v1/payments/p-1/status");
+    expect(actionHash(newHashKey(), v)).not.toBe(actionHash(newHashKey(), v));
+    const key = newHashKey();
+    expect(actionHash(key, v)).toBe(actionHash(key, view("payments", "GET", "/v1/payments/p-2/status")));
+    expect(actionHash(key, v)).not.toBe(actionHash(key, view("payments", "POST", "/v1/payments/p-2/status")));
+    expect(actionHash(key, v)).not.toBe(actionHash(key, view("tickets", "GET", "/v1/payments/p-2/status")));
+  });
+
+  it.each([
+    ["/api/tickets/T-1042", "/api/tickets/*"],
+    ["/v1/payments/p-77/status", "/v1/payments/*/status"],
+    ["/v2beta/things", "/v2beta/things"],
+    [`/files/${"a".repeat(25)}`, "/files/*"],
+    ["/", "/"],
+  ])("path pattern of %s is %s", (path, pattern) => {
+    expect(pathPattern(path)).toBe(pattern);
+  });
+
+  it.each([
+    ["10.1.2.3", "10.1.2.0/24"],
+    ["2001:db8:0:1:2:3:4:5", "2001:db8:0:1::/64"],
+    ["::1", "::/64"],
+    ["::ffff:10.1.2.3", "::/64"],
+    ["999.1.1.1", undefined],
+    ["", undefined],
+    ["not an address", undefined],
+  ])("network of %j is %j", (ip, label) => {
+    expect(networkLabel(ip, { ipv4: 24, ipv6: 64 })).toBe(label);
+  });
+
+  it("never throws on any address text, and a network it writes is its own network", () => {
+    fc.assert(fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 60 })), (ip) => {
+      const label = networkLabel(ip, { ipv4: 24, ipv6: 64 });
+      if (label !== undefined) expect(networkLabel(label.slice(0, label.lastIndexOf("/")), { ipv4: 24, ipv6: 64 })).toBe(label);
+    }));
+  });
+});
+
+describe("BehaviorMonitor", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-behavior-unit-"));
+  afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+  it("learns during the learning period, then shows new actions and networks on the request itself", () => {
+    const { m } = monitor();
+    expect(feed(m, A, view("tickets", "GET", "/api/tickets/1"), T0)).toEqual([]);
+    expect(feed(m, A, view("payments", "GET", "/v1/x"), T0 + 999)).toEqual([]);
+    expect(feed(m, A, view("tickets", "GET", "/api/tickets/2"), T0 + 1_000)).toEqual([]);
+    expect(feed(m, A, view("payments", "GET", "/v1/x"), T0 + 1_000)).toEqual([]);
+    expect(feed(m, A, view("storage", "GET", "/v1/x"), T0 + 1_000)).toEqual(["new_action"]);
+    expect(feed(m, A, view("tickets", "GET", "/api/tickets/3", { source_ip: "192.0.2.1" }), T0 + 1_000)).toEqual(["new_source_network"]);
+    expect(feed(m, A, view("edr", "GET", "/", { source_ip: "192.0.2.1" }), T0 + 1_000)).toEqual(["new_action", "new_source_network"]);
+    // A caller first seen now learns: nothing is flagged.
+    expect(feed(m, B, view("edr", "GET", "/"), T0 + 5_000)).toEqual([]);
+  });
+
+  it("evicts the least recently seen caller past maxCallers, and caps what one baseline holds", () => {
+    const { m } = monitor({ maxCallers: 2, maxActionsPerCaller: 2, learningPeriodMs: 10_000 });
+    feed(m, A, view("tickets", "GET", "/a"), T0);
+    feed(m, B, view("tickets", "GET", "/a"), T0 + 1);
+    feed(m, A, view("tickets", "GET", "/b"), T0 + 1_500); // A seen again (a later window): B is now the oldest
+    feed(m, A, view("tickets", "GET", "/c"), T0 + 1_600); // a third action: past the per-caller cap, not learned
+    feed(m, C, view("tickets", "GET", "/a"), T0 + 1_700);
+    expect(m.callers()).toEqual([A, C]);
+    expect(m.show(A)?.actions).toEqual(["tickets GET /a", "tickets GET /b"]);
+  });
+
+  it("round-trips baselines through behavior.json and refuses a garbled file", async () => {
+    const { m } = monitor();
+    feed(m, A, view("tickets", "GET", "/api/tickets/1"), T0);
+    const path = join(dir, "behavior.json");
+    await writeBaselines(path, m.snapshot(), T0);
+    const saved = await readBaselines(path);
+    const { m: restored } = monitor({}, { now: T0 + 2_000 });
+    restored.restore(saved);
+    expect(restored.show(A)?.actions).toEqual(["tickets GET /api/tickets/*"]);
+    expect(restored.check(A, restored.actionKey(view("tickets", "GET", "/api/tickets/9")), restored.networkKey("10.0.1.99"), T0 + 2_000)).toEqual([]);
+
+    expect(await readBaselines(join(dir, "absent.json"))).toEqual([]);
+    writeFileSync(path, "{\"version\":1,\"savedAt\":1,\"baselines\":[{\"caller\":\"x\"}]}");
+    await expect(readBaselines(path)).rejects.toThrow(/not in the expected form.*remove the file/);
+    writeFileSync(path, "{ half");
+    await expect(readBaselines(path)).rejects.toThrow(/not valid JSON/);
+  });
+
+  it("drops observations past maxQueued and counts them", () => {
+    const { m } = monitor({ maxQueued: 16 });
+    const v = view("tickets", "GET", "/a");
+    for (let i = 0; i < 20; i++) m.observe(A, v, m.actionKey(v), m.networkKey(v.source_ip), T0, "");
+    expect(m.droppedCount).toBe(4);
+    m.drain();
+    expect(m.size).toBe(1);
+  });
+});
