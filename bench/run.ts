@@ -5,6 +5,7 @@
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { ltsNode, runCerbosBench } from "./cerbos.bench.js";
 import { runThroughputBench } from "./check-throughput.bench.js";
 import { runDecisionBench } from "./decision.bench.js";
 import { machine, type BenchResult } from "./lib.js";
@@ -30,7 +31,20 @@ function capsBench(): BenchResult {
   return JSON.parse(out.stdout) as BenchResult;
 }
 
+/**
+ * The benches that print their own text (codec, identity, store, check-refusals): each runs in
+ * its own process and its output goes into BENCHMARKS.md as it is, under the command that made it.
+ */
+function textBench(name: string, command: string, nodeArgs: string[], file: string, args: string[] = []): BenchResult {
+  const out = spawnSync(process.execPath, [...nodeArgs, "--import", "tsx", file, ...args], { encoding: "utf8", timeout: 900_000 });
+  if (out.status !== 0) throw new Error(`${name} bench failed: ${out.stderr}`);
+  return { name, command, figures: {}, notes: ["```", out.stdout.trim(), "```"].join("\n") };
+}
+
 function table(result: BenchResult): string {
+  if (Object.keys(result.figures).length === 0) {
+    return [`### ${result.name}`, "", `Command: \`${result.command}\``, "", result.notes ?? "", ""].join("\n");
+  }
   const rows = Object.entries(result.figures).map(([k, v]) => `| ${k} | ${String(v)} |`);
   return [`### ${result.name}`, "", `Command: \`${result.command}\``, "", "| figure | value |", "|---|---|", ...rows,
     ...(result.notes === undefined ? [] : ["", result.notes]), ""].join("\n");
@@ -52,7 +66,13 @@ await step("memory", () => memoryBench());
 await step("caps", () => capsBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
-await step("side by side", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000 }));
+await step("codec", () => textBench("protobuf codec, in process", "node --import tsx bench/codec.bench.ts 40", [], "bench/codec.bench.ts", [quick ? "5" : "40"]));
+await step("identity", () => textBench("identity resolution, in process", "npx tsx bench/identity.bench.ts", [], "bench/identity.bench.ts"));
+await step("store", () => textBench("signal stores", "node --expose-gc --import tsx bench/store.bench.ts all", ["--expose-gc"], "bench/store.bench.ts", ["all"]));
+await step("check refusals", () => textBench("what the transport's refusal interceptor adds to a Check", "node --import tsx bench/check-refusals.bench.ts 20", [], "bench/check-refusals.bench.ts", [quick ? "3" : "20"]));
+await step("side by side, Node 20", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, label: "Node 20" }));
+await step("side by side, Node 24", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, node: ltsNode(), label: "Node 24" }));
+await step("cerbos", () => runCerbosBench({ rounds: quick ? 1 : 3, requests: quick ? 10_000 : 40_000 }));
 
 const doc = `# Benchmarks
 

@@ -13,7 +13,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { buildCheckRequestBytes, createEnvoyClient, type EnvoyLikeRequest } from "../test/support/envoy-client.js";
 import { grpcFrame } from "./h2load-data.js";
 import { cpuSeconds, h2load, median, range, residentMb, startTarget, stopTarget, type Target } from "./h2load.js";
@@ -145,7 +145,7 @@ export async function runSideBySideBench(o: SideBySideOptions): Promise<BenchRes
   figures.vigil_rss_after_load_mb = round(vigilRss, 1);
   return {
     name: `Vigil side by side with a do-nothing grpc-js server${o.label === undefined ? "" : ` (${o.label})`}`,
-    command: `npx tsx bench/side-by-side.bench.ts --rounds ${o.rounds} --requests ${o.requests}${o.node === undefined ? "" : ` --node ${o.node}`}`,
+    command: `npx tsx bench/side-by-side.bench.ts --rounds ${o.rounds} --requests ${o.requests}${o.node === undefined ? "" : ` --node ${relative(process.cwd(), o.node)}`}`,
     figures,
     notes: "floor = grpc-js with proto-loader's deserialiser (decode + toObject) answering a fixed OK. CPU per Check is the server process's utime + stime (all threads) over one h2load run divided by the requests answered; ratios pair the runs of one round. Ranges are min–max over the rounds.",
   };

@@ -128,6 +128,21 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: "validate", summary: "load and compile a policy directory, report what is wrong", flags: pick(["policy"]) },
   {
+    name: "test",
+    summary: "run the policy's tests (kind: PolicyTest) through the real decoder and pipeline; for CI",
+    positionals: "[FILE|DIR]*",
+    flags: {
+      "policy": { type: "string", value: "DIR", help: "the policy directory under test (required)" },
+      "junit": { type: "string", value: "FILE", help: "also write the results as JUnit XML" },
+      ...pick(["config"]),
+    },
+    notes: [
+      "The arguments are PolicyTest files or directories; default DIR and DIR/tests.",
+      "Prints one FAIL line per failing case (file, document, case), a summary and the rules no case exercises.",
+      "Exit 0 = every case passed, 1 = a case failed, 2 = unusable input (a broken policy or test document, no tests).",
+    ],
+  },
+  {
     name: "signal put",
     summary: "write a signal through the admin API (scope signals:write)",
     flags: {

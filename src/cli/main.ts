@@ -13,6 +13,7 @@ import { closest, COMMANDS, commandHelp, findCommand, mainHelp, parseOrHelp, str
 import { check } from "./check.js";
 import { DEV_DIR, DEV_HOLDERS, ensureDevTokens, resetState } from "./dev.js";
 import { startVigil } from "./serve.js";
+import { runPolicyTests } from "./test.js";
 
 /** Runs one command; `vigil CMD --help` prints that command's help. */
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +27,7 @@ async function main(argv: string[]): Promise<number> {
     case "serve": return serve(rest);
     case "check": return check(rest);
     case "validate": return validate(rest);
+    case "test": return runPolicyTests(rest);
     case "signal": return withSub("signal", rest, signal);
     case "approvals": return withSub("approvals", rest, approvalsCmd);
     case "fingerprint": return fingerprint(rest);

@@ -2,7 +2,7 @@
 // gRPC server and the ops/admin HTTP server. `vigil serve` and the end-to-end tests use it.
 
 import type { Logger } from "pino";
-import { ApprovalBook } from "../approvals/index.js";
+import { ApprovalBook, approvalsJournalPath, type ApprovalEvent, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
 import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
@@ -41,6 +41,8 @@ export interface StartOptions {
   instance?: string;
   /** How the outbox reaches receivers (tests, benchmarks); default global fetch. */
   fetchImpl?: typeof fetch;
+  /** Hears each approval opened or settled, once cluster-wide (the notification outbox's hook). */
+  onApprovalEvent?: ApprovalEventListener;
 }
 
 export async function startVigil(config: Config, options: StartOptions = {}): Promise<Vigil> {
@@ -100,11 +102,36 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     if (notifications !== undefined) closers.push(() => notifications.close());
     const notifier = notifications?.notifier;
 
+    // Approvals live beside the signals: the journal when embedded, the bus in cluster mode.
+    const approvalsLog = logger.child({ component: "approvals" });
+    const ledger: ApprovalLedger = config.store.bus === ""
+      ? new LocalLedger({
+        path: approvalsJournalPath(config.store.journalPath), logger: approvalsLog, now, compactAfterRecords: config.store.compactAfterRecords,
+      })
+      : new NatsLedger({
+        config: config.store, logger: approvalsLog, now,
+        ...(options.instance === undefined ? {} : { name: options.instance }),
+        // Nothing outlives a pending request's TTL plus the day a settled one is kept.
+        maxAgeMs: config.approvals.pendingTtlMs + SETTLED_RETENTION_MS,
+        onRefused: (reason) => { metrics.approvalBusRefused.labels(reason).inc(); },
+      });
+    closers.push(() => ledger.close());
+    await ledger.ready();
     const approvals = new ApprovalBook({
-      store, now, ...config.approvals,
+      store, ledger, now, ...config.approvals, logger: approvalsLog,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
       onChange: (n) => { metrics.approvalsPending.set(n); },
       onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
+      // Each opening and settling, once cluster-wide: to the approval webhooks (through the
+      // outbox) and to whoever started this Vigil (tests).
+      ...(options.onApprovalEvent === undefined && notifier === undefined ? {} : {
+        onEvent: (event: ApprovalEvent) => {
+          notifier?.approvalChanged(event);
+          options.onApprovalEvent?.(event);
+        },
+      }),
     });
+    closers.push(() => { approvals.close(); return Promise.resolve(); });
     const effects = new Effects({
       store, logger: logger.child({ component: "effects" }), metrics,
       maxPending: config.maxPendingRevocations,

@@ -157,6 +157,8 @@ export const approvalsSchema = z.strictObject({
   maxPendingPerCaller: z.number().int().positive().max(10_000).default(16),
   /** Approved, denied and expired requests kept for the admin API (oldest forgotten first). */
   maxSettled: z.number().int().positive().max(1_000_000).default(10_000),
+  /** How often pending requests past their TTL are settled as expired and old settled ones forgotten. */
+  sweepIntervalMs: z.number().int().positive().default(30_000),
 });
 
 /** A receiver's name in settings, logs and notice ids (never a label value: see metrics). */

@@ -152,7 +152,8 @@ export async function loadPolicyDir(dir: string): Promise<LoadedPolicyDir> {
       continue;
     }
     const read = await readPolicyDocumentsAsync(text, file.shown);
-    if (read.documents.length === 0 && read.issues.length === 0) {
+    // A file of policy tests only (kind PolicyTest, for `vigil test`) is not a policy file.
+    if (read.documents.length === 0 && read.issues.length === 0 && read.skipped === 0) {
       issues.push({ file: file.shown, document: 0, path: "", message: "holds no policy documents (truncated, or a save in progress?); delete the file to remove it" });
     }
     const required = read.documents.filter((document) => requiredFlag(document, issues));

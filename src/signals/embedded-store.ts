@@ -116,10 +116,11 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
     }
   }
 
-  * #unexpired(): Generator<Signal> {
+  /** Journal records of the values worth keeping (unexpired), for a compaction. */
+  * #unexpired(): Generator<string> {
     const nowMs = this.now();
     for (const signal of this.index.values()) {
-      if (!isExpired(signal, nowMs)) yield signal;
+      if (!isExpired(signal, nowMs)) yield encodeRecord(signal);
     }
   }
 

@@ -16,7 +16,7 @@ export { createNatsStore, signalsBucketName } from "./nats-store.js";
 export type { NatsSignalStore, NatsStoreDeps } from "./nats-store.js";
 export type { JournalHealth, JournalRecovery, JournalStats } from "./journal.js";
 export { JOURNAL_FAILURE_REASONS } from "./journal.js";
-export { loadSignalsFile } from "./signals-file.js";
+export { loadSignalsFile, readSignalItem } from "./signals-file.js";
 export { parseSignal } from "./validation.js";
 
 /** The store the configuration asks for: NATS when `bus` is set, embedded otherwise. */

@@ -28,12 +28,25 @@ function checksum(text: string): string {
 }
 
 export function encodeRecord(signal: Signal): string {
-  const payload = JSON.stringify(signal);
+  return encodeLine(JSON.stringify(signal));
+}
+
+/** One journal line around a JSON payload (any journal: signals, approvals). */
+export function encodeLine(payload: string): string {
   return `${HEAD}${checksum(payload)}${MID}${payload}}\n`;
 }
 
 /** The signal in one journal line, or why the line cannot be trusted. */
 export function decodeRecord(line: string): { signal: Signal } | { problem: string } {
+  const decoded = decodeLine(line);
+  if ("problem" in decoded) return decoded;
+  const parsed = signalSchema.safeParse(decoded.value);
+  if (!parsed.success) return { problem: "payload is not a valid signal" };
+  return { signal: parsed.data };
+}
+
+/** The JSON payload of one journal line (checksum verified), or why the line cannot be trusted. */
+export function decodeLine(line: string): { value: unknown } | { problem: string } {
   if (!line.startsWith(HEAD) || !line.endsWith("}")) return { problem: "not a v1 journal record" };
   const crc = line.slice(HEAD.length, HEAD.length + CRC_HEX);
   if (line.slice(HEAD.length + CRC_HEX, HEAD.length + CRC_HEX + MID.length) !== MID) {
@@ -41,15 +54,11 @@ export function decodeRecord(line: string): { signal: Signal } | { problem: stri
   }
   const payload = line.slice(HEAD.length + CRC_HEX + MID.length, -1);
   if (checksum(payload) !== crc) return { problem: "checksum mismatch" };
-  let value: unknown;
   try {
-    value = JSON.parse(payload);
+    return { value: JSON.parse(payload) as unknown };
   } catch {
     return { problem: "payload is not JSON" };
   }
-  const parsed = signalSchema.safeParse(value);
-  if (!parsed.success) return { problem: "payload is not a valid signal" };
-  return { signal: parsed.data };
 }
 
 /** Where a record that cannot be trusted sits, never what it holds. */
@@ -90,6 +99,16 @@ export interface JournalRecovery {
 export async function replayJournal(
   path: string, apply: (signal: Signal) => void, logger: Logger,
 ): Promise<JournalRecovery> {
+  return replayLines(path, (line) => {
+    const decoded = decodeRecord(line);
+    return "signal" in decoded ? { value: decoded.signal } : decoded;
+  }, apply, logger);
+}
+
+/** replayJournal for any record type: `decode` judges each complete line. */
+export async function replayLines<T>(
+  path: string, decode: (line: string) => { value: T } | { problem: string }, apply: (value: T) => void, logger: Logger,
+): Promise<JournalRecovery> {
   const recovery: JournalRecovery = {
     records: 0, applied: 0, corrupt: 0, damaged: [], tornTail: false, truncatedBytes: 0,
   };
@@ -111,9 +130,9 @@ export async function replayJournal(
     start = end + 1;
     if (text.trim() === "") continue;
     recovery.records++;
-    const decoded = decodeRecord(text);
-    if ("signal" in decoded) {
-      apply(decoded.signal);
+    const decoded = decode(text);
+    if ("value" in decoded) {
+      apply(decoded.value);
       recovery.applied++;
     } else {
       recovery.corrupt++;
@@ -244,10 +263,12 @@ export interface JournalWriterOptions {
    * Values worth keeping (unexpired) for a snapshot; iterated synchronously so the snapshot is
    * one consistent cut of memory.
    */
-  snapshot: () => Iterable<Signal>;
+  snapshot: () => Iterable<string>;
   liveCount: () => number;
   logger: Logger;
   now: () => number;
+  /** What the journal holds, for messages ("signal", "approval"); default "signal". */
+  holds?: string;
 }
 
 interface Waiter {
@@ -445,11 +466,11 @@ export class JournalWriter {
       this.#failure = { code, reason, since: this.#failure?.since ?? this.#options.now(), error };
       this.#options.logger.error(
         { err: cause, journal: this.#path, code, reason },
-        "journal cannot be written; refusing signal writes until the disk takes them again",
+        `journal cannot be written; refusing ${this.#options.holds ?? "signal"} writes until the disk takes them again`,
       );
     }
     const since = new Date(this.#failure.since).toISOString();
-    return new VigilError("unavailable", `the signal journal cannot be written (${code} since ${since}); retry later`, {
+    return new VigilError("unavailable", `the ${this.#options.holds ?? "signal"} journal cannot be written (${code} since ${since}); retry later`, {
       cause: error,
     });
   }
@@ -461,7 +482,7 @@ export class JournalWriter {
   async #compact(): Promise<void> {
     const temp = `${this.#path}.compact`;
     const lines: string[] = [];
-    for (const signal of this.#options.snapshot()) lines.push(encodeRecord(signal));
+    for (const record of this.#options.snapshot()) lines.push(record);
     const bytes = Buffer.from(lines.join(""), "utf8");
     let renamed = false;
     try {

@@ -5,11 +5,9 @@
 // one. Values read from the bus are judged by the same rules before they are applied: any client
 // that can write to the bucket could have put them there.
 
-import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV, KvEntry, KvWatchEntry } from "@nats-io/kv";
-import { connect } from "@nats-io/transport-node";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import { VigilError } from "../errors/index.js";
 import { SIGNAL_KINDS, signalSchema } from "./model.js";
@@ -19,7 +17,7 @@ import type { StoreConfig } from "../config/schema.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { futureProblem } from "./validation.js";
 import { IndexedStore, storeLogger } from "./indexed-store.js";
-import { natsSecurityOptions } from "./nats-connect.js";
+import { connectBus, isRevisionConflict, keyDigest, withTimeout } from "./nats-bucket.js";
 import type { IndexedStoreDeps } from "./indexed-store.js";
 import type { Refusal, SignalAddress, WriteDecision } from "./signal-index.js";
 
@@ -49,11 +47,6 @@ export type BusRefusal =
   | "reused_id"
   /** A new address while store.maxSignals values are held (never a sticky value: those always fit). */
   | "capacity";
-
-/** A short digest naming a refused key in logs: the key encodes its subject, which may be a secret. */
-function keyDigest(kvKey: string): string {
-  return `sha256:${createHash("sha256").update(kvKey).digest("hex").slice(0, 16)}`;
-}
 
 export interface NatsSignalStore extends SignalStore {
   /** The KV bucket this store watches. */
@@ -95,27 +88,6 @@ export function addressForKvKey(kvKey: string): SignalAddress | undefined {
   // Decoding is lenient; only a key that encodes back to itself is one Vigil wrote.
   if (subject === "" || kvKeyFor(subject, kind as SignalKind, name) !== kvKey) return undefined;
   return { subject, kind: kind as SignalKind, name };
-}
-
-/** JetStream's answer when the expected last revision of a key is not the current one. */
-function isRevisionConflict(error: unknown): boolean {
-  if (!(error instanceof Error) || !("code" in error)) return false;
-  // 10071 StreamWrongLastSequence, 10164 StreamWrongLastSequenceUnknown.
-  return error.code === 10071 || error.code === 10164;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      reject(new VigilError("unavailable", `${what} timed out after ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Write attempts before a compare-and-set loop gives up under contention. */
@@ -187,19 +159,7 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   async #start(): Promise<void> {
     const bound = this.#config.freshnessBoundMs;
     try {
-      const nc = await connect({
-        // Credentials and TLS (nats-connect.ts): secrets from files, never in this config's logs.
-        ...natsSecurityOptions(this.#config),
-        servers: this.#config.bus.split(",").map((url) => url.trim()),
-        name: this.#name,
-        // A sidecar never gives up on the bus: while it is away, freshness says so.
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: Math.min(2_000, Math.max(100, Math.floor(bound / 4))),
-        // Notice a silently dead link (no TCP reset) within about two bounds.
-        pingInterval: Math.max(1_000, bound),
-        maxPingOut: 2,
-        timeout: 5_000,
-      });
+      const nc = await connectBus(this.#config, this.#name);
       this.#nc = nc;
       this.#connected = true;
       this.#track(this.#followConnection(nc));

@@ -36,6 +36,21 @@ function convertTimes(item: Record<string, unknown>): string[] {
   return problems;
 }
 
+/**
+ * One signal as written in a signals file (times as ISO strings or epoch ms), validated like any
+ * other write; also used for the signals of `vigil test` cases.
+ */
+export function readSignalItem(item: unknown): { signal: Signal } | { problems: string[] } {
+  if (!isRecord(item)) return { problems: ["expected a mapping with id, kind, subject, source, observedAt, data"] };
+  const copy = structuredClone(item);
+  const timeProblems = convertTimes(copy);
+  if (timeProblems.length > 0) return { problems: timeProblems };
+  const parsed = signalSchema.safeParse(copy);
+  if (!parsed.success) return { problems: describeIssues(parsed.error.issues) };
+  const refused = writeProblems(parsed.data);
+  return refused.length > 0 ? { problems: refused } : { signal: parsed.data };
+}
+
 function parseDocument(path: string, text: string): unknown {
   try {
     return extname(path).toLowerCase() === ".json" ? JSON.parse(text) : parseYaml(text);
@@ -68,24 +83,9 @@ export async function loadSignalsFile(path: string): Promise<Signal[]> {
   const problems: string[] = [];
   document.forEach((item: unknown, index) => {
     const where = `${path}: signal at index ${index}`;
-    if (!isRecord(item)) {
-      problems.push(`${where}: expected a mapping with id, kind, subject, source, observedAt, data`);
-      return;
-    }
-    const copy = structuredClone(item);
-    const timeProblems = convertTimes(copy);
-    if (timeProblems.length > 0) {
-      problems.push(...timeProblems.map((problem) => `${where}: ${problem}`));
-      return;
-    }
-    const parsed = signalSchema.safeParse(copy);
-    if (!parsed.success) {
-      problems.push(...describeIssues(parsed.error.issues).map((problem) => `${where}: ${problem}`));
-      return;
-    }
-    const refused = writeProblems(parsed.data);
-    if (refused.length > 0) problems.push(...refused.map((problem) => `${where}: ${problem}`));
-    else signals.push(parsed.data);
+    const read = readSignalItem(item);
+    if ("signal" in read) signals.push(read.signal);
+    else problems.push(...read.problems.map((problem) => `${where}: ${problem}`));
   });
   if (problems.length > 0) {
     throw new VigilError("invalid_input", `invalid signals file:\n${problems.join("\n")}`);

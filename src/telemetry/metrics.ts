@@ -28,6 +28,12 @@ export interface Metrics {
   effectsFailed: Counter<"effect">;
   /** Values read from the signal bus and not applied (forged, malformed, undoing a sticky state). */
   busValuesRefused: Counter<"reason">;
+  /** Values read from the approvals bucket and not applied (forged, malformed, reopening a settled request). */
+  approvalBusRefused: Counter<"reason">;
+  /** Uses of a just-in-time grant decided on the Check path, by result (used, spent, timeout, unavailable). */
+  grantClaims: Counter<"result">;
+  /** Expired signals removed from memory (and, in cluster mode, from the bucket) by the sweep. */
+  signalsSwept: Counter;
   /** Revocations Vigil decided that the store has not acknowledged yet (enforced locally meanwhile). */
   revocationsPending: Gauge;
   /** Revocations that found the pending backlog full (the sidecar then denies every identified request). */
@@ -140,6 +146,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: "Values read from the signal bus and not applied, by reason (bounded set, see signals/nats-store.ts).",
       labelNames: ["reason"], registers,
     }),
+    approvalBusRefused: new Counter({
+      name: "vigil_approval_bus_refused_total",
+      help: "Values read from the approvals bucket and not applied, by reason (unknown_key, invalid, unlawful_change, deletes_pending).",
+      labelNames: ["reason"], registers,
+    }),
+    grantClaims: new Counter({
+      name: "vigil_grant_claims_total",
+      help: "Uses of a just-in-time grant decided before the Check was answered, by result (used; spent: none left or another instance took the last; timeout and unavailable: denied).",
+      labelNames: ["result"], registers,
+    }),
+    signalsSwept: new Counter({
+      name: "vigil_signals_swept_total",
+      help: "Expired signals (and spent grants) removed from memory and the shared bucket by the periodic sweep.",
+      registers,
+    }),
     revocationsPending: new Gauge({
       name: "vigil_revocations_pending",
       help: "Revocations decided by Vigil and not yet acknowledged by the signal store; enforced on this instance meanwhile.",
@@ -248,6 +269,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   for (const result of ["written", "failed", "dropped"]) metrics.behaviorSignalWrites.labels(result).inc(0);
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
   for (const reason of ["caller_limit", "total_limit"]) metrics.approvalsRefused.labels(reason).inc(0);
+  for (const reason of ["unknown_key", "invalid", "unlawful_change", "deletes_pending"]) metrics.approvalBusRefused.labels(reason).inc(0);
+  for (const result of ["used", "spent", "timeout", "unavailable"]) metrics.grantClaims.labels(result).inc(0);
   return metrics;
 }
 

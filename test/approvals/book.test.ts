@@ -68,7 +68,7 @@ describe("approval book", () => {
 
   it("lets a denied or expired request be asked again under a new id", async () => {
     const first = book.open(request());
-    book.deny(first?.id ?? "", APPROVER);
+    await book.deny(first?.id ?? "", APPROVER);
     const second = book.open(request());
     expect(second?.id).not.toBe(first?.id);
     clock += 60_001;
@@ -118,12 +118,12 @@ describe("approval book bounds", () => {
     expect(book.pendingCount).toBe(13);
   });
 
-  it("frees a caller's slot when one of its requests is decided or expires", () => {
+  it("frees a caller's slot when one of its requests is decided or expires", async () => {
     const book = bookWith({ maxPending: 100, maxPendingPerCaller: 2 });
     const first = book.open(request("a"));
     book.open(request("b"));
     expect(book.open(request("c"))).toBeUndefined();
-    book.deny(first?.id ?? "", APPROVER);
+    await book.deny(first?.id ?? "", APPROVER);
     expect(book.open(request("c"))).toBeDefined();
     expect(book.open(request("d"))).toBeUndefined();
     clock += 60_001;
@@ -185,10 +185,10 @@ describe("approval book bounds", () => {
     expect(book.open(request("GET /a\u001b[31mred\nline"))?.resource).toBe("GET /a?[31mred?line");
   });
 
-  it("keeps at most maxSettled settled requests, forgetting the oldest", () => {
+  it("keeps at most maxSettled settled requests, forgetting the oldest", async () => {
     const book = bookWith({ maxSettled: 3 });
     const ids = Array.from({ length: 6 }, (_, n) => book.open(request(String(n)))?.id ?? "");
-    for (const id of ids) book.deny(id, APPROVER);
+    for (const id of ids) await book.deny(id, APPROVER);
     expect(book.size).toBe(3);
     expect(book.get(ids[0] ?? "")).toBeUndefined();
     expect(book.get(ids[5] ?? "")?.status).toBe("denied");

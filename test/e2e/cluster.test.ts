@@ -7,9 +7,10 @@ import { randomBytes } from "node:crypto";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { approvalsBucketName } from "../../src/approvals/index.js";
 import { signalsBucketName } from "../../src/signals/index.js";
 import { createEnvoyClient, type DecodedCheckResponse, type EnvoyClient } from "../support/envoy-client.js";
-import { startTestVigil, type TestVigil } from "../support/vigil.js";
+import { APPROVER_TOKEN, startTestVigil, type TestVigil } from "../support/vigil.js";
 import { TcpProxy, canConnect } from "../signals/tcp-proxy.js";
 import { eventually } from "../signals/support.js";
 
@@ -54,8 +55,9 @@ suite("cluster mode over NATS JetStream", () => {
     await Promise.all([a.close(), b.close(), c.close()]);
     await proxy.stop();
     const nc = await connect({ servers: NATS_URL });
-    const kv = await new Kvm(nc).open(signalsBucketName(prefix));
-    await kv.destroy();
+    for (const bucket of [signalsBucketName(prefix), approvalsBucketName(prefix)]) {
+      await (await new Kvm(nc).open(bucket)).destroy();
+    }
     await nc.close();
   });
 
@@ -73,6 +75,30 @@ suite("cluster mode over NATS JetStream", () => {
     tick();
     expect(outcome(await clientB.check(read))).toBe("deny");
     expect(elapsed).toBeLessThan(2_000);
+  });
+
+  it("an approval opened by B's Check is listed and approved on A, and B's next Check is allowed", async () => {
+    tick();
+    const change = {
+      sourcePrincipal: BOT, host: "change-mgmt", method: "POST", path: "/mcp", contextExtensions: { env: "prod" },
+      headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "create_change" } }),
+    };
+    const first = await clientB.check(change);
+    expect(outcome(first)).toBe("step_up");
+    const id = String((JSON.parse(first.denied_response?.body ?? "{}") as { approval_id?: string }).approval_id);
+    expect(id).toMatch(/^apr_/);
+    await eventually(() => a.approvals.get(id)?.status === "pending", 5_000, "A sees B's approval request");
+    const listed = await a.admin("GET", "/v1/approvals?status=pending", undefined, APPROVER_TOKEN);
+    expect(JSON.stringify(listed.json)).toContain(id);
+    const approved = await a.admin("POST", `/v1/approvals/${id}/approve`, {}, APPROVER_TOKEN);
+    expect(approved.status).toBe(200);
+    // Approving twice, on either replica, is refused: it is settled once cluster-wide.
+    expect((await b.admin("POST", `/v1/approvals/${id}/approve`, {}, APPROVER_TOKEN)).status).toBe(409);
+    await eventually(() => b.approvals.get(id)?.status === "approved", 5_000, "B sees the approval");
+    tick();
+    await eventually(() => b.store.get(BOT, "grant", a.approvals.get(id)?.grantName ?? "") !== undefined, 5_000, "B holds the grant");
+    expect(outcome(await clientB.check(change))).toBe("allow");
+    expect(outcome(await clientB.check(change))).toBe("step_up");
   });
 
   it("turns stale without the bus: readiness fails, privileged actions are refused, reads follow their rule", async () => {

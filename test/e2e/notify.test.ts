@@ -3,7 +3,7 @@
 // an admin reinstate is told too; a receiver that is down during the revocation still gets it
 // after Vigil restarts, from the outbox file beside the journal.
 
-import { generateKeyPairSync } from "node:crypto";
+import { createHmac, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,8 +11,8 @@ import { createRemoteJWKSet, jwtVerify } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { CAEP } from "../../src/signals/ssf/index.js";
 import { createEnvoyClient, type EnvoyLikeRequest } from "../support/envoy-client.js";
-import { DEPLOYER, K1, K1_FP } from "../support/example-world.js";
-import { startTestVigil, type TestVigil } from "../support/vigil.js";
+import { DEPLOYER, K1, K1_FP, SUPPORT_BOT } from "../support/example-world.js";
+import { APPROVER_TOKEN, startTestVigil, type TestVigil } from "../support/vigil.js";
 import { startReceiver, type TestReceiver } from "../outbox/receiver.js";
 import { eventually } from "../signals/support.js";
 
@@ -137,5 +137,49 @@ describe("Vigil as a CAEP transmitter", () => {
     expect(resent.map((r) => r.path).sort()).toEqual(["/hook", "/ssf/push"]);
     // The same SET as before: signed once, when the revocation became durable.
     expect(resent.find((r) => r.path === "/ssf/push")?.body).toBe(receiver.received.find((r) => r.path === "/ssf/push")?.body);
+  });
+
+  it("tells the approval webhook, signed, when a step-up opens an approval and when it is approved", async () => {
+    const receiver = await startReceiver({ status: 204 });
+    cleanup.push(() => receiver.close());
+    const f = files();
+    const secretFile = join(f.dir, "webhook-secret");
+    writeFileSync(secretFile, "a-webhook-secret-of-32-bytes-000\n");
+    const vigil = await startTestVigil({
+      approvalWebhooks: [{ name: "chatops", url: `${receiver.url}/hooks/vigil`, secretFile }],
+      consoleUrl: "https://vigil.example.com",
+    });
+    cleanup.push(() => vigil.close());
+    const client = createEnvoyClient(vigil.grpcAddress);
+    cleanup.push(() => { client.close(); return Promise.resolve(); });
+    const call: EnvoyLikeRequest = {
+      sourcePrincipal: SUPPORT_BOT, host: "change-mgmt", destination: "change-mgmt",
+      destinationPrincipal: "spiffe://example.org/ns/vigil-demo/sa/change-mgmt", method: "POST", path: "/mcp",
+      headers: { "content-type": "application/json" }, contextExtensions: { env: "prod" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "create_change", arguments: { title: "restart api" } } }),
+    };
+    await client.check(call);
+    await eventually(() => receiver.received.length >= 1, 5_000, "the opened event");
+    const opened = receiver.received[0];
+    const event = JSON.parse(opened?.body ?? "{}") as { type: string; specversion: string; data: Record<string, unknown> };
+    expect(opened?.headers["content-type"]).toMatch(/^application\/cloudevents\+json/);
+    expect(event).toMatchObject({ specversion: "1.0", type: "vigil.approval.opened" });
+    const id = String(event.data.approval_id);
+    expect(id).toMatch(/^apr_/);
+    expect(event.data).toMatchObject({
+      caller: SUPPORT_BOT, status: "pending", console_url: `https://vigil.example.com/console/approvals/${id}`,
+      commands: { approve: `vigil approvals approve ${id}`, deny: `vigil approvals deny ${id}` },
+    });
+    expect(String(event.data.rule)).not.toBe("");
+    // What the receiver checks: the HMAC over id, timestamp and body with the shared secret.
+    const signed = `${String(opened?.headers["webhook-id"])}.${String(opened?.headers["webhook-timestamp"])}.${opened?.body ?? ""}`;
+    const expected = createHmac("sha256", "a-webhook-secret-of-32-bytes-000").update(signed).digest("base64");
+    expect(opened?.headers["webhook-signature"]).toBe(`v1,${expected}`);
+
+    expect((await vigil.admin("POST", `/v1/approvals/${id}/approve`, {}, APPROVER_TOKEN)).status).toBe(200);
+    await eventually(() => receiver.received.length >= 2, 5_000, "the decided event");
+    const decided = JSON.parse(receiver.received[1]?.body ?? "{}") as { type: string; data: Record<string, unknown> };
+    expect(decided).toMatchObject({ type: "vigil.approval.decided", data: { approval_id: id, status: "approved" } });
+    expect(String(decided.data.decided_by)).toContain("change-approver");
   });
 });
