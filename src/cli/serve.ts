@@ -3,19 +3,20 @@
 
 import type { Logger } from "pino";
 import { ApprovalBook, approvalsJournalPath, type ApprovalEvent, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
-import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
+import { BehaviorMonitor, behaviorStatePath, MeshFanout, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { startNotifications, type Notifications } from "../notify/index.js";
-import { watchPolicyDir, type CompiledPolicy } from "../policy/index.js";
+import { NO_ENTITIES, watchEntitiesFile, watchPolicyDir, type CompiledPolicy, type EntityBook } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
 import {
   counterFollower, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter, type Metrics,
 } from "../telemetry/index.js";
+import { createAuthzenRoutes } from "../transport/authzen/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
 import { startOpsServer, type Readiness } from "../transport/http/index.js";
 
@@ -146,19 +147,48 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     });
     closers.push(() => effects.close());
 
+    let entities: () => EntityBook = () => NO_ENTITIES;
+    if (config.entitiesFile !== "") {
+      const entitiesLog = logger.child({ component: "entities" });
+      const entitiesWatch = await watchEntitiesFile(config.entitiesFile, {
+        onLoad: (book, initial) => {
+          metrics.entitiesReloads.labels("success").inc();
+          entitiesLog.info({ file: config.entitiesFile, ...book.size, initial }, "entities loaded");
+        },
+        onError: (err) => {
+          metrics.entitiesReloads.labels("failure").inc();
+          entitiesLog.error({ err: { message: err.message } }, "entities change refused; keeping the last good entities");
+        },
+      });
+      closers.push(() => { entitiesWatch.close(); return Promise.resolve(); });
+      entities = () => entitiesWatch.current();
+    }
+
     const behavior = new BehaviorMonitor({
       config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
       ...(options.instance === undefined ? {} : { instance: options.instance }),
     });
-    closers.push(() => behavior.close());
+    if (config.behavior.enabled && config.store.bus !== "") {
+      // Cluster mode: fan-out is judged on what every sidecar saw (behavior/mesh.ts).
+      const mesh = new MeshFanout({
+        store: config.store, windowMs: config.behavior.windowMs, maxCallers: config.behavior.maxCallers,
+        logger: logger.child({ component: "behavior" }), now,
+        onRemote: (caller, window) => { behavior.remoteFanout(caller, window); },
+        onRefused: () => { metrics.busValuesRefused.labels("behavior_value").inc(); },
+      });
+      await mesh.start();
+      behavior.attachShare(mesh);
+      closers.push(() => mesh.close());
+    }
     const behaviorPath = config.behavior.enabled ? behaviorStatePath(config.behavior.statePath, config.store.journalPath) : "";
     if (behaviorPath !== "") {
       const persistence = await persistBaselines(behavior, {
         path: behaviorPath, intervalMs: config.behavior.persistIntervalMs, logger: logger.child({ component: "behavior" }), now,
       });
-      // Closed after the monitor (closers run in reverse): its last observations are in the file.
-      closers.splice(closers.length - 1, 0, () => persistence.close());
+      closers.push(() => persistence.close());
     }
+    // Closers run in reverse: the monitor drains and settles its writes before the file's last flush.
+    closers.push(() => behavior.close());
 
     const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
     if (decisionLog !== undefined) closers.push(() => decisionLog.close());
@@ -167,6 +197,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       resolveCaller: createCallerResolver(config.identity),
       store, approvals, effects, metrics, now, decisionLog,
       destination: config.destination,
+      entities: () => entities(),
       behavior,
     });
 
@@ -234,7 +265,17 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.behaviorCallers.set(learned.callers);
       metrics.behaviorLearning.set(learned.learning);
     };
+    let httpPort = 0;
+    const routes = createAuthzenRoutes({
+      settings: config.authzen,
+      pipeline,
+      tokens: config.http.adminTokens,
+      metrics, now,
+      logger,
+      baseUrl: () => (config.authzen.baseUrl !== "" ? config.authzen.baseUrl : `http://${config.http.host}:${String(httpPort)}`),
+    });
     const http = await startOpsServer({
+      routes,
       host: config.http.host,
       port: config.http.port,
       adminTokens: config.http.adminTokens,
@@ -253,6 +294,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       }),
     });
     closers.push(() => http.close());
+    httpPort = http.port;
 
     grpc.setServing(true);
     log.info({

@@ -7,9 +7,10 @@ import { VigilError } from "../errors/index.js";
 
 /**
  * What a token may do beyond reading. Every valid token may read signals and approvals (GET);
- * a line without scopes is a read-only token.
+ * a line without scopes is a read-only token. `authzen:evaluate` is a policy enforcement point's:
+ * it may ask the AuthZEN decision API (POST /access/v1/evaluation(s)).
  */
-export const ADMIN_SCOPES = ["signals:write", "signals:reinstate", "approvals:decide", "behavior:write"] as const;
+export const ADMIN_SCOPES = ["signals:write", "signals:reinstate", "approvals:decide", "behavior:write", "authzen:evaluate"] as const;
 export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 /** RFC 6750 b64token characters: what a Bearer credential may hold (no separators, no spaces). */

@@ -43,3 +43,8 @@ export const HEADER_RELEASE_DIGEST = "x-release-digest";
 /** The CAEP transmitter's public key set (JWKS) and SSF metadata, unauthenticated by design. */
 export const PATH_JWKS = "/.well-known/jwks.json";
 export const PATH_SSF_CONFIGURATION = "/.well-known/ssf-configuration";
+
+/** AuthZEN 1.0 decision API (transport/authzen), on the HTTP port. */
+export const PATH_AUTHZEN_EVALUATION = "/access/v1/evaluation";
+export const PATH_AUTHZEN_EVALUATIONS = "/access/v1/evaluations";
+export const PATH_AUTHZEN_METADATA = "/.well-known/authzen-configuration";

@@ -226,6 +226,26 @@ export const approvalWebhookSchema = z.strictObject({
 });
 
 /**
+ * The AuthZEN 1.0 decision API on the HTTP port (transport/authzen): POST /access/v1/evaluation,
+ * /access/v1/evaluations and GET /.well-known/authzen-configuration. PEPs authenticate with an
+ * admin token holding the scope authzen:evaluate.
+ */
+export const authzenSchema = z.strictObject({
+  /** Serve the AuthZEN endpoints (answers 404 when off). */
+  enabled: z.boolean().default(true),
+  /** The destination (policies' `destinations`) every evaluation is judged under; the PEP cannot pick it. */
+  destination: destinationName.default("authzen"),
+  /** The PDP's base URL as PEPs reach it, for the metadata document; "" = http://HOST:PORT of the HTTP port. */
+  baseUrl: z.union([z.literal(""), z.url({ protocol: /^https?$/ })]).default(""),
+  /** Largest request body, in bytes (413 beyond). */
+  maxBodyBytes: z.number().int().positive().max(16 * 1024 * 1024).default(256 * 1024),
+  /** Deepest JSON nesting accepted (400 beyond). */
+  maxDepth: z.number().int().min(4).max(256).default(32),
+  /** Most items in one evaluations request (400 beyond). */
+  maxEvaluations: z.number().int().positive().max(10_000).default(256),
+});
+
+/**
  * Behaviour baselines (src/behavior/): what each calling identity normally does at this sidecar,
  * learned from the traffic it decides, and the anomalies that become `behavior` signals.
  */
@@ -331,6 +351,9 @@ export const configSchema = z.strictObject({
    */
   maxPendingRevocations: z.number().int().positive().default(10_000),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Subjects and resources that are not workloads (policy/entities.ts), hot-reloaded; "" = none. */
+  entitiesFile: z.string().default(""),
+  authzen: authzenSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -344,6 +367,8 @@ export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
 export type OutboxConfig = z.infer<typeof outboxSchema>;
 export type TransmitterConfig = z.infer<typeof transmitterSchema>;
 export type ApprovalWebhookConfig = z.infer<typeof approvalWebhookSchema>;
+export type AuthzenConfig = z.infer<typeof authzenSchema>;
+
 export type BehaviorConfig = z.infer<typeof behaviorSchema>;
 
 /** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */

@@ -25,6 +25,11 @@ export interface EffectsInput {
   view: RequestView;
   signals: SignalsRead;
   at: number;
+  /**
+   * False for an AuthZEN evaluation: its subject is what a PEP asserts, not a caller proven by
+   * mTLS, so a question about it must not revoke it (the answer still says revoke).
+   */
+  revocations?: boolean;
 }
 
 /** The reason of a step_up that an approved grant turned into an allow. */
@@ -36,7 +41,7 @@ const DEFAULT_STEP_UP = Object.freeze({ approvers: [] as string[], grantTtlSecon
 export function applyEffects(deps: EffectsDeps, decision: Decision, input: EffectsInput): void {
   const { result } = input;
   if (result.outcome === "step_up") stepUp(deps, decision, input);
-  if (result.outcome === "revoke" || result.revoke.length > 0) revoke(deps.effects, decision, input);
+  if (input.revocations !== false && (result.outcome === "revoke" || result.revoke.length > 0)) revoke(deps.effects, decision, input);
 }
 
 function stepUp(deps: EffectsDeps, decision: Decision, { result, caller, view, signals, at }: EffectsInput): void {

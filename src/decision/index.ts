@@ -9,3 +9,4 @@ export { recordDecision, type Recorded, type RecordSinks } from "./record.js";
 export { Effects, type EffectsOptions, type RevocationEffect } from "./effects.js";
 export { createDestinationResolver, gatewayHost, CONTEXT_DESTINATION, type DestinationResult, type ResolveDestination } from "./destination.js";
 export { pathProblem } from "./path.js";
+export { checkEntities, evaluationEntities, ROUTE_RESOURCE, WORKLOAD_SUBJECT, type Entities } from "./entities.js";

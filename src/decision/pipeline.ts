@@ -15,6 +15,7 @@ import type { BehaviorMonitor } from "../behavior/index.js";
 import type { DestinationConfig } from "../config/index.js";
 import type { Caller, CallerResolver } from "../identity/index.js";
 import type { AccessRequest, Decision, Outcome, PolicyInput, RequestView, SignalsView } from "../model/index.js";
+import { NO_ENTITIES, type EntityBook } from "../policy/entities.js";
 import type { CompiledPolicy, PolicyResult } from "../policy/types.js";
 import type { SignalStore } from "../signals/store.js";
 import type { DecisionLog } from "../telemetry/decision-log.js";
@@ -22,6 +23,7 @@ import type { Metrics } from "../telemetry/metrics.js";
 import { applyEffects } from "./apply-effects.js";
 import { createDestinationResolver, type DestinationResult } from "./destination.js";
 import type { Effects } from "./effects.js";
+import { checkEntities, evaluationEntities } from "./entities.js";
 import { identify } from "./identify.js";
 import { recordDecision } from "./record.js";
 import { applyRefusals } from "./refusals.js";
@@ -42,6 +44,8 @@ export interface DeciderDeps {
   newId?: () => string;
   /** Where the destination comes from (config.destination); default: the sidecar's own workload. */
   destination?: DestinationConfig;
+  /** The active entities file (--entities; hot reload swaps what this returns); default none. */
+  entities?: () => EntityBook;
   /** Behaviour baselines: checked while judging (O(1)), fed in the record phase. */
   behavior?: BehaviorMonitor;
 }
@@ -85,6 +89,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
   const effectsDeps = { store, approvals, effects };
   const sinks = { metrics: deps.metrics, decisionLog: deps.decisionLog };
   const resolveDestination = createDestinationResolver(deps.destination);
+  const entities = deps.entities ?? ((): EntityBook => NO_ENTITIES);
   const behavior = deps.behavior?.enabled === true ? deps.behavior : undefined;
 
   function judge(request: AccessRequest): Judgement {
@@ -96,16 +101,24 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
     } else {
       const at = now();
       const { caller, source } = identify(deps.resolveCaller, request);
-      const destination = resolveDestination(request);
+      const evaluation = request.evaluation;
+      // An AuthZEN evaluation is judged under the PDP's configured destination, never the PEP's pick.
+      const destination = evaluation === undefined ? resolveDestination(request) : { name: evaluation.destination };
       const view = requestView(request, destination.name ?? "");
       const signals = readSignals(store, effects, caller, request.headers, at);
       const policy = deps.policy();
-      const input: PolicyInput = { request: view, source, context: request.contextExtensions, signals: signals.view, now: at };
+      const { subject, action, resource } = evaluation === undefined
+        ? checkEntities(caller.spiffeId, view, entities())
+        : evaluationEntities(evaluation, entities());
+      const input: PolicyInput = {
+        request: view, source, context: request.contextExtensions, signals: signals.view, subject, action, resource, now: at,
+      };
       let evaluated = policy.evaluate(input);
       let actionKey = 0;
       let networkKey = 0;
       let observe = false;
-      if (behavior !== undefined && !behavior.ruleExcluded(evaluated.rule)) {
+      // An AuthZEN evaluation's subject is asserted by a PEP, not seen calling: it teaches no baseline.
+      if (behavior !== undefined && evaluation === undefined && !behavior.ruleExcluded(evaluated.rule)) {
         // Behaviour (src/behavior): an action or source network this caller never used shows
         // at once. Rare, so the policy is asked again only then; an opted-out rule's requests
         // are neither flagged nor learned.
@@ -122,7 +135,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         caller, destinationProblem: destination.problem, pathOnly: view.path_only, body: request.body, backlogFull: effects.overflowed,
       });
       const decision = decisionOf(id, result, caller);
-      applyEffects(effectsDeps, decision, { result, caller, view, signals, at });
+      applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
       judgement = { request, decision, caller, view, destination, signals: signals.view, policy, at, actionKey, networkKey, observe };
     }
     judgement.decision.durationNs = Math.round((performance.now() - started) * 1e6);

@@ -2,7 +2,7 @@
 // gRPC and MCP names), and the JSON-RPC batch refusal that looks at the same body. Built once per
 // Check; later phases (refusals, effects, record) read this view rather than re-parsing the request.
 
-import type { AccessRequest, RequestView } from "../model/index.js";
+import type { AccessRequest, McpView, RequestView } from "../model/index.js";
 
 /**
  * Builds the policy's view of the request: host without port, path without query, gRPC and MCP
@@ -24,15 +24,11 @@ export function requestView(req: AccessRequest, destination: string): RequestVie
       grpcMethod = pathOnly.slice(slash + 1);
     }
   }
-  let mcpMethod = "";
-  let mcpTool = "";
+  const evaluation = req.evaluation;
   // JSON allows whitespace before the object, and so do MCP servers: skipping it here keeps a
   // tools/call from hiding from the policy behind a leading space or newline.
-  if (req.body !== "" && req.body.charCodeAt(jsonStart(req.body)) === 123 /* { */) {
-    const rpc = parseJsonRpc(req.body);
-    mcpMethod = rpc.method;
-    mcpTool = rpc.tool;
-  }
+  const mcp = evaluation !== undefined ? mcpOfAction(evaluation.action)
+    : req.body !== "" && req.body.charCodeAt(jsonStart(req.body)) === 123 /* { */ ? mcpOfBody(req.body) : NO_MCP;
   return {
     method: req.method,
     path: req.path,
@@ -42,8 +38,10 @@ export function requestView(req: AccessRequest, destination: string): RequestVie
     headers: req.headers,
     grpc_service: grpcService,
     grpc_method: grpcMethod,
-    mcp_method: mcpMethod,
-    mcp_tool: mcpTool,
+    mcp_method: mcp.method,
+    mcp_tool: mcp.tool,
+    mcp,
+    properties: evaluation?.context ?? NO_PROPERTIES,
     source_ip: req.source.address,
     destination,
   };
@@ -88,21 +86,64 @@ function stripPort(host: string): string {
   return colon === -1 ? host : host.slice(0, colon);
 }
 
-/** JSON-RPC method and, for tools/call, the MCP tool name. Unparseable bodies yield "". */
-function parseJsonRpc(body: string): { method: string; tool: string } {
+const NO_PROPERTIES: Record<string, unknown> = Object.freeze({});
+const NO_ARGUMENTS: Record<string, unknown> = Object.freeze({});
+/** What a request that is no MCP call shows as request.mcp. */
+export const NO_MCP: McpView = Object.freeze({ method: "", tool: "", arguments: NO_ARGUMENTS, uri: "", prompt: "" });
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The MCP view of one JSON-RPC message: the method, and for tools/call the tool name and its
+ * arguments, for resources/read the URI, for prompts/get the prompt name. Anything else yields
+ * the method alone, or NO_MCP when the value is no JSON-RPC call.
+ */
+export function mcpOfMessage(message: unknown): McpView {
+  if (!isObject(message)) return NO_MCP;
+  const { method, params } = message;
+  if (typeof method !== "string") return NO_MCP;
+  const p = isObject(params) ? params : NO_ARGUMENTS;
+  const text = (value: unknown): string => (typeof value === "string" ? value : "");
+  switch (method) {
+    case "tools/call":
+      return { method, tool: text(p.name), arguments: isObject(p.arguments) ? p.arguments : NO_ARGUMENTS, uri: "", prompt: "" };
+    case "resources/read":
+      return { method, tool: "", arguments: NO_ARGUMENTS, uri: text(p.uri), prompt: "" };
+    case "prompts/get":
+      return { method, tool: "", arguments: isObject(p.arguments) ? p.arguments : NO_ARGUMENTS, uri: "", prompt: text(p.name) };
+    default:
+      return { method, tool: "", arguments: NO_ARGUMENTS, uri: "", prompt: "" };
+  }
+}
+
+/** MCP view of a body holding one JSON object; unparseable bodies yield NO_MCP. */
+function mcpOfBody(body: string): McpView {
+  let message: unknown;
   try {
-    const msg: unknown = JSON.parse(body);
-    if (typeof msg !== "object" || msg === null) return { method: "", tool: "" };
-    const { method, params } = msg as { method?: unknown; params?: unknown };
-    const m = typeof method === "string" ? method : "";
-    let tool = "";
-    if (m === "tools/call" && typeof params === "object" && params !== null) {
-      const name = (params as { name?: unknown }).name;
-      if (typeof name === "string") tool = name;
-    }
-    return { method: m, tool };
+    message = JSON.parse(body);
   } catch {
-    return { method: "", tool: "" };
+    return NO_MCP;
+  }
+  return mcpOfMessage(message);
+}
+
+/**
+ * An AuthZEN action naming an MCP method (action `tools/call` with the tool as property `tool`,
+ * or `name`, and `arguments`; `resources/read` with `uri`; `prompts/get` with `name`), seen as
+ * the same MCP call an Envoy route would show: the same rules (mcpTools, request.mcp) judge it.
+ */
+function mcpOfAction(action: { name: string; properties: Record<string, unknown> }): McpView {
+  const props = action.properties;
+  switch (action.name) {
+    case "tools/call":
+      return mcpOfMessage({ method: action.name, params: { name: props.tool ?? props.name, arguments: props.arguments } });
+    case "resources/read":
+    case "prompts/get":
+      return mcpOfMessage({ method: action.name, params: props });
+    default:
+      return NO_MCP;
   }
 }
 

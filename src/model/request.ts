@@ -32,8 +32,23 @@ export interface AccessRequest {
   contextExtensions: Record<string, string>;
   sni: string;
   /**
+   * Set when the request is an AuthZEN evaluation rather than an Envoy Check: the subject, action,
+   * resource and context the PEP asked about, and the destination the PDP judges them under.
+   */
+  evaluation?: Evaluation;
+  /**
    * Problems found while decoding that must make the request fail closed (oversized headers,
    * malformed attributes). Non-empty → deny, with these as the reason.
    */
   malformed: string[];
+}
+
+/** One AuthZEN access evaluation, validated (transport/authzen). */
+export interface Evaluation {
+  subject: { type: string; id: string; properties: Record<string, unknown> };
+  action: { name: string; properties: Record<string, unknown> };
+  resource: { type: string; id: string; properties: Record<string, unknown> };
+  context: Record<string, unknown>;
+  /** The destination (policies' `destinations`) this PDP judges evaluations under. */
+  destination: string;
 }

@@ -18,6 +18,14 @@ export interface RequestView {
   /** JSON-RPC method and MCP tool name from a tools/call body, else "". */
   mcp_method: string;
   mcp_tool: string;
+  /**
+   * The MCP action (JSON-RPC body of an MCP route, or an AuthZEN action `tools/call` …):
+   * `method`, `tool` and `arguments` of a tools/call, `uri` of a resources/read, `prompt` of a
+   * prompts/get. Every key is always present ("" or {} when not applicable).
+   */
+  mcp: McpView;
+  /** An AuthZEN request's `context` object ({} on the Envoy path). */
+  properties: Record<string, unknown>;
   source_ip: string;
   /**
    * The workload the request is judged under (decision/destination.ts): the route's context
@@ -25,6 +33,38 @@ export interface RequestView {
    * gateway that lists its hosts. "" when there is none (the request is then denied).
    */
   destination: string;
+}
+
+/** What policies see of one MCP call (request.mcp). */
+export interface McpView {
+  method: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+  uri: string;
+  prompt: string;
+}
+
+/**
+ * A subject or resource as policies see it (`subject.*`, `resource.*`): the request's own type,
+ * id and properties, and what the entities file (--entities) says about that id.
+ */
+export interface EntityView {
+  type: string;
+  id: string;
+  /** The properties the request carried (AuthZEN); {} on the Envoy path. */
+  properties: Record<string, unknown>;
+  /** Whether the entities file knows this id. */
+  known: boolean;
+  /** Roles from the entities file; [] when unknown. */
+  roles: string[];
+  /** Attributes from the entities file; {} when unknown. */
+  attributes: Record<string, unknown>;
+}
+
+/** The action as policies see it (`action.*`): the AuthZEN action, or the Envoy request's method / MCP method. */
+export interface ActionView {
+  name: string;
+  properties: Record<string, unknown>;
 }
 
 export interface SourceView {
@@ -74,6 +114,8 @@ export interface SignalsView {
   credential_overdue: boolean;
   /** Owner SPIFFE ID recorded for the worst credential (the first of equals); "" when unknown. */
   credential_owner: string;
+  /** Posture findings about any presented credential (over_privileged, unused_90d, …), without repeats. */
+  credential_findings: string[];
   /** True when the caller identity or any presented credential carries a revocation. */
   revoked: boolean;
   /** Anomalies recorded for the caller (behaviour signals). */
@@ -89,6 +131,11 @@ export interface PolicyInput {
   /** Route context_extensions. */
   context: Record<string, string>;
   signals: SignalsView;
+  /** Who acts: the AuthZEN subject, or the caller's workload on the Envoy path. */
+  subject: EntityView;
+  action: ActionView;
+  /** What is acted on: the AuthZEN resource, or the route (type "route", id the path) on the Envoy path. */
+  resource: EntityView;
   /** Epoch milliseconds of the decision. */
   now: number;
 }

@@ -1,7 +1,7 @@
 // What a compiled condition runs against, shared by the cel-js interpreter (cel.ts) and the
 // direct evaluator (cel-direct.ts) without either importing the other.
 
-import type { PolicyInput, RequestView, SignalsView, SourceView } from "../model/views.js";
+import type { ActionView, EntityView, PolicyInput, RequestView, SignalsView, SourceView } from "../model/views.js";
 
 /** What a condition is evaluated against; built once per decision, only if a condition runs. */
 export interface CelActivation {
@@ -9,6 +9,9 @@ export interface CelActivation {
   source: SourceView;
   context: Record<string, string>;
   signals: SignalsView;
+  subject: EntityView;
+  resource: EntityView;
+  action: ActionView;
   now: Date;
 }
 
@@ -18,6 +21,9 @@ export function celActivation(input: PolicyInput): CelActivation {
     source: input.source,
     context: input.context,
     signals: input.signals,
+    subject: input.subject,
+    resource: input.resource,
+    action: input.action,
     now: new Date(input.now),
   };
 }

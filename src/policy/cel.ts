@@ -8,6 +8,12 @@
 //   source    SourceView fields (source.spiffe_id, source.trust_domain, …)
 //   context   map<string, string>: the route's context_extensions
 //   signals   SignalsView fields; numbers such as risk_age_seconds are doubles
+//   subject   EntityView: type, id, properties (the AuthZEN request's), known, roles and
+//             attributes (the entities file's, --entities); on the Envoy path the caller's workload
+//   resource  EntityView, the same; on the Envoy path type "route" and the path as id
+//   action    name and properties: the AuthZEN action, or the HTTP / JSON-RPC method on the Envoy path
+//   request.mcp   map: method, tool, arguments (map), uri, prompt of an MCP call
+//   request.properties   map: an AuthZEN request's context ({} on the Envoy path)
 //   now       google.protobuf.Timestamp of the decision (PolicyInput.now): now.getHours("UTC"),
 //             now.getDayOfWeek("Europe/Berlin") (0 = Sunday), now > timestamp("2026-01-01T00:00:00Z")
 //   inCidr(ip, cidr) / inCidr(ip, [cidr, …])   bool; false for an empty or malformed ip
@@ -24,7 +30,7 @@ import type { Condition } from "./cel-activation.js";
 import { directCondition } from "./cel-direct.js";
 import type { FieldKinds } from "./cel-direct.js";
 import { CidrCache, cidrProblem } from "./cidr.js";
-import type { RequestView, SignalsView, SourceView } from "./types.js";
+import type { ActionView, EntityView, RequestView, SignalsView, SourceView } from "./types.js";
 
 export { celActivation, type CelActivation, type Condition } from "./cel-activation.js";
 
@@ -39,6 +45,8 @@ const REQUEST_FIELDS: Record<keyof RequestView, string> = {
   grpc_method: "string",
   mcp_method: "string",
   mcp_tool: "string",
+  mcp: "map<string, dyn>",
+  properties: "map<string, dyn>",
   source_ip: "string",
   destination: "string",
 };
@@ -65,10 +73,25 @@ const SIGNALS_FIELDS: Record<keyof SignalsView, string> = {
   credential_states: "list<string>",
   credential_overdue: "bool",
   credential_owner: "string",
+  credential_findings: "list<string>",
   revoked: "bool",
   anomalies: "list<string>",
   attested: "bool",
   attestation_signer: "string",
+};
+
+const ENTITY_FIELDS: Record<keyof EntityView, string> = {
+  type: "string",
+  id: "string",
+  properties: "map<string, dyn>",
+  known: "bool",
+  roles: "list<string>",
+  attributes: "map<string, dyn>",
+};
+
+const ACTION_FIELDS: Record<keyof ActionView, string> = {
+  name: "string",
+  properties: "map<string, dyn>",
 };
 
 export const CEL_FIELDS: FieldKinds = { request: REQUEST_FIELDS, source: SOURCE_FIELDS, signals: SIGNALS_FIELDS };
@@ -141,6 +164,9 @@ export class ConditionCompiler {
       .registerVariable({ name: "request", schema: REQUEST_FIELDS })
       .registerVariable({ name: "source", schema: SOURCE_FIELDS })
       .registerVariable({ name: "signals", schema: SIGNALS_FIELDS })
+      .registerVariable({ name: "subject", schema: ENTITY_FIELDS })
+      .registerVariable({ name: "resource", schema: ENTITY_FIELDS })
+      .registerVariable({ name: "action", schema: ACTION_FIELDS })
       .registerVariable("context", "map<string, string>")
       .registerVariable("now", TIMESTAMP);
     // Evaluation takes the objects as dyn: the types were proven by the check above, and typed
@@ -159,6 +185,9 @@ export class ConditionCompiler {
       .registerVariable("request", "dyn")
       .registerVariable("source", "dyn")
       .registerVariable("signals", "dyn")
+      .registerVariable("subject", "dyn")
+      .registerVariable("resource", "dyn")
+      .registerVariable("action", "dyn")
       .registerVariable("context", "dyn")
       .registerVariable("now", TIMESTAMP);
   }

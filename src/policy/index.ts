@@ -14,3 +14,5 @@ export type { PolicyLoadInfo, PolicyWatch, PolicyWatchOptions } from "./watch.js
 export { watchPolicyDir } from "./watch.js";
 export type { ChangeWindowSpec, PolicyManifest, PolicyRuleSpec, RevocationTarget, Weekday } from "./schema.js";
 export { OUTCOMES, POLICY_API_VERSION, POLICY_KIND, policyManifestSchema } from "./schema.js";
+export type { EntitiesWatch, EntitiesWatchOptions, EntityEntry } from "./entities.js";
+export { ENTITIES_KIND, EntityBook, loadEntitiesFile, NO_ENTITIES, parseEntities, watchEntitiesFile } from "./entities.js";

@@ -4,7 +4,7 @@
 import type { Outcome } from "../model/outcome.js";
 import type { PolicyInput } from "../model/views.js";
 
-export type { PolicyInput, RequestView, SignalsView, SourceView } from "../model/views.js";
+export type { ActionView, EntityView, PolicyInput, RequestView, SignalsView, SourceView } from "../model/views.js";
 
 export interface StepUpParams {
   approvers: string[];

@@ -41,6 +41,10 @@ export interface Metrics {
   /** Signal writes refused for space: a full store (capacity) or too many queued writes (queue_full). */
   signalWritesRefused: Counter<"reason">;
   adminRequests: Counter<"result">;
+  /** AuthZEN PDP requests by endpoint (evaluation, evaluations, metadata) and HTTP status. */
+  authzenRequests: Counter<"endpoint" | "status">;
+  /** Entities file (--entities) loads by result. */
+  entitiesReloads: Counter<"result">;
   journalWriteFailures: Counter<"reason">;
   journalWritable: Gauge;
   journalCorruptRecords: Gauge;
@@ -178,6 +182,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     adminRequests: new Counter({
       name: "vigil_admin_requests_total", help: "Admin/ingest HTTP requests by result.", labelNames: ["result"], registers,
+    }),
+    authzenRequests: new Counter({
+      name: "vigil_authzen_requests_total",
+      help: "AuthZEN PDP requests (POST /access/v1/evaluation(s), the metadata document) by endpoint and HTTP status.",
+      labelNames: ["endpoint", "status"], registers,
+    }),
+    entitiesReloads: new Counter({
+      name: "vigil_entities_reloads_total", help: "Entities file (--entities) loads by result (success, failure).", labelNames: ["result"], registers,
     }),
     journalWriteFailures: new Counter({
       name: "vigil_journal_write_failures_total",

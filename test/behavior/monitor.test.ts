@@ -21,7 +21,7 @@ const logger = pino({ level: "silent" });
 function view(destination: string, method: string, path: string, extra: Partial<RequestView> = {}): RequestView {
   return {
     method, path, path_only: path, host: destination, scheme: "https", headers: {}, grpc_service: "", grpc_method: "",
-    mcp_method: "", mcp_tool: "", source_ip: "10.0.1.17", destination, ...extra,
+    mcp_method: "", mcp_tool: "", mcp: { method: "", tool: "", arguments: {}, uri: "", prompt: "" }, properties: {}, source_ip: "10.0.1.17", destination, ...extra,
   };
 }
 

@@ -12,12 +12,12 @@ import { APPROVER_TOKEN, startTestVigil, type TestVigil } from "../support/vigil
 
 const view = (over: Partial<RequestView>): RequestView => ({
   method: "GET", path: "/a?token=secret", path_only: "/a", host: "h", scheme: "https", headers: {},
-  grpc_service: "", grpc_method: "", mcp_method: "", mcp_tool: "", source_ip: "", destination: "d", ...over,
+  grpc_service: "", grpc_method: "", mcp_method: "", mcp_tool: "", mcp: { method: "", tool: "", arguments: {}, uri: "", prompt: "" }, properties: {}, source_ip: "", destination: "d", ...over,
 });
 
 const signals = (over: Partial<SignalsView>): SignalsView => ({
   fresh: true, risk: "none", risk_reason: "", risk_age_seconds: -1, posture: "unknown", posture_attributes: {},
-  credential: "none", credential_states: [], credential_overdue: false, credential_owner: "", revoked: false,
+  credential: "none", credential_states: [], credential_overdue: false, credential_owner: "", credential_findings: [], revoked: false,
   anomalies: [], attested: false, attestation_signer: "", ...over,
 });
 

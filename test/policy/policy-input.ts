@@ -2,7 +2,7 @@
 // signals, on a fixed clock (Wednesday 2025-06-11 10:00 UTC, inside the example change window);
 // each test overrides only what its scenario is about.
 
-import type { PolicyInput, RequestView, SignalsView, SourceView } from "../../src/policy/types.js";
+import type { ActionView, EntityView, PolicyInput, RequestView, SignalsView, SourceView } from "../../src/policy/types.js";
 
 export const WEDNESDAY_10_UTC = Date.UTC(2025, 5, 11, 10, 0, 0);
 
@@ -12,7 +12,14 @@ export interface InputOverrides {
   source?: Partial<SourceView>;
   context?: Record<string, string>;
   signals?: Partial<SignalsView>;
+  subject?: Partial<EntityView>;
+  action?: Partial<ActionView>;
+  resource?: Partial<EntityView>;
   now?: number;
+}
+
+function entityView(type: string, id: string, overrides: Partial<EntityView> = {}): EntityView {
+  return { type, id, properties: {}, known: false, roles: [], attributes: {}, ...overrides };
 }
 
 function sourceFor(spiffeId: string): SourceView {
@@ -43,6 +50,8 @@ export function policyInput(destination: string, method: string, path: string, o
     grpc_method: "",
     mcp_method: "",
     mcp_tool: "",
+    mcp: { method: "", tool: "", arguments: {}, uri: "", prompt: "" },
+    properties: {},
     source_ip: "10.1.2.3",
     destination,
     ...overrides.request,
@@ -58,6 +67,7 @@ export function policyInput(destination: string, method: string, path: string, o
     credential_states: [],
     credential_overdue: false,
     credential_owner: "",
+    credential_findings: [],
     revoked: false,
     anomalies: [],
     attested: false,
@@ -69,11 +79,17 @@ export function policyInput(destination: string, method: string, path: string, o
     source: { ...sourceFor(overrides.caller ?? ""), ...overrides.source },
     context: overrides.context ?? {},
     signals,
+    subject: entityView(overrides.caller === undefined || overrides.caller === "" ? "" : "workload", overrides.caller ?? "", overrides.subject),
+    action: { name: request.mcp_method !== "" ? request.mcp_method : method, properties: {}, ...overrides.action },
+    resource: entityView("route", pathOnly, overrides.resource),
     now: overrides.now ?? WEDNESDAY_10_UTC,
   };
 }
 
 /** An MCP JSON-RPC tools/call for `tool`, as transport reports it. */
 export function mcpToolCall(tool: string): Partial<RequestView> {
-  return { mcp_method: "tools/call", mcp_tool: tool, headers: { "content-type": "application/json" } };
+  return {
+    mcp_method: "tools/call", mcp_tool: tool, mcp: { method: "tools/call", tool, arguments: {}, uri: "", prompt: "" },
+    headers: { "content-type": "application/json" },
+  };
 }

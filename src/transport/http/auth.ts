@@ -3,9 +3,9 @@
 // A valid token may read; writing signals, lifting revocations and deciding approvals each need
 // their scope.
 
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { AdminScope, AdminToken } from "../../config/index.js";
 import { VigilError } from "../../errors/index.js";
+import { bearerToken, holdSecrets, matchSecret, type HeldSecret } from "../../util/bearer.js";
 
 export interface AdminPrincipal {
   /** Who holds the token (audit lines, approver checks, the `admin:<name>` source); never the token. */
@@ -13,20 +13,14 @@ export interface AdminPrincipal {
   scopes: readonly AdminScope[];
 }
 
-interface TokenEntry { digest: Buffer; principal: AdminPrincipal }
-
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value).digest();
-}
-
 export class AdminAuth {
-  readonly #entries: TokenEntry[];
+  readonly #entries: HeldSecret<AdminPrincipal>[];
 
   constructor(tokens: readonly AdminToken[]) {
-    this.#entries = tokens.map((token) => ({
-      digest: digest(token.token),
-      principal: Object.freeze({ name: token.name, scopes: Object.freeze([...token.scopes]) }),
-    }));
+    this.#entries = holdSecrets(tokens.map((token) => [
+      token.token,
+      Object.freeze({ name: token.name, scopes: Object.freeze([...token.scopes]) }),
+    ] as const));
   }
 
   get configured(): boolean {
@@ -35,20 +29,13 @@ export class AdminAuth {
 
   /** Names of holders whose token carries no scope (read-only), to say so at start. */
   get readOnlyNames(): string[] {
-    return this.#entries.filter((e) => e.principal.scopes.length === 0).map((e) => e.principal.name);
+    return this.#entries.filter((e) => e.value.scopes.length === 0).map((e) => e.value.name);
   }
 
   /** The principal for an Authorization header value, or undefined. Every entry is compared. */
   authenticate(authorization: string | undefined): AdminPrincipal | undefined {
-    if (authorization === undefined) return undefined;
-    const match = /^Bearer +(\S+) *$/i.exec(authorization);
-    if (match?.[1] === undefined) return undefined;
-    const presented = digest(match[1]);
-    let found: AdminPrincipal | undefined;
-    for (const entry of this.#entries) {
-      if (timingSafeEqual(entry.digest, presented)) found = entry.principal;
-    }
-    return found;
+    const presented = bearerToken(authorization);
+    return presented === undefined ? undefined : matchSecret(presented, this.#entries);
   }
 }
 

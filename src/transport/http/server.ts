@@ -43,6 +43,14 @@ export interface TransmitterMetadata {
   configuration(): unknown;
 }
 
+/** A route another transport serves on this port (the AuthZEN PDP): matched by exact path and method. */
+export interface HttpRoute {
+  method: string;
+  path: string;
+  /** Answers the request; a thrown VigilError is answered like the admin API's (401 with WWW-Authenticate). */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+}
+
 export interface OpsServerOptions {
   host: string;
   port: number;
@@ -66,6 +74,8 @@ export interface OpsServerOptions {
   now?: () => number;
   /** Called before each scrape so gauges (freshness, sizes) are computed at scrape time. */
   beforeScrape?: () => void;
+  /** Further routes (transport/authzen); the built-in ones take precedence. */
+  routes?: readonly HttpRoute[];
 }
 
 export interface OpsServer {
@@ -169,6 +179,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     if (path === PATH_BEHAVIOR || path.startsWith(`${PATH_BEHAVIOR}/`)) {
       const principal = authenticate(req);
       await behaviorRoute(req, res, url, principal);
+      return;
+    }
+    const extra = options.routes?.find((r) => r.path === path && r.method === method);
+    if (extra !== undefined) {
+      await extra.handle(req, res);
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${path}`);
@@ -319,7 +334,7 @@ function pathOnly(req: IncomingMessage): string {
  * DISCARD_LIMIT, then the connection is cut) so the client still gets an answer; with `truncate`
  * the first `limit` bytes are returned, otherwise VigilError("invalid_input").
  */
-function readBody(req: IncomingMessage, limit: number, options: { truncate?: boolean } = {}): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, options: { truncate?: boolean } = {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let kept = 0;
@@ -372,7 +387,7 @@ function send(res: ServerResponse, status: number, body: string, contentType: st
   res.end(body);
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, `${JSON.stringify(value)}\n`, "application/json");
 }
 
