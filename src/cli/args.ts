@@ -72,6 +72,8 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "approval-webhook-url": { value: "URL", help: "webhook told when an approval opens or is decided (CloudEvents, HMAC-signed)" },
   "approval-webhook-secret-file": { value: "FILE", help: "HMAC secret of --approval-webhook-url (whsec_… or 16+ bytes of text)" },
   "console-url": { value: "URL", help: "base URL of the console, for console_url in approval notifications" },
+  "console": { help: "serve the web console for approvers and SREs under /console on the HTTP port (sign in with an admin token)" },
+  "console-session-key-file": { value: "FILE", help: "key (32+ bytes) signing console sessions; the same file on every replica" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },
   "no-behavior": { help: "learn no behaviour baselines and report no anomalies (behavior.enabled: false)" },
   "behavior-learning-ms": { value: "MS", help: "how long each caller is learned before its baseline is enforced (default 604800000, 7 days)" },

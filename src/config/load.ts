@@ -52,6 +52,8 @@ export const SERVE_FLAGS = {
   "approval-webhook-url": { type: "string" },
   "approval-webhook-secret-file": { type: "string" },
   "console-url": { type: "string" },
+  "console": { type: "boolean" },
+  "console-session-key-file": { type: "string" },
   "log-level": { type: "string" },
   "no-behavior": { type: "boolean" },
   "behavior-learning-ms": { type: "string" },
@@ -201,6 +203,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     logLevel: str(flags["log-level"]),
     entitiesFile: str(flags.entities),
     authzen: { destination: str(flags["authzen-destination"]) },
+    console: { enabled: flags.console === true ? true : undefined, sessionKeyFile: str(flags["console-session-key-file"]) },
   };
 
   const merged = merge(merge(fromFile, fromEnv), fromFlags);

@@ -19,7 +19,7 @@ import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
 import type { SignalStore } from "../../signals/store.js";
 import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
-import { createAdminActions, type Reinstated } from "./admin-actions.js";
+import { createAdminActions, type AdminActions } from "./admin-actions.js";
 import {
   MAX_SIGNALS_PER_REQUEST, parseBehaviorAcceptRequest, parseDecisionRequest, parseReinstateRequest, parseSignalRequest,
 } from "./admin-requests.js";
@@ -68,14 +68,22 @@ export interface OpsServerOptions {
   ssf?: SetReceiver;
   /** Undefined when no transmitter issuer is configured (the well-known paths then answer 404). */
   transmitter?: TransmitterMetadata;
-  /** Told after a reinstate succeeded. */
-  onReinstated?: (reinstated: Reinstated) => void;
   logger: Logger;
   now?: () => number;
   /** Called before each scrape so gauges (freshness, sizes) are computed at scrape time. */
   beforeScrape?: () => void;
   /** Further routes (transport/authzen); the built-in ones take precedence. */
   routes?: readonly HttpRoute[];
+  /** Routes served under a path prefix by another surface (the console under /console). */
+  mount?: MountedRoutes;
+  /** The admin actions, when another surface shares them (default: made here from the options). */
+  actions?: AdminActions;
+}
+
+/** A surface served under `prefix` on this port; it authenticates its own requests. */
+export interface MountedRoutes {
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
 }
 
 export interface OpsServer {
@@ -104,10 +112,9 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const auth = new AdminAuth(options.adminTokens);
   const log = options.logger.child({ component: "http" });
   const now = options.now ?? Date.now;
-  const actions = createAdminActions({
+  const actions = options.actions ?? createAdminActions({
     store: options.store, approvals: options.approvals, metrics: options.metrics, logger: options.logger, now,
     maxClockSkewMs: options.maxClockSkewMs ?? 300_000,
-    ...(options.onReinstated === undefined ? {} : { onReinstated: options.onReinstated }),
   });
 
   const server: Server = createServer((req, res) => {
@@ -184,6 +191,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     const extra = options.routes?.find((r) => r.path === path && r.method === method);
     if (extra !== undefined) {
       await extra.handle(req, res);
+      return;
+    }
+    const mount = options.mount;
+    if (mount !== undefined && (path === mount.prefix || path.startsWith(`${mount.prefix}/`))) {
+      await mount.handle(req, res, url);
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${path}`);
