@@ -96,6 +96,13 @@ export const storeSchema = z.strictObject({
    * credential state, which are always taken: security state only moves towards refusal.
    */
   maxSignals: z.number().int().positive().default(1_000_000),
+  /**
+   * Cluster mode: longest a Check holding a just-in-time grant waits for the bus to decide its
+   * use (a compare-and-set on the grant); past it the request is denied. Only grant holders wait.
+   */
+  grantTimeoutMs: z.number().int().positive().max(10_000).default(250),
+  /** How often expired signals and spent grants are swept from memory and (cluster) the bucket. */
+  sweepIntervalMs: z.number().int().positive().default(60_000),
   /** Most signal writes waiting on the embedded journal at once; more are refused ("unavailable"). */
   maxQueuedWrites: z.number().int().positive().default(1_000),
 });
@@ -233,6 +240,25 @@ export const behaviorSchema = z.strictObject({
   maxQueued: z.number().int().min(16).max(1_048_576).default(65_536),
 });
 
+/** The web console (transport/console/): off unless enabled; served under /console on the HTTP port. */
+export const consoleSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** A session ends after this long without a request. */
+  idleTimeoutSeconds: z.number().int().min(60).max(86_400).default(900),
+  /** A session ends this long after sign-in, however active. */
+  maxSessionSeconds: z.number().int().min(300).max(7 * 86_400).default(8 * 3600),
+  /**
+   * File holding the key that signs session cookies (at least 32 bytes; a mounted Secret). Give
+   * every replica the same file so a session works on any of them; "" = a random key per process
+   * (sessions end at restart and work only on the replica that issued them).
+   */
+  sessionKeyFile: z.string().default(""),
+  /** Mark the cookie Secure: "auto" when the request came over TLS or x-forwarded-proto https. */
+  secureCookie: z.union([z.boolean(), z.literal("auto")]).default("auto"),
+  /** Failed sign-ins one client address may make per minute before it must wait. */
+  maxFailedSignInsPerMinute: z.number().int().min(1).max(1000).default(10),
+});
+
 export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
@@ -272,6 +298,7 @@ export const configSchema = z.strictObject({
   ssf: ssfSchema.prefault({}),
   approvals: approvalsSchema.prefault({}),
   behavior: behaviorSchema.prefault({}),
+  console: consoleSchema.prefault({}),
   /** Outbound revocation hook (POST JSON) fired when Vigil revokes; "" = none. */
   revocationHookUrl: z.string().default(""),
   /**
@@ -297,8 +324,13 @@ export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
 export type AuthzenConfig = z.infer<typeof authzenSchema>;
 
 export type BehaviorConfig = z.infer<typeof behaviorSchema>;
+export type ConsoleConfig = z.infer<typeof consoleSchema>;
 
-/** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */
+/**
+ * Parses a partial settings object into a complete Config (defaults filled in). Throws zod's
+ * ZodError; loadConfig, which reads the operator's files and flags, turns that into a
+ * VigilError("invalid_input") naming each path.
+ */
 export function parseConfig(input: unknown): Config {
   return configSchema.parse(input);
 }
