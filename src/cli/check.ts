@@ -61,7 +61,7 @@ export async function check(argv: string[]): Promise<number> {
     const { documents } = await loadPolicyDir(config.policyDir);
     const policy = compilePolicy(documents);
     const metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger, metrics, hookUrl: "" });
+    const effects = new Effects({ store, logger, metrics });
     const approvals = new ApprovalBook({ store, now });
     const pipeline = createPipeline({
       policy: () => policy, resolveCaller: createCallerResolver(config.identity), store, approvals, effects, now, destination: config.destination,

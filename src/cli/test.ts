@@ -81,7 +81,7 @@ async function runCase(ctx: CaseContext, testCase: PolicyTestCase, index: number
     const bytes = requestBytes(testCase.request, testCase.caller);
     await store.ready();
     for (const signal of signals) await store.put(signal);
-    const effects = new Effects({ store, logger, metrics, hookUrl: "" });
+    const effects = new Effects({ store, logger, metrics });
     const approvals = new ApprovalBook({ store, now });
     const pipeline = createPipeline({
       policy: () => policy, resolveCaller: createCallerResolver(config.identity), store: testCase.signalsFresh ? store : staleView(store),
