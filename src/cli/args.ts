@@ -136,6 +136,17 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: "validate", summary: "load and compile a policy directory, report what is wrong", flags: pick(["policy"]) },
   {
+    name: "evidence",
+    summary: "summarise a decision log per control (OWASP NHI, NIST SP 800-207, CSF 2.0): outcomes, period, sample ids",
+    positionals: "LOGFILE|-",
+    flags: {
+      "json": { type: "boolean", help: "print JSON instead of a table" },
+      "since": { type: "string", value: "ISO-TIME", help: "only decisions at or after this time" },
+      "until": { type: "string", value: "ISO-TIME", help: "only decisions before this time" },
+    },
+    notes: ["Reads JSON lines as Vigil writes them (msg \"decision\"); other lines are counted and skipped."],
+  },
+  {
     name: "test",
     summary: "run the policy's tests (kind: PolicyTest) through the real decoder and pipeline; for CI",
     positionals: "[FILE|DIR]*",

@@ -83,6 +83,11 @@ function explain(judgement: Judgement, policy: { version: string; rules: number 
     reason: decision.reason,
     retry_after_seconds: decision.retryAfterSeconds,
     approval_id: decision.approvalId,
+    // What the decision line carries: the policy version, the controls the deciding rule
+    // enforces and, for a refusal, every rule that matched (most restrictive first).
+    policy_version: decision.policyVersion ?? policy.version,
+    controls: decision.controls ?? [],
+    matched_rules: decision.matched ?? [],
     why: {
       ...(request.malformed.length > 0 ? { malformed: request.malformed } : {}),
       caller: caller === undefined ? undefined : {
