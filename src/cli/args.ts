@@ -66,6 +66,7 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "ssf-jwks-url": { value: "URL", help: "the transmitter's JWKS URL" },
   "ssf-push-tokens-file": { value: "FILE", help: "bearer tokens the transmitter must present, one per line (also VIGIL_SSF_PUSH_TOKENS)" },
   "revocation-hook-url": { value: "URL", help: "webhook told of every revocation Vigil makes" },
+  "shutdown-drain-ms": { value: "MS", help: "on SIGTERM, answer NOT_SERVING this long before closing, so Envoy and Kubernetes stop sending (default 5000)" },
   "console": { help: "serve the web console for approvers and SREs under /console on the HTTP port (sign in with an admin token)" },
   "console-session-key-file": { value: "FILE", help: "key (32+ bytes) signing console sessions; the same file on every replica" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },

@@ -46,6 +46,7 @@ export const SERVE_FLAGS = {
   "ssf-jwks-url": { type: "string" },
   "ssf-push-tokens-file": { type: "string" },
   "revocation-hook-url": { type: "string" },
+  "shutdown-drain-ms": { type: "string" },
   "console": { type: "boolean" },
   "console-session-key-file": { type: "string" },
   "log-level": { type: "string" },
@@ -183,6 +184,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
       pushTokens: pushTokensFile !== undefined ? readTokensFile(pushTokensFile) : undefined,
     },
     revocationHookUrl: str(flags["revocation-hook-url"]),
+    shutdownDrainMs: int("shutdown-drain-ms", flags["shutdown-drain-ms"]),
     behavior: {
       enabled: flags["no-behavior"] === true ? false : undefined,
       learningPeriodMs: int("behavior-learning-ms", flags["behavior-learning-ms"]),
