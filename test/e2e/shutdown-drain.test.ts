@@ -8,7 +8,7 @@ import { startTestVigil } from "../support/vigil.js";
 
 describe("shutdown drain", () => {
   it("answers NOT_SERVING and 503 first, keeps deciding during the drain, then closes", async () => {
-    const vigil = await startTestVigil({ shutdownDrainMs: 600 }, Date.now());
+    const vigil = await startTestVigil({ shutdownDrainMs: 3_000 }, Date.now());
     const client = createEnvoyClient(vigil.grpcAddress);
     const read = { sourcePrincipal: "spiffe://example.org/ns/crm/sa/sync", host: "payments", method: "GET", path: "/v1/payments/3" };
     try {
