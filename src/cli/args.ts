@@ -68,6 +68,7 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "revocation-hook-url": { value: "URL", help: "webhook told of every revocation Vigil makes" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },
   "entities": { value: "FILE", help: "users and records (kind Entities) policies see as subject.roles/attributes, resource.attributes; watched and reloaded" },
+  "mcp-path": { value: "PATH", help: "an MCP endpoint path, e.g. /mcp (repeatable; or the route's context extension protocol: mcp): bodies must be JSON-RPC" },
   "authzen-destination": { value: "NAME", help: "the destination AuthZEN evaluations (POST /access/v1/evaluation) are judged under (default authzen)" },
 };
 

@@ -48,6 +48,7 @@ export const SERVE_FLAGS = {
   "log-level": { type: "string" },
   "entities": { type: "string" },
   "authzen-destination": { type: "string" },
+  "mcp-path": { type: "string", multiple: true },
 } as const;
 
 type FlagValues = Partial<Record<keyof typeof SERVE_FLAGS, string | string[] | boolean | undefined>>;
@@ -187,6 +188,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     logLevel: str(flags["log-level"]),
     entitiesFile: str(flags.entities),
     authzen: { destination: str(flags["authzen-destination"]) },
+    mcp: { paths: Array.isArray(flags["mcp-path"]) ? flags["mcp-path"] : undefined },
   };
 
   const merged = merge(merge(fromFile, fromEnv), fromFlags);
