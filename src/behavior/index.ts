@@ -8,3 +8,4 @@ export {
   type FanoutShare, type SavedBaseline,
 } from "./monitor.js";
 export { behaviorStatePath, persistBaselines, readBaselines, writeBaselines, type BaselinePersistence } from "./persist.js";
+export { behaviorBucketName, MeshFanout, type MeshFanoutOptions } from "./mesh.js";

@@ -66,7 +66,13 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "ssf-jwks-url": { value: "URL", help: "the transmitter's JWKS URL" },
   "ssf-push-tokens-file": { value: "FILE", help: "bearer tokens the transmitter must present, one per line (also VIGIL_SSF_PUSH_TOKENS)" },
   "revocation-hook-url": { value: "URL", help: "webhook told of every revocation Vigil makes" },
+  "console": { help: "serve the web console for approvers and SREs under /console on the HTTP port (sign in with an admin token)" },
+  "console-session-key-file": { value: "FILE", help: "key (32+ bytes) signing console sessions; the same file on every replica" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },
+  "no-behavior": { help: "learn no behaviour baselines and report no anomalies (behavior.enabled: false)" },
+  "behavior-learning-ms": { value: "MS", help: "how long each caller is learned before its baseline is enforced (default 604800000, 7 days)" },
+  "behavior-state": { value: "FILE", help: "where baselines are kept across restarts (default behavior.json beside --journal)" },
+  "behavior-exclude-caller": { value: "SPIFFE_ID", help: "a caller never learned nor reported; \"…/ns/x/**\" for a namespace (repeatable)" },
   "entities": { value: "FILE", help: "users and records (kind Entities) policies see as subject.roles/attributes, resource.attributes; watched and reloaded" },
   "mcp-path": { value: "PATH", help: "an MCP endpoint path, e.g. /mcp (repeatable; or the route's context extension protocol: mcp): bodies must be JSON-RPC" },
   "authzen-destination": { value: "NAME", help: "the destination AuthZEN evaluations (POST /access/v1/evaluation) are judged under (default authzen)" },
@@ -79,7 +85,7 @@ const SERVE_TABLE: FlagTable = Object.fromEntries((Object.keys(SERVE_FLAGS) as S
 
 const DEFAULT_ADMIN_URL = `http://${DEFAULT_HTTP_HOST}:${String(DEFAULT_HTTP_PORT)}`;
 
-/** The flags of every admin command (signal, approvals). */
+/** The flags of every admin command (signal, approvals, behavior). */
 export const ADMIN_FLAGS: FlagTable = {
   "url": { type: "string", value: "URL", help: `Vigil's HTTP port (default $VIGIL_URL, else ${DEFAULT_ADMIN_URL})` },
   "token-file": { type: "string", value: "FILE", help: "file whose first word is the admin token (default $VIGIL_ADMIN_TOKEN); `npm start` writes .vigil/operator.token and .vigil/approver.token" },
@@ -170,6 +176,23 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: "approvals approve", summary: "approve a step-up (scope approvals:decide; the token's NAME must be an approver the rule names)", positionals: "ID", flags: ADMIN_FLAGS, notes: ADMIN_NOTES },
   { name: "approvals deny", summary: "deny a step-up (scope approvals:decide)", positionals: "ID", flags: ADMIN_FLAGS, notes: ADMIN_NOTES },
+  {
+    name: "behavior show",
+    summary: "what this sidecar learned: a summary, or one caller's baseline (actions, networks, rate, pending)",
+    positionals: "[CALLER]",
+    flags: ADMIN_FLAGS,
+  },
+  {
+    name: "behavior accept",
+    summary: "accept new actions / networks into a caller's baseline (scope behavior:write; audited)",
+    positionals: "CALLER",
+    flags: {
+      ...ADMIN_FLAGS,
+      "action": { type: "string", multiple: true, value: "LABEL", help: "an action as `behavior show` prints it, e.g. \"payments GET /v1/payments/*/status\" (repeatable)" },
+      "network": { type: "string", multiple: true, value: "CIDR", help: "a source network as `behavior show` prints it, e.g. 10.1.2.0/24 (repeatable)" },
+    },
+    notes: ["Without --action or --network, every pending item `behavior show CALLER` lists is accepted."],
+  },
   { name: "fingerprint", summary: "read a secret on stdin, print its sha256 fingerprint (how Vigil names a credential)", flags: {} },
   {
     name: "dev-tokens",
@@ -277,7 +300,7 @@ export function mainHelp(): string {
   }
   lines.push(
     "",
-    `Admin commands (signal, approvals) talk to --url (default $VIGIL_URL, else ${DEFAULT_ADMIN_URL}) with the`,
+    `Admin commands (signal, approvals, behavior) talk to --url (default $VIGIL_URL, else ${DEFAULT_ADMIN_URL}) with the`,
     "bearer token from --token-file or $VIGIL_ADMIN_TOKEN; a credential is named by its fingerprint, never itself.",
     "Exit codes: 0 ok, 1 the answer was no (denied, refused), 2 usage or runtime error.",
   );

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// The `vigil` command: serve, check, validate, signal, approvals, fingerprint, dev-tokens, reset.
+// The `vigil` command: serve, check, validate, signal, approvals, behavior, fingerprint, dev-tokens, reset.
 // Parses arguments with the commands table (args.ts), wires modules, maps errors to exit codes (0 ok, 1 the answer was "no"/invalid, 2 usage or
 // runtime error). Everything it does goes through the same modules the server uses.
 
 import { existsSync, readFileSync } from "node:fs";
-import { loadConfig, readTokensFile, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, PATH_APPROVALS, PATH_SIGNALS } from "../config/index.js";
+import { loadConfig, readTokensFile, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, PATH_APPROVALS, PATH_BEHAVIOR, PATH_SIGNALS } from "../config/index.js";
 import { VigilError } from "../errors/index.js";
 import { fingerprintSecret } from "../identity/index.js";
 import { compilePolicy, loadPolicyDir } from "../policy/index.js";
@@ -30,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
     case "test": return runPolicyTests(rest);
     case "signal": return withSub("signal", rest, signal);
     case "approvals": return withSub("approvals", rest, approvalsCmd);
+    case "behavior": return withSub("behavior", rest, behaviorCmd);
     case "fingerprint": return fingerprint(rest);
     case "dev-tokens": return devTokens(rest);
     case "reset": return reset(rest);
@@ -197,6 +198,26 @@ function approvalsCmd(sub: string, values: FlagValues, positionals: string[]): P
   const id = positionals[0];
   if ((sub === "approve" || sub === "deny") && id !== undefined) return call(target, "POST", `${PATH_APPROVALS}/${encodeURIComponent(id)}/${sub}`, {});
   throw new VigilError("invalid_input", "usage: vigil approvals list|approve ID|deny ID");
+}
+
+function behaviorCmd(sub: string, values: FlagValues, positionals: string[]): Promise<number> {
+  const target = adminTarget(values);
+  const caller = positionals[0];
+  if (positionals.length > 1) throw new VigilError("invalid_input", `behavior ${sub} takes one CALLER (quote a label with spaces after --action)`);
+  if (sub === "show") {
+    return call(target, "GET", caller === undefined ? PATH_BEHAVIOR : `${PATH_BEHAVIOR}?caller=${encodeURIComponent(caller)}`);
+  }
+  if (sub === "accept" && caller !== undefined) {
+    if (subjectProblem("behavior", caller) !== undefined) throw new VigilError("invalid_input", "CALLER must be a workload SPIFFE ID (spiffe://trust-domain/path)");
+    const actions = values.action;
+    const networks = values.network;
+    return call(target, "POST", `${PATH_BEHAVIOR}/accept`, {
+      caller,
+      ...(Array.isArray(actions) ? { actions } : {}),
+      ...(Array.isArray(networks) ? { networks } : {}),
+    });
+  }
+  throw new VigilError("invalid_input", "usage: vigil behavior show [CALLER] | accept CALLER [--action LABEL]… [--network CIDR]…");
 }
 
 function fingerprint(argv: string[]): number {

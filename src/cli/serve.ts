@@ -1,9 +1,10 @@
 // Wires one Vigil instance: signal store, policy (hot-reloaded), decision pipeline, the Envoy
 // gRPC server and the ops/admin HTTP server. `vigil serve` and the end-to-end tests use it.
 
+import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { ApprovalBook, approvalsJournalPath, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
-import { BehaviorMonitor, behaviorStatePath, persistBaselines } from "../behavior/index.js";
+import { BehaviorMonitor, behaviorStatePath, MeshFanout, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
@@ -13,11 +14,13 @@ import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type Embed
 import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
 import {
-  counterFollower, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter, type Metrics,
+  counterFollower, createDecisionFeed, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter,
+  withDecisionFeed, type DecisionFeed, type Metrics,
 } from "../telemetry/index.js";
 import { createAuthzenRoutes } from "../transport/authzen/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
-import { startOpsServer, type Readiness } from "../transport/http/index.js";
+import { createConsole, CONSOLE_PREFIX, randomSessionKey } from "../transport/console/index.js";
+import { AdminAuth, createAdminActions, readBody, startOpsServer, type MountedRoutes, type Readiness } from "../transport/http/index.js";
 
 export interface Vigil {
   grpcPort: number;
@@ -139,18 +142,33 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       config: config.behavior, store, logger: logger.child({ component: "behavior" }), metrics, now,
       ...(options.instance === undefined ? {} : { instance: options.instance }),
     });
-    closers.push(() => behavior.close());
+    if (config.behavior.enabled && config.store.bus !== "") {
+      // Cluster mode: fan-out is judged on what every sidecar saw (behavior/mesh.ts).
+      const mesh = new MeshFanout({
+        store: config.store, windowMs: config.behavior.windowMs, maxCallers: config.behavior.maxCallers,
+        logger: logger.child({ component: "behavior" }), now,
+        onRemote: (caller, window) => { behavior.remoteFanout(caller, window); },
+        onRefused: () => { metrics.busValuesRefused.labels("behavior_value").inc(); },
+      });
+      await mesh.start();
+      behavior.attachShare(mesh);
+      closers.push(() => mesh.close());
+    }
     const behaviorPath = config.behavior.enabled ? behaviorStatePath(config.behavior.statePath, config.store.journalPath) : "";
     if (behaviorPath !== "") {
       const persistence = await persistBaselines(behavior, {
         path: behaviorPath, intervalMs: config.behavior.persistIntervalMs, logger: logger.child({ component: "behavior" }), now,
       });
-      // Closed after the monitor (closers run in reverse): its last observations are in the file.
-      closers.splice(closers.length - 1, 0, () => persistence.close());
+      closers.push(() => persistence.close());
     }
+    // Closers run in reverse: the monitor drains and settles its writes before the file's last flush.
+    closers.push(() => behavior.close());
 
-    const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
-    if (decisionLog !== undefined) closers.push(() => decisionLog.close());
+    const loggedDecisions = createDecisionLog(logger.child({ component: "decision" }));
+    if (loggedDecisions !== undefined) closers.push(() => loggedDecisions.close());
+    // The console's live view gets every decision line; without the console the Check pays nothing for it.
+    const feed: DecisionFeed | undefined = config.console.enabled ? createDecisionFeed() : undefined;
+    const decisionLog = feed === undefined ? loggedDecisions : withDecisionFeed(loggedDecisions, feed);
     const pipeline = createPipeline({
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
@@ -225,6 +243,26 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.behaviorCallers.set(learned.callers);
       metrics.behaviorLearning.set(learned.learning);
     };
+    const actions = createAdminActions({ store, approvals, metrics, logger, now, maxClockSkewMs: config.store.maxClockSkewMs });
+    let mount: MountedRoutes | undefined;
+    if (feed !== undefined) {
+      const consoleLog = logger.child({ component: "console" });
+      const web = createConsole({
+        auth: new AdminAuth(config.http.adminTokens),
+        actions, approvals, store, feed, logger, now,
+        policy: () => watcher.current(),
+        sessionKey: readSessionKey(config.console.sessionKeyFile),
+        idleTimeoutMs: config.console.idleTimeoutSeconds * 1000,
+        maxSessionMs: config.console.maxSessionSeconds * 1000,
+        secureCookie: config.console.secureCookie,
+        maxFailedSignInsPerMinute: config.console.maxFailedSignInsPerMinute,
+        readBody: (req, limit) => readBody(req, limit),
+      });
+      closers.push(() => { web.close(); return Promise.resolve(); });
+      mount = { prefix: CONSOLE_PREFIX, handle: (req, res, url) => web.handle(req, res, url) };
+      if (config.http.adminTokens.length === 0) consoleLog.warn("the console is enabled but no admin tokens are configured: nobody can sign in");
+      if (config.console.sessionKeyFile === "") consoleLog.warn("console sessions are signed with a per-process key: set console.sessionKeyFile (the same on every replica) so sessions survive restarts and work on any replica");
+    }
     let httpPort = 0;
     const routes = createAuthzenRoutes({
       settings: config.authzen,
@@ -242,7 +280,8 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       maxClockSkewMs: config.store.maxClockSkewMs,
       registry: metrics.registry,
       beforeScrape: refreshGauges,
-      metrics, store, approvals, readiness, ssf, logger, now, behavior,
+      metrics, store, approvals, readiness, ssf, logger, now, behavior, actions,
+      ...(mount === undefined ? {} : { mount }),
     });
     closers.push(() => http.close());
     httpPort = http.port;
@@ -271,6 +310,23 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * The console's session key: the file's bytes (a mounted Secret, at least 32), or a random key
+ * for this process when no file is set. The key is never logged.
+ */
+function readSessionKey(file: string): Buffer {
+  if (file === "") return randomSessionKey();
+  let key: Buffer;
+  try {
+    key = readFileSync(file);
+  } catch (cause) {
+    throw new VigilError("invalid_input", `cannot read the console session key file ${file}`, { cause });
+  }
+  const trimmed = Buffer.from(key.toString("utf8").trim(), "utf8");
+  if (trimmed.length < 32) throw new VigilError("invalid_input", `the console session key file ${file} must hold at least 32 bytes (e.g. openssl rand -base64 48)`);
+  return trimmed;
 }
 
 /**

@@ -1,4 +1,4 @@
 export * from "./defaults.js";
 export * from "./schema.js";
-export { loadConfig, parseServeArgs, readTokensFile, readAdminTokensFile, formatZodError, SERVE_FLAGS } from "./load.js";
+export { loadConfig, parseServeArgs, readTokensFile, readAdminTokensFile, SERVE_FLAGS } from "./load.js";
 export { ADMIN_SCOPES, parseAdminTokens, parseAdminTokenLine, type AdminScope, type AdminToken } from "./admin-tokens.js";

@@ -4,10 +4,11 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
-import { ZodError } from "zod";
 import { VigilError } from "../errors/index.js";
 import { parseAdminTokens, type AdminToken } from "./admin-tokens.js";
 import { configSchema, type Config } from "./schema.js";
+import { isRecord } from "../util/guards.js";
+import { formatZodError } from "../util/zod.js";
 
 /** Flags understood by `vigil serve` (and, where they make sense, `check`). */
 export const SERVE_FLAGS = {
@@ -45,7 +46,13 @@ export const SERVE_FLAGS = {
   "ssf-jwks-url": { type: "string" },
   "ssf-push-tokens-file": { type: "string" },
   "revocation-hook-url": { type: "string" },
+  "console": { type: "boolean" },
+  "console-session-key-file": { type: "string" },
   "log-level": { type: "string" },
+  "no-behavior": { type: "boolean" },
+  "behavior-learning-ms": { type: "string" },
+  "behavior-state": { type: "string" },
+  "behavior-exclude-caller": { type: "string", multiple: true },
   "entities": { type: "string" },
   "authzen-destination": { type: "string" },
   "mcp-path": { type: "string", multiple: true },
@@ -96,20 +103,12 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
   for (const [k, v] of Object.entries(b)) {
     if (v === undefined) continue;
     const prev = out[k];
-    if (isPlainObject(prev) && isPlainObject(v)) out[k] = merge(prev, v);
+    if (isRecord(prev) && isRecord(v)) out[k] = merge(prev, v);
     else out[k] = v;
   }
   return out;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Formats zod issues as "path: message" lines. */
-export function formatZodError(error: ZodError): string {
-  return error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-}
 
 /**
  * Builds the Config: defaults ← settings file (--config or VIGIL_CONFIG) ← environment
@@ -122,7 +121,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     try {
       const parsed: unknown = parseYaml(readFileSync(configPath, "utf8"));
       if (parsed !== null && parsed !== undefined) {
-        if (!isPlainObject(parsed)) throw new Error("settings file must be a YAML mapping");
+        if (!isRecord(parsed)) throw new Error("settings file must be a YAML mapping");
         fromFile = parsed;
       }
     } catch (cause) {
@@ -185,10 +184,17 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
       pushTokens: pushTokensFile !== undefined ? readTokensFile(pushTokensFile) : undefined,
     },
     revocationHookUrl: str(flags["revocation-hook-url"]),
+    behavior: {
+      enabled: flags["no-behavior"] === true ? false : undefined,
+      learningPeriodMs: int("behavior-learning-ms", flags["behavior-learning-ms"]),
+      statePath: str(flags["behavior-state"]),
+      excludeCallers: Array.isArray(flags["behavior-exclude-caller"]) ? flags["behavior-exclude-caller"] : undefined,
+    },
     logLevel: str(flags["log-level"]),
     entitiesFile: str(flags.entities),
     authzen: { destination: str(flags["authzen-destination"]) },
     mcp: { paths: Array.isArray(flags["mcp-path"]) ? flags["mcp-path"] : undefined },
+    console: { enabled: flags.console === true ? true : undefined, sessionKeyFile: str(flags["console-session-key-file"]) },
   };
 
   const merged = merge(merge(fromFile, fromEnv), fromFlags);

@@ -248,6 +248,25 @@ export const mcpSchema = z.strictObject({
   maxBodyBytes: z.number().int().positive().max(16 * 1024 * 1024).default(256 * 1024),
 });
 
+/** The web console (transport/console/): off unless enabled; served under /console on the HTTP port. */
+export const consoleSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** A session ends after this long without a request. */
+  idleTimeoutSeconds: z.number().int().min(60).max(86_400).default(900),
+  /** A session ends this long after sign-in, however active. */
+  maxSessionSeconds: z.number().int().min(300).max(7 * 86_400).default(8 * 3600),
+  /**
+   * File holding the key that signs session cookies (at least 32 bytes; a mounted Secret). Give
+   * every replica the same file so a session works on any of them; "" = a random key per process
+   * (sessions end at restart and work only on the replica that issued them).
+   */
+  sessionKeyFile: z.string().default(""),
+  /** Mark the cookie Secure: "auto" when the request came over TLS or x-forwarded-proto https. */
+  secureCookie: z.union([z.boolean(), z.literal("auto")]).default("auto"),
+  /** Failed sign-ins one client address may make per minute before it must wait. */
+  maxFailedSignInsPerMinute: z.number().int().min(1).max(1000).default(10),
+});
+
 export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
@@ -287,6 +306,7 @@ export const configSchema = z.strictObject({
   ssf: ssfSchema.prefault({}),
   approvals: approvalsSchema.prefault({}),
   behavior: behaviorSchema.prefault({}),
+  console: consoleSchema.prefault({}),
   /** Outbound revocation hook (POST JSON) fired when Vigil revokes; "" = none. */
   revocationHookUrl: z.string().default(""),
   /**
@@ -314,8 +334,13 @@ export type AuthzenConfig = z.infer<typeof authzenSchema>;
 export type McpConfig = z.infer<typeof mcpSchema>;
 
 export type BehaviorConfig = z.infer<typeof behaviorSchema>;
+export type ConsoleConfig = z.infer<typeof consoleSchema>;
 
-/** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */
+/**
+ * Parses a partial settings object into a complete Config (defaults filled in). Throws zod's
+ * ZodError; loadConfig, which reads the operator's files and flags, turns that into a
+ * VigilError("invalid_input") naming each path.
+ */
 export function parseConfig(input: unknown): Config {
   return configSchema.parse(input);
 }

@@ -63,6 +63,7 @@ export function readSignals(
   let overdue = false;
   let revokedCred = false;
   let suspects = NO_STRINGS as string[];
+  let findings = NO_STRINGS as string[];
   const states: string[] = [];
   for (const c of caller.credentials) {
     const fp = c.fingerprint;
@@ -73,6 +74,8 @@ export function readSignals(
       worst = state;
       owner = credential?.data.owner ?? "";
     }
+    const found = credential?.data.findings;
+    if (found !== undefined && found.length > 0) findings = findings.length === 0 ? [...new Set(found)] : [...new Set([...findings, ...found])];
     const rotateBy = credential?.data.rotateBy;
     const late = rotateBy !== undefined && rotateBy <= now && (credential?.data.rotatedAt ?? 0) < rotateBy;
     const revoked = store.get(fp, "revocation", "", now)?.data.revoked === true || effects.pendingRevoked(fp);
@@ -100,6 +103,7 @@ export function readSignals(
     credential_states: states,
     credential_overdue: overdue,
     credential_owner: owner,
+    credential_findings: findings,
     revoked: revokedId || revokedCred,
     anomalies: behavior?.data.anomalies ?? [],
     attested: attestation !== undefined,

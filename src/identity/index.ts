@@ -3,7 +3,7 @@
 
 export type { Caller, Credential, IdentityProblem, IdentityProblemCode, IdentitySource } from "./caller.js";
 export {
-  MAX_SPIFFE_ID_BYTES, MAX_TRUST_DOMAIN_BYTES, parseSpiffeId, parseWorkloadSpiffeId,
+  MAX_SPIFFE_ID_BYTES, MAX_TRUST_DOMAIN_BYTES, parseSpiffeId, parseWorkloadSpiffeId, spiffeIdProblem,
   type SpiffeId, type SpiffeIdParse, type SpiffeIdRejection,
 } from "./spiffe.js";
 export {

@@ -111,7 +111,7 @@ export function parseSpiffeId(s: string): SpiffeIdParse {
         return reject(i === n ? "a trailing '/' is not allowed" : "empty path segments ('//') are not allowed");
       }
       if (s.charCodeAt(segStart) === 0x2e && (segLength === 1 || (segLength === 2 && s.charCodeAt(segStart + 1) === 0x2e))) {
-        return reject("'.' and '..' path segments are not allowed");
+        return reject("relative path segments ('.' and '..') are not allowed");
       }
       segStart = i + 1;
     } else if (!isPathChar(c)) {
@@ -119,6 +119,15 @@ export function parseSpiffeId(s: string): SpiffeIdParse {
     }
   }
   return { ok: true, id: s, trustDomain, path: s.slice(pathStart) };
+}
+
+/**
+ * Why `s` is not a SPIFFE ID naming a workload, or undefined when it is one: the check for IDs
+ * that arrive as data (SET subjects, signal subjects) rather than as a caller.
+ */
+export function spiffeIdProblem(s: string): string | undefined {
+  const parsed = parseWorkloadSpiffeId(s);
+  return parsed.ok ? undefined : parsed.reason;
 }
 
 /**

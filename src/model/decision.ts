@@ -18,7 +18,10 @@ export interface Decision {
   retryAfterSeconds?: number;
   /** For step_up. */
   approvalId?: string;
-  /** Request headers to remove before the upstream sees them (untrusted XFCC, spoofed x-vigil-*). */
+  /**
+   * Request headers identity did not believe (an untrusted XFCC), to remove before the upstream
+   * sees them. The transport adds the rest (client copies of x-vigil-* headers): upstreamHeaders().
+   */
   headersToRemove: string[];
   /** Nanoseconds spent deciding. */
   durationNs: number;

@@ -114,6 +114,8 @@ export interface SignalsView {
   credential_overdue: boolean;
   /** Owner SPIFFE ID recorded for the worst credential (the first of equals); "" when unknown. */
   credential_owner: string;
+  /** Posture findings about any presented credential (over_privileged, unused_90d, …), without repeats. */
+  credential_findings: string[];
   /** True when the caller identity or any presented credential carries a revocation. */
   revoked: boolean;
   /** Anomalies recorded for the caller (behaviour signals). */

@@ -22,7 +22,7 @@ import type { PolicyDocument } from "./documents.js";
 import { compileGlobs, hasWildcard, isNormalPath } from "./glob.js";
 import type { StringMatcher } from "./glob.js";
 import type { PolicyManifest, PolicyRuleSpec, RevocationTarget } from "./schema.js";
-import type { CompiledPolicy, PolicyInput, PolicyResult, StepUpParams } from "./types.js";
+import type { CompiledPolicy, PolicyInput, PolicyResult, RuleSummary, StepUpParams } from "./types.js";
 
 export interface CompileOptions {
   /**
@@ -270,15 +270,28 @@ function normaliseDestination(pattern: string): string {
   return pattern.startsWith("spiffe://") ? pattern : pattern.toLowerCase();
 }
 
+/** What a rule matches, in words, for an operator ("" when it matches every request of its policy). */
+function matchesOf(spec: PolicyManifest["spec"]["rules"][number]): string {
+  const parts: string[] = [];
+  if (spec.methods !== undefined) parts.push(spec.methods.join("|"));
+  if (spec.paths !== undefined) parts.push(spec.paths.join(", "));
+  if (spec.grpc !== undefined) parts.push(`grpc ${spec.grpc.service}${spec.grpc.methods === undefined ? "" : `/${spec.grpc.methods.join("|")}`}`);
+  if (spec.mcpTools !== undefined) parts.push(`mcp tools ${spec.mcpTools.join(", ")}`);
+  if (spec.sources !== undefined) parts.push(`from ${spec.sources.join(", ")}`);
+  return parts.join(" ");
+}
+
 class Policy implements CompiledPolicy {
   readonly ruleCount: number;
+  readonly rules: readonly RuleSummary[];
   readonly version: string;
   readonly #exact: ReadonlyMap<string, Bucket>;
   readonly #fallback: Bucket;
   readonly #report: ErrorReporter;
 
-  constructor(ruleCount: number, version: string, exact: ReadonlyMap<string, Bucket>, fallback: Bucket, report: ErrorReporter) {
-    this.ruleCount = ruleCount;
+  constructor(rules: readonly RuleSummary[], version: string, exact: ReadonlyMap<string, Bucket>, fallback: Bucket, report: ErrorReporter) {
+    this.ruleCount = rules.length;
+    this.rules = rules;
     this.version = version;
     this.#exact = exact;
     this.#fallback = fallback;
@@ -348,6 +361,7 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
   const conditions = new ConditionCompiler();
   const policyNames = new Map<string, PolicyDocument>();
   const entries: { rule: CompiledRule; destinations: readonly string[]; covers: StringMatcher }[] = [];
+  const summaries: RuleSummary[] = [];
 
   for (const document of documents) {
     const manifest: PolicyManifest = document.manifest;
@@ -394,6 +408,16 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
         report,
       });
       entries.push({ rule, destinations, covers });
+      summaries.push(Object.freeze({
+        id: `${policyName}/${spec.name}`,
+        outcome: spec.outcome,
+        description: spec.description ?? spec.reason ?? "",
+        destinations: Object.freeze([...destinations]),
+        matches: matchesOf(spec),
+        conditional: spec.when !== undefined,
+        privileged: spec.privileged ?? manifest.spec.privileged,
+        approvers: Object.freeze([...(spec.stepUp?.approvers ?? [])]),
+      }));
     });
   }
   if (issues.length > 0) throw policyError(issues);
@@ -410,5 +434,5 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
     exact.set(name, bucket(rules, methods));
   }
   const fallback = bucket(entries.filter(({ destinations }) => hasWildcard(destinations)).map(({ rule }) => rule), methods);
-  return new Policy(entries.length, policyVersion(documents), exact, fallback, report);
+  return new Policy(Object.freeze(summaries), policyVersion(documents), exact, fallback, report);
 }

@@ -28,9 +28,26 @@ export interface PolicyResult {
   privileged: boolean;
 }
 
+/** One rule as operators read it (the console's policy page, `vigil validate`). */
+export interface RuleSummary {
+  /** "<policy>/<rule>". */
+  id: string;
+  outcome: Outcome;
+  description: string;
+  destinations: readonly string[];
+  /** HTTP methods, gRPC service, MCP tools and paths the rule matches, in words ("" = any). */
+  matches: string;
+  /** Whether it has a CEL condition (`when`). */
+  conditional: boolean;
+  privileged: boolean;
+  approvers: readonly string[];
+}
+
 export interface CompiledPolicy {
   /** Number of rules compiled. */
   readonly ruleCount: number;
+  /** Every rule in document order. */
+  readonly rules: readonly RuleSummary[];
   /** Content hash of the documents compiled (for logs and /readyz). */
   readonly version: string;
   evaluate(input: PolicyInput): PolicyResult;

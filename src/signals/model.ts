@@ -47,6 +47,12 @@ export const credentialData = z.strictObject({
   rotatedAt: epochMs.optional(),
   /** Deadline (epoch ms) by which the credential must have been rotated. */
   rotateBy: epochMs.optional(),
+  /**
+   * What an NHI posture scanner found about the credential (over_privileged, unused_90d,
+   * shared, …): lower-case codes policies test with `in signals.credential_findings`. Any source
+   * may set them; they never make a credential more trusted, only give rules more to refuse on.
+   */
+  findings: z.array(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { error: "a finding is a lower-case code of letters, digits and _ (e.g. over_privileged)" })).max(16).optional(),
 });
 export const revocationData = z.strictObject({
   /** Sticky: once true, only an explicit reinstate sets it false. */

@@ -8,15 +8,13 @@ import { parse as parseYaml } from "yaml";
 import { VigilError } from "../errors/index.js";
 import { signalSchema } from "./model.js";
 import type { Signal } from "./model.js";
-import { describeIssues, writeProblems } from "./validation.js";
+import { writeProblems } from "./validation.js";
+import { isRecord } from "../util/guards.js";
+import { describeIssues } from "../util/zod.js";
 
 /** Fields holding epoch ms, where a file may give an ISO string instead. */
 const TOP_LEVEL_TIMES = ["observedAt", "expiresAt"] as const;
 const DATA_TIMES = ["issuedAt", "rotatedAt", "rotateBy", "signedAt"] as const;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Replaces ISO time strings by epoch ms in place; returns a problem per unreadable time. */
 function convertTimes(item: Record<string, unknown>): string[] {

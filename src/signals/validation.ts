@@ -2,21 +2,13 @@
 // offending path, so an operator can fix the write (or the seed file) without reading code. No
 // message quotes a refused value: a subject written where a fingerprint belongs may be the secret.
 
-import type { z } from "zod";
 import { VigilError } from "../errors/index.js";
+import { describeIssues } from "../util/zod.js";
 import { isSticky, signalSchema } from "./model.js";
 import type { Signal } from "./model.js";
 
 /** Clock skew allowed on a write's observedAt when the settings do not say (store.maxClockSkewMs). */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60_000;
-
-/** One line per problem: `path: message` (path "(root)" for the value itself). */
-export function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
-  return issues.map((issue) => {
-    const path = issue.path.map((part) => String(part)).join(".");
-    return `${path === "" ? "(root)" : path}: ${issue.message}`;
-  });
-}
 
 /**
  * What a well-formed signal may still not carry on a write: an expiry on a sticky value (a

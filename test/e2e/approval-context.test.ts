@@ -17,7 +17,7 @@ const view = (over: Partial<RequestView>): RequestView => ({
 
 const signals = (over: Partial<SignalsView>): SignalsView => ({
   fresh: true, risk: "none", risk_reason: "", risk_age_seconds: -1, posture: "unknown", posture_attributes: {},
-  credential: "none", credential_states: [], credential_overdue: false, credential_owner: "", revoked: false,
+  credential: "none", credential_states: [], credential_overdue: false, credential_owner: "", credential_findings: [], revoked: false,
   anomalies: [], attested: false, attestation_signer: "", ...over,
 });
 

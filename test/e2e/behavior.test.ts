@@ -3,7 +3,8 @@
 // example policy steps up privileged actions on it. Opt-outs, acceptance through the admin API
 // (with its scope, audited) and a restart that keeps the baseline.
 
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -41,6 +42,14 @@ function outcome(res: DecodedCheckResponse): { outcome: string; rule: string } {
 async function learnTickets(vigil: TestVigil, client: EnvoyClient): Promise<void> {
   for (let i = 0; i < 5; i++) expect(outcome(await client.check(ticket(i))).outcome).toBe("allow");
   await vigil.behavior.settled();
+}
+
+function vigilCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { timeout: 30_000, env: { ...process.env, VIGIL_ADMIN_TOKEN: "" } }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr });
+    });
+  });
 }
 
 function anomaliesOf(vigil: TestVigil, caller: string): string[] {
@@ -180,4 +189,28 @@ describe("behaviour baselines through the real gRPC server", () => {
     expect(outcome(await second.client.check(ticket(3))).outcome).toBe("allow");
     expect(outcome(await second.client.check(paymentStatus)).outcome).toBe("step_up");
   });
+
+  it("`vigil behavior show` and `vigil behavior accept` go through the admin API with the token's scope", async () => {
+    const { vigil, client } = await start();
+    await learnTickets(vigil, client);
+    vigil.clock.now += LEARNING_MS;
+    expect(outcome(await client.check(paymentStatus)).outcome).toBe("step_up");
+    await vigil.behavior.settled();
+    const tokenFile = join(dir, "soc.token");
+    writeFileSync(tokenFile, `${BEHAVIOR_TOKEN}\n`, { mode: 0o600 });
+    const url = ["--url", vigil.httpUrl, "--token-file", tokenFile];
+
+    const shown = await vigilCli(["behavior", "show", ...url, SUPPORT_BOT]);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ pending: [{ kind: "action", label: "payments GET /v1/payments/*/status" }] });
+
+    const refused = await vigilCli(["behavior", "accept", ...url, "raw-secret-not-a-caller"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).not.toContain("raw-secret-not-a-caller");
+
+    const accepted = await vigilCli(["behavior", "accept", ...url, SUPPORT_BOT, "--action", "payments GET /v1/payments/*/status"]);
+    expect(accepted.code).toBe(0);
+    expect(JSON.parse(accepted.stdout)).toMatchObject({ cleared: ["new_action"] });
+    expect(outcome(await client.check(paymentStatus)).outcome).toBe("allow");
+  }, 60_000);
 });

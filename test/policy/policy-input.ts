@@ -67,6 +67,7 @@ export function policyInput(destination: string, method: string, path: string, o
     credential_states: [],
     credential_overdue: false,
     credential_owner: "",
+    credential_findings: [],
     revoked: false,
     anomalies: [],
     attested: false,

@@ -31,4 +31,3 @@ export {
 } from "./receiver.js";
 export { CAEP, RISC, SSF_EVENTS, SET_MEDIA_TYPE, SET_JOSE_TYPE, eventShortName } from "./events.js";
 export { SET_ERROR_CODES, type SetErrorCode } from "./set-error.js";
-export { spiffeIdProblem } from "./subject.js";

@@ -10,7 +10,8 @@ import { createHash } from "node:crypto";
 import type { SignalInput } from "../model.js";
 import { CAEP, RISC, SSF_EVENTS } from "./events.js";
 import { SetError } from "./set-error.js";
-import { CLOCK_SKEW_MS, isRecord, numericDateMs, quote, type VerifiedSet } from "./verify.js";
+import { CLOCK_SKEW_MS, numericDateMs, quote, type VerifiedSet } from "./verify.js";
+import { isRecord } from "../../util/guards.js";
 
 export type SetOutcome =
   /** Write this signal, then answer 202. */

@@ -4,12 +4,13 @@
 // RFC 8935's shape, {"err", "description"}; 5xx answers carry Retry-After and leave the jti free
 // so the transmitter's retry is taken.
 
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { FetchImplementation } from "jose";
 import type { Logger } from "pino";
 import type { SsfConfig } from "../../config/schema.js";
 import { VigilError } from "../../errors/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
+import { bearerToken, holdSecrets, matchSecret } from "../../util/bearer.js";
 import { signalSchema } from "../model.js";
 import type { SignalStore } from "../store.js";
 import { SET_MEDIA_TYPE, SSF_EVENTS, eventShortName } from "./events.js";
@@ -92,7 +93,6 @@ function retryLater(status: 500 | 503, description: string): SsfResponse {
 
 const ACCEPTED: SsfResponse = { status: 202, headers: {}, body: "" };
 
-const digest = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest();
 
 function checkSettings(config: SsfConfig): void {
   if (config.audience.length === 0) throw new VigilError("invalid_input", "ssf.audience must name at least one audience");
@@ -122,7 +122,7 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
       jwksFile: config.jwksFile, jwksUrl: config.jwksUrl, now, logger, fetchJwks: options.fetchJwks,
     });
   }
-  const tokenDigests = config.pushTokens.map(digest);
+  const pushTokens = holdSecrets(config.pushTokens.map((token) => [token, true] as const));
   const replay = new ReplayGuard(config.replayWindowMs);
   let closed = false;
 
@@ -132,19 +132,12 @@ export function createSsfReceiver(options: SsfReceiverOptions): SsfReceiver {
 
   /** The RFC 8935 authorization_header check; undefined when the caller may go on. */
   function authorize(request: SsfRequest): SsfResponse | undefined {
-    if (tokenDigests.length === 0) return undefined;
-    const match = /^Bearer +([^\s]+) *$/i.exec(header(request, "authorization") ?? "");
-    const presented = match?.[1];
+    if (pushTokens.length === 0) return undefined;
+    const presented = bearerToken(header(request, "authorization"));
     if (presented === undefined) {
       return setError(401, "authentication_failed", "a Bearer token is required", { "www-authenticate": `Bearer realm="${REALM}"` });
     }
-    const presentedDigest = digest(presented);
-    let matched = false;
-    for (const expected of tokenDigests) {
-      // Compare every configured token, equal-length digests, no early exit.
-      matched = timingSafeEqual(presentedDigest, expected) || matched;
-    }
-    if (matched) return undefined;
+    if (matchSecret(presented, pushTokens) === true) return undefined;
     return setError(401, "authentication_failed", "the Bearer token is not valid", {
       "www-authenticate": `Bearer realm="${REALM}", error="invalid_token"`,
     });

@@ -3,6 +3,8 @@
 // identifiers Vigil has no use for (email, phone, jwt_id, a non-SPIFFE URI …) are "unmapped",
 // not errors: the SET is acknowledged and nothing is written.
 
+import { isFingerprint, spiffeIdProblem } from "../../identity/index.js";
+import { isRecord } from "../../util/guards.js";
 import { SetError } from "./set-error.js";
 
 export type SubjectKind = "spiffe" | "credential" | "iss_sub";
@@ -13,41 +15,8 @@ export type ResolvedSubject =
 
 /** Longest subject a signal may carry (signal model: subject ≤ 2048). */
 const MAX_SUBJECT_LENGTH = 2048;
-const FINGERPRINT = /^sha256:[0-9a-f]{64}$/i;
-const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
-const PATH_SEGMENT = /^[a-zA-Z0-9._-]+$/;
 /** Members of a complex subject that may name the principal, most specific to a workload first. */
 const COMPLEX_MEMBERS = ["application", "device", "user"] as const;
-
-/**
- * Why `uri` is not a valid SPIFFE ID naming a workload (spiffe/spiffe SPIFFE-ID.md), or
- * undefined when it is one. A trust-domain ID (no path) is refused: no workload carries it.
- */
-export function spiffeIdProblem(uri: string): string | undefined {
-  if (Buffer.byteLength(uri, "utf8") > 2048) return "longer than 2048 bytes";
-  if (!uri.startsWith("spiffe://")) return "scheme must be spiffe (lower case) followed by //";
-  const rest = uri.slice("spiffe://".length);
-  const slash = rest.indexOf("/");
-  const trustDomain = slash === -1 ? rest : rest.slice(0, slash);
-  if (trustDomain === "") return "empty trust domain";
-  if (Buffer.byteLength(trustDomain, "utf8") > 255) return "trust domain longer than 255 bytes";
-  if (!TRUST_DOMAIN.test(trustDomain)) {
-    return "trust domain may hold only lower-case letters, digits, '.', '-' and '_' (no port, userinfo or percent-encoding)";
-  }
-  if (slash === -1) return "no path: a trust-domain ID names no workload";
-  for (const segment of rest.slice(slash + 1).split("/")) {
-    if (segment === "") return "empty path segment (// or trailing /)";
-    if (segment === "." || segment === "..") return "relative path segment";
-    if (!PATH_SEGMENT.test(segment)) {
-      return "path segments may hold only letters, digits, '.', '-' and '_' (no query, fragment or percent-encoding)";
-    }
-  }
-  return undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function requiredMember(id: Record<string, unknown>, member: string, format: string): string {
   const value = id[member];
@@ -84,7 +53,8 @@ function resolveSimple(id: Record<string, unknown>, format: string): ResolvedSub
     }
     case "opaque": {
       const opaque = requiredMember(id, "id", format);
-      if (FINGERPRINT.test(opaque)) return bounded("credential", opaque.toLowerCase());
+      // A transmitter may spell the hex in upper case; the subject is the canonical lower case.
+      if (isFingerprint(opaque.toLowerCase())) return bounded("credential", opaque.toLowerCase());
       // By bilateral agreement a transmitter limited to the CAEP interop formats may carry a
       // SPIFFE ID as an opaque id; anything else opaque is meaningful only to the transmitter.
       if (opaque.startsWith("spiffe://") && spiffeIdProblem(opaque) === undefined) return bounded("spiffe", opaque);

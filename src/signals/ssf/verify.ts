@@ -7,6 +7,7 @@ import { SET_JOSE_TYPE } from "./events.js";
 import type { TransmitterKeys } from "./keys.js";
 import { KeySourceUnavailable, SetError } from "./set-error.js";
 import { resolveSubjectId, type ResolvedSubject } from "./subject.js";
+import { isRecord } from "../../util/guards.js";
 
 /** How far ahead of our clock a transmitter's `iat` (or event time) may be. */
 export const CLOCK_SKEW_MS = 5 * 60 * 1000;
@@ -33,10 +34,6 @@ export interface VerifiedSet {
   eventUri: string;
   payload: Record<string, unknown>;
   subject: ResolvedSubject;
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Quotes a transmitter-supplied value for a description without letting it grow the answer. */

@@ -35,6 +35,12 @@ interface DecodeContext {
   headerBytes: number;
   headersTooLarge: boolean;
   rawBody: string;
+  sawAttributes: boolean;
+  /** The map entry or HeaderValue being read: its key, value and raw_value. */
+  key: string;
+  value: string;
+  raw: string;
+  hasRaw: boolean;
   /** Path of the message being read, for error messages. */
   at: string;
 }
@@ -109,6 +115,11 @@ function decode(bytes: Uint8Array, maxHeaderBytes: number, strings: StringTable 
     headerBytes: 0,
     headersTooLarge: false,
     rawBody: "",
+    sawAttributes: false,
+    key: "",
+    value: "",
+    raw: "",
+    hasRaw: false,
     at: "CheckRequest",
   };
   try {
@@ -217,303 +228,119 @@ function checkEnd(c: DecodeContext, end: number): void {
   if (c.r.pos !== end) throw new WireError(`${c.at}: field runs past the end of its message`);
 }
 
-function readCheckRequest(c: DecodeContext): boolean {
+// --- The walk, as tables ------------------------------------------------------------------------
+// Every message is a table of the fields a decision reads, indexed by field number; one loop
+// (readMessage) walks any of them: an unknown field is skipped, a known one with the wrong wire
+// type is named in `malformed` and skipped, a nested message is bounded by its length. Paths used
+// in error messages are fixed when the tables are built, so a request costs no string for them.
+
+/** How one known field is read: its name (for errors), its wire type, and what to do with it. */
+interface FieldSpec {
+  readonly name: string;
+  readonly wireType: number;
+  /** Reads the value at r.pos; `end` bounds the message the field belongs to. */
+  readonly read: (c: DecodeContext, end: number) => void;
+}
+
+/** A message: its path (for errors) and its fields by number. */
+interface MessageSpec {
+  readonly path: string;
+  readonly fields: readonly (FieldSpec | undefined)[];
+}
+
+function messageSpec(path: string, fields: Record<number, FieldSpec>): MessageSpec {
+  const table: (FieldSpec | undefined)[] = [];
+  for (const [number, spec] of Object.entries(fields)) table[Number(number)] = spec;
+  return { path, fields: table };
+}
+
+/** The one loop over a message's fields. */
+function readMessage(c: DecodeContext, end: number, spec: MessageSpec): void {
   const { r } = c;
-  const end = r.len;
-  let sawAttributes = false;
+  const fields = spec.fields;
   while (r.pos < end) {
     const tag = nextTag(c);
     const wireType = tag & 7;
-    if (tag >>> 3 === 1) {
-      if (wireType !== LEN) {
-        wrongWireType(c, "attributes", wireType);
-        continue;
-      }
-      sawAttributes = true;
+    const field = fields[tag >>> 3];
+    if (field === undefined) r.skipType(wireType);
+    else if (wireType !== field.wireType) wrongWireType(c, field.name, wireType);
+    else field.read(c, end);
+  }
+  checkEnd(c, end);
+}
+
+interface NestedOptions {
+  /** Runs once the length is known, before the fields; false skips the whole message. */
+  readonly enter?: (c: DecodeContext, stop: number) => boolean;
+  /** Runs after the fields were read. */
+  readonly leave?: (c: DecodeContext) => void;
+}
+
+/** A field holding a message (wire type LEN): bounded by its length, read with its own table. */
+function nested(name: string, spec: () => MessageSpec, options: NestedOptions = {}): FieldSpec {
+  let resolved: MessageSpec | undefined;
+  return {
+    name,
+    wireType: LEN,
+    read: (c, end) => {
+      // The length is checked against the parent, so a bad length is reported at the parent's path.
       const stop = fieldEnd(c, end);
-      c.at = "attributes";
-      readAttributes(c, stop);
-      c.at = "CheckRequest";
-    } else {
-      r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
-  return sawAttributes;
-}
-
-function readAttributes(c: DecodeContext, end: number): void {
-  const { r, out } = c;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    switch (tag >>> 3) {
-      case 1:
-      case 2: {
-        const name = tag >>> 3 === 1 ? "source" : "destination";
-        if (wireType !== LEN) {
-          wrongWireType(c, name, wireType);
-          break;
-        }
-        const stop = fieldEnd(c, end);
-        c.at = `attributes.${name}`;
-        readPeer(c, stop, tag >>> 3 === 1 ? out.source : out.destination);
-        c.at = "attributes";
-        break;
+      if (options.enter !== undefined && !options.enter(c, stop)) {
+        c.r.pos = stop;
+        return;
       }
-      case 4: {
-        if (wireType !== LEN) {
-          wrongWireType(c, "request", wireType);
-          break;
-        }
-        const stop = fieldEnd(c, end);
-        c.at = "attributes.request";
-        readRequest(c, stop);
-        c.at = "attributes";
-        break;
-      }
-      case 10: {
-        if (wireType !== LEN) {
-          wrongWireType(c, "context_extensions", wireType);
-          break;
-        }
-        const stop = fieldEnd(c, end);
-        c.at = "attributes.context_extensions";
-        readMapEntry(c, stop, out.contextExtensions, false);
-        c.at = "attributes";
-        break;
-      }
-      case 12: {
-        if (wireType !== LEN) {
-          wrongWireType(c, "tls_session", wireType);
-          break;
-        }
-        const stop = fieldEnd(c, end);
-        c.at = "attributes.tls_session";
-        readTlsSession(c, stop);
-        c.at = "attributes";
-        break;
-      }
-      default:
-        // metadata_context, route_metadata_context and anything newer: not read by decisions.
-        r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
+      const at = c.at;
+      resolved ??= spec();
+      c.at = resolved.path;
+      readMessage(c, stop, resolved);
+      c.at = at;
+      options.leave?.(c);
+    },
+  };
 }
 
-function readPeer(c: DecodeContext, end: number, peer: PeerInfo): void {
-  const { r } = c;
-  const at = c.at;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    switch (tag >>> 3) {
-      case 1:
-        if (wireType !== LEN) {
-          wrongWireType(c, "address", wireType);
-          break;
-        }
-        {
-          const stop = fieldEnd(c, end);
-          c.at = `${at}.address`;
-          readAddress(c, stop, peer);
-          c.at = at;
-        }
-        break;
-      case 4:
-        if (wireType !== LEN) wrongWireType(c, "principal", wireType);
-        else peer.principal = readShared(c, end);
-        break;
-      case 5:
-        if (wireType !== LEN) wrongWireType(c, "certificate", wireType);
-        else peer.certificate = readString(c, end);
-        break;
-      default:
-        // service and labels are not read by decisions.
-        r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
+/** A string field; `shared` values go through the string table (never for secrets). */
+function text(name: string, shared: boolean, assign: (c: DecodeContext, value: string) => void): FieldSpec {
+  return {
+    name,
+    wireType: LEN,
+    read: shared
+      ? (c, end) => { assign(c, readShared(c, end)); }
+      : (c, end) => { assign(c, readString(c, end)); },
+  };
 }
 
-function readAddress(c: DecodeContext, end: number, peer: PeerInfo): void {
-  const { r } = c;
-  const at = c.at;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    switch (tag >>> 3) {
-      case 1:
-        if (wireType !== LEN) {
-          wrongWireType(c, "socket_address", wireType);
-          break;
-        }
-        {
-          const stop = fieldEnd(c, end);
-          c.at = `${at}.socket_address`;
-          readSocketAddress(c, stop, peer);
-          c.at = at;
-        }
-        break;
-      case 2:
-        if (wireType !== LEN) {
-          wrongWireType(c, "pipe", wireType);
-          break;
-        }
-        {
-          const stop = fieldEnd(c, end);
-          c.at = `${at}.pipe`;
-          // A oneof: the pipe replaces any socket address read before it.
-          peer.port = 0;
-          readPipe(c, stop, peer);
-          c.at = at;
-        }
-        break;
-      default:
-        // envoy_internal_address has no IP or path a rule could match.
-        r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
+// Envoy's attribute_context.proto, the parts a decision reads. Peers (source 1, destination 2):
+// address 1, principal 4, certificate 5; service and labels are skipped.
+function peerSpec(path: string, peer: (c: DecodeContext) => PeerInfo): MessageSpec {
+  const socketAddress = messageSpec(`${path}.address.socket_address`, {
+    2: text("address", true, (c, v) => { peer(c).address = v; }),
+    3: {
+      name: "port_value",
+      wireType: VARINT,
+      read: (c) => {
+        const port = c.r.uint32();
+        if (port > 65535) c.out.malformed.push(`${c.at}.port_value: ${port} is not a port`);
+        else peer(c).port = port;
+      },
+    },
+  });
+  const pipe = messageSpec(`${path}.address.pipe`, {
+    1: text("path", true, (c, v) => { peer(c).address = v; }),
+  });
+  // envoy_internal_address has no IP or path a rule could match.
+  const address = messageSpec(`${path}.address`, {
+    1: nested("socket_address", () => socketAddress),
+    // A oneof: the pipe replaces any socket address read before it.
+    2: nested("pipe", () => pipe, { enter: (c) => { peer(c).port = 0; return true; } }),
+  });
+  return messageSpec(path, {
+    1: nested("address", () => address),
+    4: text("principal", true, (c, v) => { peer(c).principal = v; }),
+    5: text("certificate", false, (c, v) => { peer(c).certificate = v; }),
+  });
 }
 
-function readSocketAddress(c: DecodeContext, end: number, peer: PeerInfo): void {
-  const { r } = c;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    switch (tag >>> 3) {
-      case 2:
-        if (wireType !== LEN) wrongWireType(c, "address", wireType);
-        else peer.address = readShared(c, end);
-        break;
-      case 3:
-        if (wireType !== VARINT) {
-          wrongWireType(c, "port_value", wireType);
-          break;
-        }
-        {
-          const port = r.uint32();
-          if (port > 65535) c.out.malformed.push(`${c.at}.port_value: ${port} is not a port`);
-          else peer.port = port;
-        }
-        break;
-      default:
-        r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
-}
-
-function readPipe(c: DecodeContext, end: number, peer: PeerInfo): void {
-  const { r } = c;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    if (tag >>> 3 === 1) {
-      if (wireType !== LEN) wrongWireType(c, "path", wireType);
-      else peer.address = readShared(c, end);
-    } else {
-      r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
-}
-
-function readRequest(c: DecodeContext, end: number): void {
-  const { r } = c;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    if (tag >>> 3 === 2) {
-      if (wireType !== LEN) {
-        wrongWireType(c, "http", wireType);
-        continue;
-      }
-      const stop = fieldEnd(c, end);
-      c.at = "attributes.request.http";
-      readHttpRequest(c, stop);
-      c.at = "attributes.request";
-    } else {
-      // time: Vigil stamps receivedAt itself.
-      r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
-}
-
-function readHttpRequest(c: DecodeContext, end: number): void {
-  const { r, out } = c;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    const field = tag >>> 3;
-    switch (field) {
-      case 3: {
-        if (wireType !== LEN) {
-          wrongWireType(c, "headers", wireType);
-          break;
-        }
-        const stop = fieldEnd(c, end);
-        c.at = "attributes.request.http.headers";
-        readMapEntry(c, stop, out.headers, true);
-        c.at = "attributes.request.http";
-        break;
-      }
-      case 13: {
-        if (wireType !== LEN) {
-          wrongWireType(c, "header_map", wireType);
-          break;
-        }
-        const stop = fieldEnd(c, end);
-        c.at = "attributes.request.http.header_map";
-        readHeaderMap(c, stop);
-        c.at = "attributes.request.http";
-        break;
-      }
-      case 1:
-      case 2:
-      case 4:
-      case 5:
-      case 6:
-      case 10:
-      case 11:
-        if (wireType !== LEN) {
-          wrongWireType(c, HTTP_STRING_FIELDS[field] ?? String(field), wireType);
-          break;
-        }
-        assignHttpString(out, field, SHARED_HTTP_FIELDS.has(field) ? readShared(c, end) : readString(c, end));
-        break;
-      case 12:
-        if (wireType !== LEN) wrongWireType(c, "raw_body", wireType);
-        else c.rawBody = readString(c, end);
-        break;
-      default:
-        // query and fragment are always empty; size is not read by decisions.
-        r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
-}
-
-const HTTP_STRING_FIELDS: Readonly<Partial<Record<number, string>>> = {
-  1: "id", 2: "method", 4: "path", 5: "host", 6: "scheme", 10: "protocol", 11: "body",
-};
-/** method, host, scheme, protocol repeat; id is unique, and path and body may carry secrets. */
-const SHARED_HTTP_FIELDS: ReadonlySet<number> = new Set([2, 5, 6, 10]);
-
-function assignHttpString(out: AccessRequest, field: number, value: string): void {
-  switch (field) {
-    case 1: out.requestId = value; break;
-    case 2: out.method = value; break;
-    case 4: out.path = value; break;
-    case 5: out.host = value; break;
-    case 6: out.scheme = value; break;
-    case 10: out.protocol = value; break;
-    default: out.body = value;
-  }
-}
 
 /** Counts header bytes; past the limit it records the problem once and says "skip". */
 function admitHeader(c: DecodeContext, bytes: number): boolean {
@@ -525,109 +352,111 @@ function admitHeader(c: DecodeContext, bytes: number): boolean {
   return false;
 }
 
-/**
- * One map<string,string> entry (key = 1, value = 2). For headers the key is lower-cased and the
- * entry counts against maxHeaderBytes; a later entry with the same key wins, as in protobuf maps.
- */
-function readMapEntry(c: DecodeContext, end: number, into: Record<string, string>, isHeader: boolean): void {
-  const { r } = c;
-  if (isHeader && !admitHeader(c, end - r.pos)) {
-    r.pos = end;
-    return;
-  }
-  let key = "";
-  let value = "";
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    switch (tag >>> 3) {
-      case 1:
-        if (wireType !== LEN) wrongWireType(c, "key", wireType);
-        else key = isHeader ? readShared(c, end).toLowerCase() : readShared(c, end);
-        break;
-      case 2:
-        if (wireType !== LEN) wrongWireType(c, "value", wireType);
-        // Encoders write the key first; a value seen before its key is simply not shared.
-        else value = !isHeader || SHARED_HEADER_VALUES.has(key) ? readShared(c, end) : readString(c, end);
-        break;
-      default:
-        r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
-  into[key] = value;
+/** Starts a map entry or HeaderValue: clears the key and value the entry's fields fill. */
+function startEntry(c: DecodeContext): void {
+  c.key = "";
+  c.value = "";
+  c.raw = "";
+  c.hasRaw = false;
 }
 
-function readHeaderMap(c: DecodeContext, end: number): void {
-  const { r } = c;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    if (tag >>> 3 === 1) {
-      if (wireType !== LEN) {
-        wrongWireType(c, "headers", wireType);
-        continue;
-      }
-      const stop = fieldEnd(c, end);
-      if (admitHeader(c, stop - r.pos)) readHeaderValue(c, stop);
-      else r.pos = stop;
-    } else {
-      r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
+/** A header value: shared when its name (read first, as every encoder writes) is low-cardinality. */
+function headerValue(c: DecodeContext, end: number): string {
+  return SHARED_HEADER_VALUES.has(c.key) ? readShared(c, end) : readString(c, end);
 }
+
+const headerKey = text("key", true, (c, v) => { c.key = v.toLowerCase(); });
+
+/**
+ * One headers map<string,string> entry (key = 1, value = 2): the key is lower-cased, the entry
+ * counts against maxHeaderBytes, and a later entry with the same key wins, as in protobuf maps.
+ */
+const headerEntry = nested("headers", () => messageSpec("attributes.request.http.headers", {
+  1: headerKey,
+  2: { name: "value", wireType: LEN, read: (c, end) => { c.value = headerValue(c, end); } },
+}), {
+  enter: (c, stop) => {
+    startEntry(c);
+    return admitHeader(c, stop - c.r.pos);
+  },
+  leave: (c) => { c.out.headers[c.key] = c.value; },
+});
 
 /**
  * A HeaderValue from header_map (encode_raw_headers): Envoy sends key + raw_value bytes and does
  * not merge duplicates, so repeated names are joined with "," as the headers map would have.
  */
-function readHeaderValue(c: DecodeContext, end: number): void {
-  const { r, out } = c;
-  let key = "";
-  let value = "";
-  let raw = "";
-  let hasRaw = false;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    switch (tag >>> 3) {
-      case 1:
-        if (wireType !== LEN) wrongWireType(c, "key", wireType);
-        else key = readShared(c, end).toLowerCase();
-        break;
-      case 2:
-        if (wireType !== LEN) wrongWireType(c, "value", wireType);
-        else value = SHARED_HEADER_VALUES.has(key) ? readShared(c, end) : readString(c, end);
-        break;
-      case 3:
-        if (wireType !== LEN) wrongWireType(c, "raw_value", wireType);
-        else {
-          raw = SHARED_HEADER_VALUES.has(key) ? readShared(c, end) : readString(c, end);
-          hasRaw = true;
-        }
-        break;
-      default:
-        r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
-  const text = hasRaw ? raw : value;
-  const previous = out.headers[key];
-  out.headers[key] = previous === undefined ? text : `${previous},${text}`;
-}
+const headerMap = nested("header_map", () => messageSpec("attributes.request.http.header_map", {
+  1: nested("headers", () => messageSpec("attributes.request.http.header_map", {
+    1: headerKey,
+    2: { name: "value", wireType: LEN, read: (c, end) => { c.value = headerValue(c, end); } },
+    3: {
+      name: "raw_value",
+      wireType: LEN,
+      read: (c, end) => {
+        c.raw = headerValue(c, end);
+        c.hasRaw = true;
+      },
+    },
+  }), {
+    enter: (c, stop) => {
+      startEntry(c);
+      return admitHeader(c, stop - c.r.pos);
+    },
+    leave: (c) => {
+      const text = c.hasRaw ? c.raw : c.value;
+      const previous = c.out.headers[c.key];
+      c.out.headers[c.key] = previous === undefined ? text : `${previous},${text}`;
+    },
+  }),
+}));
 
-function readTlsSession(c: DecodeContext, end: number): void {
-  const { r } = c;
-  while (r.pos < end) {
-    const tag = nextTag(c);
-    const wireType = tag & 7;
-    if (tag >>> 3 === 1) {
-      if (wireType !== LEN) wrongWireType(c, "sni", wireType);
-      else c.out.sni = readShared(c, end);
-    } else {
-      r.skipType(wireType);
-    }
-  }
-  checkEnd(c, end);
+/** context_extensions map<string,string> entry: route settings, low-cardinality, shared. */
+const contextExtension = nested("context_extensions", () => messageSpec("attributes.context_extensions", {
+  1: text("key", true, (c, v) => { c.key = v; }),
+  2: text("value", true, (c, v) => { c.value = v; }),
+}), {
+  enter: (c) => {
+    startEntry(c);
+    return true;
+  },
+  leave: (c) => { c.out.contextExtensions[c.key] = c.value; },
+});
+
+// HttpRequest: method, host, scheme, protocol repeat (shared); id is unique, and path and body may
+// carry secrets. query and fragment are always empty; size is not read by decisions.
+const httpRequest = messageSpec("attributes.request.http", {
+  1: text("id", false, (c, v) => { c.out.requestId = v; }),
+  2: text("method", true, (c, v) => { c.out.method = v; }),
+  3: headerEntry,
+  4: text("path", false, (c, v) => { c.out.path = v; }),
+  5: text("host", true, (c, v) => { c.out.host = v; }),
+  6: text("scheme", true, (c, v) => { c.out.scheme = v; }),
+  10: text("protocol", true, (c, v) => { c.out.protocol = v; }),
+  11: text("body", false, (c, v) => { c.out.body = v; }),
+  12: text("raw_body", false, (c, v) => { c.rawBody = v; }),
+  13: headerMap,
+});
+
+// Request: http 2; time is skipped (Vigil stamps receivedAt itself).
+const request = messageSpec("attributes.request", { 2: nested("http", () => httpRequest) });
+
+// AttributeContext; metadata_context, route_metadata_context and anything newer are skipped.
+const attributes = messageSpec("attributes", {
+  1: nested("source", () => peerSpec("attributes.source", (c) => c.out.source)),
+  2: nested("destination", () => peerSpec("attributes.destination", (c) => c.out.destination)),
+  4: nested("request", () => request),
+  10: contextExtension,
+  12: nested("tls_session", () => messageSpec("attributes.tls_session", {
+    1: text("sni", true, (c, v) => { c.out.sni = v; }),
+  })),
+});
+
+const checkRequest = messageSpec("CheckRequest", {
+  1: nested("attributes", () => attributes, { enter: (c) => { c.sawAttributes = true; return true; } }),
+});
+
+function readCheckRequest(c: DecodeContext): boolean {
+  readMessage(c, c.r.len, checkRequest);
+  return c.sawAttributes;
 }

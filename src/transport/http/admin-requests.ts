@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { VigilError } from "../../errors/index.js";
+import { issuePath } from "../../util/zod.js";
 import {
   attestationData, behaviorData, credentialData, postureData, riskData, subjectProblem, type SignalInput,
 } from "../../signals/model.js";
@@ -84,7 +85,7 @@ function fieldName(key: PropertyKey): string {
 /** "path: message" per issue; never quotes a value the client sent. */
 function describe(issues: readonly z.core.$ZodIssue[], prefix: string): string {
   return issues.slice(0, 10).map((issue) => {
-    const path = [prefix, ...issue.path.map(fieldName)].filter((p) => p !== "").join(".") || "(root)";
+    const path = issuePath(issue.path, fieldName, prefix);
     if (issue.code === "unrecognized_keys") {
       // Field names are the client's text too: only the ones the server sets are named back.
       const serverSet = issue.keys.map(String).filter((k) => (SERVER_SET_FIELDS as readonly string[]).includes(k));

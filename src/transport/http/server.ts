@@ -18,7 +18,7 @@ import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
 import type { SignalStore } from "../../signals/store.js";
 import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
-import { createAdminActions } from "./admin-actions.js";
+import { createAdminActions, type AdminActions } from "./admin-actions.js";
 import {
   MAX_SIGNALS_PER_REQUEST, parseBehaviorAcceptRequest, parseDecisionRequest, parseReinstateRequest, parseSignalRequest,
 } from "./admin-requests.js";
@@ -64,6 +64,16 @@ export interface OpsServerOptions {
   beforeScrape?: () => void;
   /** Further routes (transport/authzen); the built-in ones take precedence. */
   routes?: readonly HttpRoute[];
+  /** Routes served under a path prefix by another surface (the console under /console). */
+  mount?: MountedRoutes;
+  /** The admin actions, when another surface shares them (default: made here from the options). */
+  actions?: AdminActions;
+}
+
+/** A surface served under `prefix` on this port; it authenticates its own requests. */
+export interface MountedRoutes {
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
 }
 
 export interface OpsServer {
@@ -92,7 +102,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const auth = new AdminAuth(options.adminTokens);
   const log = options.logger.child({ component: "http" });
   const now = options.now ?? Date.now;
-  const actions = createAdminActions({
+  const actions = options.actions ?? createAdminActions({
     store: options.store, approvals: options.approvals, metrics: options.metrics, logger: options.logger, now,
     maxClockSkewMs: options.maxClockSkewMs ?? 300_000,
   });
@@ -158,6 +168,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     const extra = options.routes?.find((r) => r.path === path && r.method === method);
     if (extra !== undefined) {
       await extra.handle(req, res);
+      return;
+    }
+    const mount = options.mount;
+    if (mount !== undefined && (path === mount.prefix || path.startsWith(`${mount.prefix}/`))) {
+      await mount.handle(req, res, url);
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${path}`);

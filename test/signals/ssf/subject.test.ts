@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CAEP, RISC, SSF_EVENTS, eventShortName, spiffeIdProblem } from "../../../src/signals/ssf/index.js";
+import { spiffeIdProblem } from "../../../src/identity/index.js";
+import { CAEP, RISC, SSF_EVENTS, eventShortName } from "../../../src/signals/ssf/index.js";
 import { ReplayGuard } from "../../../src/signals/ssf/replay.js";
 import { resolveSubjectId } from "../../../src/signals/ssf/subject.js";
 
