@@ -96,6 +96,13 @@ export const storeSchema = z.strictObject({
    * credential state, which are always taken: security state only moves towards refusal.
    */
   maxSignals: z.number().int().positive().default(1_000_000),
+  /**
+   * Cluster mode: longest a Check holding a just-in-time grant waits for the bus to decide its
+   * use (a compare-and-set on the grant); past it the request is denied. Only grant holders wait.
+   */
+  grantTimeoutMs: z.number().int().positive().max(10_000).default(250),
+  /** How often expired signals and spent grants are swept from memory and (cluster) the bucket. */
+  sweepIntervalMs: z.number().int().positive().default(60_000),
   /** Most signal writes waiting on the embedded journal at once; more are refused ("unavailable"). */
   maxQueuedWrites: z.number().int().positive().default(1_000),
 });

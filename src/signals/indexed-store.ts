@@ -126,7 +126,7 @@ export abstract class IndexedStore implements SignalStore {
 
   /** Makes a decided write durable in the store's own way; `decide` may be called again on a retry. */
   protected abstract write(decide: () => WriteDecision): Promise<PutResult>;
-  abstract useGrant(subject: string, name: string, nowMs: number): boolean;
+  abstract useGrant(subject: string, name: string, nowMs: number): boolean | Promise<boolean>;
   abstract freshness(nowMs: number): Freshness;
   abstract close(): Promise<void>;
 }
