@@ -6,6 +6,7 @@
 // request without a tool. Elsewhere a body that is not JSON-RPC is simply no MCP call (a REST body).
 
 import type { McpView } from "../model/index.js";
+import { isRecord } from "../util/guards.js";
 import { jsonStart, mcpOfMessage, NO_MCP } from "./request-view.js";
 
 /** The route context extension that marks an MCP route (`protocol: mcp`). */
@@ -37,13 +38,9 @@ export function isMcpRoute(contextExtensions: Record<string, string>, pathOnly: 
   return (Object.hasOwn(contextExtensions, CONTEXT_PROTOCOL) && contextExtensions[CONTEXT_PROTOCOL] === MCP_PROTOCOL) || limits.paths.has(pathOnly);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** A JSON-RPC 2.0 request, notification or response (clients post responses to server requests too). */
 function isJsonRpcMessage(value: unknown): boolean {
-  if (!isObject(value) || value.jsonrpc !== "2.0") return false;
+  if (!isRecord(value) || value.jsonrpc !== "2.0") return false;
   if (typeof value.method === "string") return true;
   return "id" in value && ("result" in value || "error" in value);
 }
@@ -76,7 +73,7 @@ export function readJsonRpc(body: string, mcpRoute: boolean, limits: JsonRpcLimi
   if (mcpRoute) {
     if (value.length === 0) return { kind: "refused", problem: "MCP route: an empty JSON-RPC batch" };
     if (!value.every(isJsonRpcMessage)) return { kind: "refused", problem: "MCP route: a batch item is not a JSON-RPC 2.0 message" };
-  } else if (!value.some((item) => isObject(item) && typeof item.method === "string")) {
+  } else if (!value.some((item) => isRecord(item) && typeof item.method === "string")) {
     return NONE; // a JSON array that holds no call: a REST body
   }
   if (value.length > limits.maxBatch) {
