@@ -284,6 +284,28 @@ export class SignalIndex {
     return removed;
   }
 
+  /**
+   * Forgets every expired value and every spent grant (no uses left: it can never allow again),
+   * telling `onRemoved` of each; the periodic sweep (store.sweepIntervalMs), so that what leaves
+   * is also deleted from the journal or the bucket. Sticky values never leave. Visits everything:
+   * run it seldom.
+   */
+  sweepAll(nowMs: number, onRemoved: (signal: Signal) => void): number {
+    let removed = 0;
+    for (const [subject, held] of this.#bySubject) {
+      for (const [slot, signal] of held) {
+        const spent = signal.kind === "grant" && signal.data.usesLeft <= 0;
+        if (!spent && !isExpired(signal, nowMs)) continue;
+        held.delete(slot);
+        this.#size--;
+        removed++;
+        onRemoved(signal);
+      }
+      if (held.size === 0) this.#bySubject.delete(subject);
+    }
+    return removed;
+  }
+
   /** The address holds a sticky value: a delete from the bus must not forget it. */
   holdsSticky(address: SignalAddress): boolean {
     const held = this.held(address);
