@@ -158,6 +158,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       const decision = decisionOf(id, result, caller);
       decision.policyVersion = policy.version;
       // The explanation of a refusal: every rule that matched (a second walk, for refusals only).
+      const input = inputs[index] as PolicyInput;
       if (result.outcome !== "allow" && policy.explain !== undefined) decision.matched = policy.explain(input);
       const settling = applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
       judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, actionKey, networkKey, observe };

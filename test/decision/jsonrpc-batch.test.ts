@@ -109,7 +109,7 @@ describe("the pipeline judges a JSON-RPC batch call by call", () => {
     const pipeline = createPipeline({
       policy: () => compilePolicy(parsePolicyDocuments(POLICY, "p.yaml")),
       resolveCaller: createCallerResolver(identitySchema.parse({ trustDomains: ["example.org"] })),
-      store, approvals: new ApprovalBook({ store, now: () => NOW }), effects: new Effects({ store, logger: pino({ level: "silent" }), metrics, hookUrl: "" }),
+      store, approvals: new ApprovalBook({ store, now: () => NOW }), effects: new Effects({ store, logger: pino({ level: "silent" }), metrics }),
       metrics, now: () => NOW, jsonRpc: LIMITS,
     });
     const request: AccessRequest = {
