@@ -39,6 +39,12 @@ const LIVE_BOTH: readonly string[] = Object.freeze(["new_action", "new_source_ne
 const MAX_WINDOW_DESTINATIONS = 64;
 const MAX_PENDING = 32;
 const MAX_REASON = 1024;
+/**
+ * Longest action label a baseline learns. A longer one (a path of hundreds of short segments, a
+ * huge tool name) is never learned, so it stays an anomaly, and is shown cut short: a caller
+ * cannot make a baseline hold megabytes (maxActionsPerCaller × label length).
+ */
+export const MAX_ACTION_LABEL = 512;
 const MAX_NETWORK_CACHE = 4096;
 const OTHER_NETWORK = "other";
 
@@ -350,7 +356,8 @@ export class BehaviorMonitor {
     }
     if (learning) {
       if (!baseline.actions.has(action) && baseline.actions.size < config.maxActionsPerCaller) {
-        baseline.actions.set(action, actionLabel(view));
+        const label = actionLabel(view);
+        if (label.length <= MAX_ACTION_LABEL) baseline.actions.set(action, label);
       }
       if (!baseline.networks.has(network) && baseline.networks.size < config.maxNetworksPerCaller) {
         baseline.networks.set(network, networkLabel(view.source_ip, this.#prefixes) ?? OTHER_NETWORK);
@@ -360,7 +367,7 @@ export class BehaviorMonitor {
     }
 
     if (!baseline.actions.has(action)) {
-      const label = actionLabel(view);
+      const label = shortLabel(actionLabel(view));
       this.#remember(baseline, action, { kind: "action", label, at });
       this.#flag(reports, baseline, "new_action", `new action ${label}`, at);
     }
@@ -634,6 +641,10 @@ export class BehaviorMonitor {
     this.#closed = true;
     await this.#writes;
   }
+}
+
+function shortLabel(label: string): string {
+  return label.length <= MAX_ACTION_LABEL ? label : `${label.slice(0, MAX_ACTION_LABEL - 1)}…`;
 }
 
 function newBaseline(caller: string, at: number, window: number): Baseline {
