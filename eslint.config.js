@@ -11,7 +11,7 @@ export default defineConfig(
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ["*.js", "*.mjs", "bench/*.js"] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ["*.js", "*.mjs", "bench/*.js", "scripts/*.mjs"] }, tsconfigRootDir: import.meta.dirname },
     },
     plugins: { "@stylistic": stylistic },
     rules: {
@@ -25,6 +25,12 @@ export default defineConfig(
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowBoolean: true }],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
+  },
+  {
+    // The console's browser script: plain JavaScript served as is (no build step, no types).
+    files: ["src/transport/console/static/*.js"],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { sourceType: "script", globals: { document: "readonly" } },
   },
   {
     files: ["test/**/*.ts", "bench/**"],

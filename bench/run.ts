@@ -17,11 +17,13 @@ import { runStallsBench } from "./stalls.bench.js";
 
 const quick = process.argv.includes("--quick");
 
-function memoryBench(): BenchResult {
+function memoryBench(node = process.execPath, label = ""): BenchResult {
   // Its own process, so the RSS it reports is the store's and nothing else's.
-  const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/memory.bench.ts"], { encoding: "utf8" });
+  const out = spawnSync(node, ["--expose-gc", "--import", "tsx", "bench/memory.bench.ts"], { encoding: "utf8" });
   if (out.status !== 0) throw new Error(`memory bench failed: ${out.stderr}`);
-  return JSON.parse(out.stdout) as BenchResult;
+  const result = JSON.parse(out.stdout) as BenchResult;
+  if (label === "") return result;
+  return { ...result, name: `${result.name} (${label})`, command: `${node === process.execPath ? "node" : ".cache/node-lts-24/bin/node"} --expose-gc --import tsx bench/memory.bench.ts` };
 }
 
 function behaviorBench(): BenchResult {
@@ -70,7 +72,8 @@ await step("decision", () => runDecisionBench({ iterations: quick ? 50_000 : 300
 await step("policy", () => runPolicyBench());
 await step("stalls", () => runStallsBench());
 await step("protobuf readers", () => runProtobufReadersBench(quick ? 10 : 30));
-await step("memory", () => memoryBench());
+await step("memory", () => memoryBench(process.execPath, "Node 20"));
+await step("memory, Node 24", () => memoryBench(ltsNode(), "Node 24"));
 await step("caps", () => capsBench());
 await step("behavior", () => behaviorBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));

@@ -4,6 +4,7 @@
 // the headers the encoder really wrote.
 
 import { encodeCheckRequestJson, loadAuthorizationPackage } from "../transport/envoy/index.js";
+import { isRecord } from "../util/guards.js";
 
 interface CheckMethod {
   responseDeserialize(bytes: Buffer): unknown;
@@ -16,10 +17,6 @@ function checkMethod(): CheckMethod {
   const service = loadAuthorizationPackage()["envoy.service.auth.v3.Authorization"] as unknown as { Check: CheckMethod };
   method = service.Check;
   return method;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**

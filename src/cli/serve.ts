@@ -1,23 +1,27 @@
 // Wires one Vigil instance: signal store, policy (hot-reloaded), decision pipeline, the Envoy
 // gRPC server and the ops/admin HTTP server. `vigil serve` and the end-to-end tests use it.
 
+import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
-import { ApprovalBook, approvalsJournalPath, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
+import { ApprovalBook, approvalsJournalPath, type ApprovalEvent, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
 import { BehaviorMonitor, behaviorStatePath, MeshFanout, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
+import { startNotifications, type Notifications } from "../notify/index.js";
 import { NO_ENTITIES, watchEntitiesFile, watchPolicyDir, type CompiledPolicy, type EntityBook } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { describeBusSecurity } from "../signals/nats-connect.js";
 import { createSsfReceiver } from "../signals/ssf/index.js";
 import {
-  counterFollower, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter, type Metrics,
+  counterFollower, createDecisionFeed, createDecisionLog, createLogger, createMetrics, flushLogger, loggerLineWriter,
+  withDecisionFeed, type DecisionFeed, type Metrics,
 } from "../telemetry/index.js";
 import { createAuthzenRoutes } from "../transport/authzen/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
-import { startOpsServer, type Readiness } from "../transport/http/index.js";
+import { createConsole, CONSOLE_PREFIX, randomSessionKey } from "../transport/console/index.js";
+import { AdminAuth, createAdminActions, readBody, startOpsServer, type MountedRoutes, type Readiness } from "../transport/http/index.js";
 
 export interface Vigil {
   grpcPort: number;
@@ -26,6 +30,8 @@ export interface Vigil {
   approvals: ApprovalBook;
   effects: Effects;
   metrics: Metrics;
+  /** The outbox and its notifier; undefined when no hook, CAEP receiver or approval webhook is configured. */
+  notifications: Notifications | undefined;
   behavior: BehaviorMonitor;
   policy(): CompiledPolicy;
   readiness(): Readiness;
@@ -37,6 +43,8 @@ export interface StartOptions {
   now?: () => number;
   /** Name of this instance in logs (defaults to hostname-less "vigil"). */
   instance?: string;
+  /** How the outbox reaches receivers (tests, benchmarks); default global fetch. */
+  fetchImpl?: typeof fetch;
   /** Hears each approval opened or settled, once cluster-wide (the notification outbox's hook). */
   onApprovalEvent?: ApprovalEventListener;
 }
@@ -89,6 +97,15 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
+    // Started before anything can revoke, so no notice is missed; closed after the servers stop.
+    const { transmitter, notifications } = await startNotifications(config, {
+      logger, metrics, now,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
+      ...(options.fetchImpl === undefined ? {} : { fetchImpl: options.fetchImpl }),
+    });
+    if (notifications !== undefined) closers.push(() => notifications.close());
+    const notifier = notifications?.notifier;
+
     // Approvals live beside the signals: the journal when embedded, the bus in cluster mode.
     const approvalsLog = logger.child({ component: "approvals" });
     const ledger: ApprovalLedger = config.store.bus === ""
@@ -109,12 +126,27 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       ...(options.instance === undefined ? {} : { instance: options.instance }),
       onChange: (n) => { metrics.approvalsPending.set(n); },
       onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
-      ...(options.onApprovalEvent === undefined ? {} : { onEvent: options.onApprovalEvent }),
+      // Each opening and settling, once cluster-wide: to the approval webhooks (through the
+      // outbox) and to whoever started this Vigil (tests).
+      ...(options.onApprovalEvent === undefined && notifier === undefined ? {} : {
+        onEvent: (event: ApprovalEvent) => {
+          notifier?.approvalChanged(event);
+          options.onApprovalEvent?.(event);
+        },
+      }),
     });
     closers.push(() => { approvals.close(); return Promise.resolve(); });
     const effects = new Effects({
-      store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl,
+      store, logger: logger.child({ component: "effects" }), metrics,
       maxPending: config.maxPendingRevocations,
+      ...(notifier === undefined ? {} : {
+        onRevoked: (effect) => {
+          notifier.revocationChanged({
+            change: "revoke", subject: effect.subject, target: effect.target, reason: effect.reason,
+            eventId: effect.decisionId, caller: effect.caller, rule: effect.rule, by: `vigil:${effect.rule}`, at: effect.at,
+          });
+        },
+      }),
     });
     closers.push(() => effects.close());
 
@@ -161,8 +193,11 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     // Closers run in reverse: the monitor drains and settles its writes before the file's last flush.
     closers.push(() => behavior.close());
 
-    const decisionLog = createDecisionLog(logger.child({ component: "decision" }));
-    if (decisionLog !== undefined) closers.push(() => decisionLog.close());
+    const loggedDecisions = createDecisionLog(logger.child({ component: "decision" }));
+    if (loggedDecisions !== undefined) closers.push(() => loggedDecisions.close());
+    // The console's live view gets every decision line; without the console the Check pays nothing for it.
+    const feed: DecisionFeed | undefined = config.console.enabled ? createDecisionFeed() : undefined;
+    const decisionLog = feed === undefined ? loggedDecisions : withDecisionFeed(loggedDecisions, feed);
     const pipeline = createPipeline({
       policy: () => watcher.current(),
       resolveCaller: createCallerResolver(config.identity),
@@ -236,6 +271,37 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.behaviorCallers.set(learned.callers);
       metrics.behaviorLearning.set(learned.learning);
     };
+    const actions = createAdminActions({
+      store, approvals, metrics, logger, now, maxClockSkewMs: config.store.maxClockSkewMs,
+      // A lifted revocation is told to the CAEP receivers, from the admin API and the console alike.
+      ...(notifier === undefined ? {} : {
+        onReinstated: (r) => {
+          notifier.revocationChanged({
+            change: "reinstate", subject: r.subject, target: r.subject.startsWith("spiffe://") ? "identity" : "credential",
+            reason: r.reason, eventId: r.eventId, caller: "", rule: "", by: r.by, at: r.at,
+          });
+        },
+      }),
+    });
+    let mount: MountedRoutes | undefined;
+    if (feed !== undefined) {
+      const consoleLog = logger.child({ component: "console" });
+      const web = createConsole({
+        auth: new AdminAuth(config.http.adminTokens),
+        actions, approvals, store, feed, logger, now,
+        policy: () => watcher.current(),
+        sessionKey: readSessionKey(config.console.sessionKeyFile),
+        idleTimeoutMs: config.console.idleTimeoutSeconds * 1000,
+        maxSessionMs: config.console.maxSessionSeconds * 1000,
+        secureCookie: config.console.secureCookie,
+        maxFailedSignInsPerMinute: config.console.maxFailedSignInsPerMinute,
+        readBody: (req, limit) => readBody(req, limit),
+      });
+      closers.push(() => { web.close(); return Promise.resolve(); });
+      mount = { prefix: CONSOLE_PREFIX, handle: (req, res, url) => web.handle(req, res, url) };
+      if (config.http.adminTokens.length === 0) consoleLog.warn("the console is enabled but no admin tokens are configured: nobody can sign in");
+      if (config.console.sessionKeyFile === "") consoleLog.warn("console sessions are signed with a per-process key: set console.sessionKeyFile (the same on every replica) so sessions survive restarts and work on any replica");
+    }
     let httpPort = 0;
     const routes = createAuthzenRoutes({
       settings: config.authzen,
@@ -253,7 +319,9 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       maxClockSkewMs: config.store.maxClockSkewMs,
       registry: metrics.registry,
       beforeScrape: refreshGauges,
-      metrics, store, approvals, readiness, ssf, logger, now, behavior,
+      metrics, store, approvals, readiness, ssf, logger, now, behavior, actions,
+      ...(mount === undefined ? {} : { mount }),
+      ...(transmitter === undefined ? {} : { transmitter }),
     });
     closers.push(() => http.close());
     httpPort = http.port;
@@ -269,7 +337,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     return {
       grpcPort: grpc.port,
       httpPort: http.port,
-      store, approvals, effects, metrics, behavior,
+      store, approvals, effects, metrics, notifications, behavior,
       policy: () => watcher.current(),
       readiness,
       close: async () => {
@@ -282,6 +350,23 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * The console's session key: the file's bytes (a mounted Secret, at least 32), or a random key
+ * for this process when no file is set. The key is never logged.
+ */
+function readSessionKey(file: string): Buffer {
+  if (file === "") return randomSessionKey();
+  let key: Buffer;
+  try {
+    key = readFileSync(file);
+  } catch (cause) {
+    throw new VigilError("invalid_input", `cannot read the console session key file ${file}`, { cause });
+  }
+  const trimmed = Buffer.from(key.toString("utf8").trim(), "utf8");
+  if (trimmed.length < 32) throw new VigilError("invalid_input", `the console session key file ${file} must hold at least 32 bytes (e.g. openssl rand -base64 48)`);
+  return trimmed;
 }
 
 /**

@@ -96,6 +96,13 @@ export const storeSchema = z.strictObject({
    * credential state, which are always taken: security state only moves towards refusal.
    */
   maxSignals: z.number().int().positive().default(1_000_000),
+  /**
+   * Cluster mode: longest a Check holding a just-in-time grant waits for the bus to decide its
+   * use (a compare-and-set on the grant); past it the request is denied. Only grant holders wait.
+   */
+  grantTimeoutMs: z.number().int().positive().max(10_000).default(250),
+  /** How often expired signals and spent grants are swept from memory and (cluster) the bucket. */
+  sweepIntervalMs: z.number().int().positive().default(60_000),
   /** Most signal writes waiting on the embedded journal at once; more are refused ("unavailable"). */
   maxQueuedWrites: z.number().int().positive().default(1_000),
 });
@@ -159,6 +166,70 @@ export const approvalsSchema = z.strictObject({
   maxSettled: z.number().int().positive().max(1_000_000).default(10_000),
   /** How often pending requests past their TTL are settled as expired and old settled ones forgotten. */
   sweepIntervalMs: z.number().int().positive().default(30_000),
+});
+
+/** A receiver's name in settings, logs and notice ids (never a label value: see metrics). */
+const receiverName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, { error: "must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit" });
+
+/** Where notices go: http(s) URLs only, without user info (it would end up in logs). */
+const receiverUrl = z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
+  .refine((u) => new URL(u).username === "" && new URL(u).password === "", { error: "must not carry credentials; use the authorization or secret file" });
+
+function uniqueNames(list: readonly { name: string }[], ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  for (const [i, r] of list.entries()) {
+    if (seen.has(r.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `receiver name ${r.name} is used twice` });
+    seen.add(r.name);
+  }
+}
+
+/** The durable outbox behind the revocation hook, the CAEP transmitter and the approval webhooks. */
+export const outboxSchema = z.strictObject({
+  /** The embedded outbox file; "" = outbox.jsonl beside the signal journal (memory-only journal: none). */
+  path: z.string().default(""),
+  /** Delay before each retry in ms (the last repeats), jittered ±20 %. */
+  retryDelaysMs: z.array(z.number().int().positive().max(3_600_000)).min(1).default([1_000, 5_000, 30_000, 120_000, 600_000]),
+  /** Attempts per notice before it is dropped (logged, vigil_outbox_dropped_total). */
+  maxAttempts: z.number().int().min(1).max(10_000).default(30),
+  /** One attempt's deadline (connect, send, answer). */
+  timeoutMs: z.number().int().positive().max(60_000).default(5_000),
+  /** Notices in flight at once per instance. */
+  concurrency: z.number().int().min(1).max(256).default(8),
+  /** Undelivered notices kept (per file, or in the cluster's stream); past it new ones are refused. */
+  maxPending: z.number().int().positive().max(10_000_000).default(100_000),
+});
+
+export const caepReceiverSchema = z.strictObject({
+  name: receiverName,
+  /** The receiver's RFC 8935 push endpoint. */
+  url: receiverUrl,
+  /** `aud` of the SETs it gets (its own identifier). */
+  audience: z.string().min(1),
+  /** File holding the Authorization header value it wants (SSF authorization_header); "" = none. */
+  authorizationFile: z.string().default(""),
+});
+
+/** Vigil as a CAEP transmitter (notify/transmitter.ts); off while issuer is "". */
+export const transmitterSchema = z.strictObject({
+  /** `iss` of the SETs and the base of jwks_uri: the URL receivers reach this Vigil's ops port at. */
+  issuer: z.string().default(""),
+  /** Private signing key: PKCS#8 PEM or a private JWK (RSA 2048+, EC P-256/P-384, Ed25519). Shared by every replica. */
+  signingKeyFile: z.string().default(""),
+  receivers: z.array(caepReceiverSchema).default([]).superRefine(uniqueNames),
+}).superRefine((t, ctx) => {
+  if (t.issuer !== "") {
+    if (!/^https?:\/\/[^?#]+$/.test(t.issuer)) ctx.addIssue({ code: "custom", path: ["issuer"], message: "must be an http(s) URL without query or fragment" });
+    if (t.signingKeyFile === "") ctx.addIssue({ code: "custom", path: ["signingKeyFile"], message: "a transmitter needs a signing key file" });
+  } else if (t.receivers.length > 0) {
+    ctx.addIssue({ code: "custom", path: ["issuer"], message: "CAEP receivers need the transmitter's issuer" });
+  }
+});
+
+export const approvalWebhookSchema = z.strictObject({
+  name: receiverName,
+  url: receiverUrl,
+  /** File holding the HMAC secret (Standard Webhooks "whsec_…" or raw text, 16+ bytes). */
+  secretFile: z.string().min(1),
 });
 
 /**
@@ -233,6 +304,25 @@ export const behaviorSchema = z.strictObject({
   maxQueued: z.number().int().min(16).max(1_048_576).default(65_536),
 });
 
+/** The web console (transport/console/): off unless enabled; served under /console on the HTTP port. */
+export const consoleSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** A session ends after this long without a request. */
+  idleTimeoutSeconds: z.number().int().min(60).max(86_400).default(900),
+  /** A session ends this long after sign-in, however active. */
+  maxSessionSeconds: z.number().int().min(300).max(7 * 86_400).default(8 * 3600),
+  /**
+   * File holding the key that signs session cookies (at least 32 bytes; a mounted Secret). Give
+   * every replica the same file so a session works on any of them; "" = a random key per process
+   * (sessions end at restart and work only on the replica that issued them).
+   */
+  sessionKeyFile: z.string().default(""),
+  /** Mark the cookie Secure: "auto" when the request came over TLS or x-forwarded-proto https. */
+  secureCookie: z.union([z.boolean(), z.literal("auto")]).default("auto"),
+  /** Failed sign-ins one client address may make per minute before it must wait. */
+  maxFailedSignInsPerMinute: z.number().int().min(1).max(1000).default(10),
+});
+
 export const configSchema = z.strictObject({
   grpc: z.strictObject({
     host: z.string().default(DEFAULT_GRPC_HOST),
@@ -272,8 +362,15 @@ export const configSchema = z.strictObject({
   ssf: ssfSchema.prefault({}),
   approvals: approvalsSchema.prefault({}),
   behavior: behaviorSchema.prefault({}),
-  /** Outbound revocation hook (POST JSON) fired when Vigil revokes; "" = none. */
-  revocationHookUrl: z.string().default(""),
+  console: consoleSchema.prefault({}),
+  /** Outbound revocation hook (POST JSON) when Vigil revokes, sent from the outbox; "" = none. */
+  revocationHookUrl: z.union([z.literal(""), receiverUrl]).default(""),
+  outbox: outboxSchema.prefault({}),
+  transmitter: transmitterSchema.prefault({}),
+  /** Webhooks told when an approval opens or is decided (CloudEvents, HMAC-signed). */
+  approvalWebhooks: z.array(approvalWebhookSchema).default([]).superRefine(uniqueNames),
+  /** Base URL of the approvals console, for the console_url in approval notifications; "" = none. */
+  consoleUrl: z.string().default(""),
   /**
    * Most revocations Vigil decided and the store has not acknowledged yet (each held locally).
    * When full, a new one cannot be queued: the sidecar then denies every request that carries an
@@ -294,11 +391,19 @@ export type BusTlsConfig = z.infer<typeof busTlsSchema>;
 export type SsfConfig = z.infer<typeof ssfSchema>;
 export type DestinationConfig = z.infer<typeof destinationSchema>;
 export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
+export type OutboxConfig = z.infer<typeof outboxSchema>;
+export type TransmitterConfig = z.infer<typeof transmitterSchema>;
+export type ApprovalWebhookConfig = z.infer<typeof approvalWebhookSchema>;
 export type AuthzenConfig = z.infer<typeof authzenSchema>;
 
 export type BehaviorConfig = z.infer<typeof behaviorSchema>;
+export type ConsoleConfig = z.infer<typeof consoleSchema>;
 
-/** Parses a partial settings object into a complete Config, or throws a VigilError naming the path. */
+/**
+ * Parses a partial settings object into a complete Config (defaults filled in). Throws zod's
+ * ZodError; loadConfig, which reads the operator's files and flags, turns that into a
+ * VigilError("invalid_input") naming each path.
+ */
 export function parseConfig(input: unknown): Config {
   return configSchema.parse(input);
 }

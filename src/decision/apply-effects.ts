@@ -1,9 +1,10 @@
 // The effects phase: what a decision starts besides its answer. A step_up uses an approved
 // just-in-time grant (the decision becomes allow) or opens an approval request; a revoke, or a
 // rule's `revoke:` list, queues revocations. Memory only: Effects makes them durable off the
-// Check path, ApprovalBook.open and store.useGrant are synchronous.
+// Check path, ApprovalBook.open is synchronous, and so is store.useGrant except in cluster mode
+// for a caller that holds a grant (its use is decided on the bus before the answer).
 
-import { scopeOf, type ApprovalBook } from "../approvals/book.js";
+import { scopeOf, type ApprovalBook, type ApprovalScope, type OpenApproval } from "../approvals/book.js";
 import type { Caller } from "../identity/index.js";
 import type { Decision, RequestView, SignalsView } from "../model/index.js";
 import type { PolicyResult } from "../policy/types.js";
@@ -37,18 +38,39 @@ export const GRANT_REASON = "allowed by an approved just-in-time grant";
 
 const DEFAULT_STEP_UP = Object.freeze({ approvers: [] as string[], grantTtlSeconds: 900, grantUses: 1 });
 
-/** Starts the decision's effects; may turn a step_up into an allow or give it an approval id. */
-export function applyEffects(deps: EffectsDeps, decision: Decision, input: EffectsInput): void {
+/**
+ * Starts the decision's effects; may turn a step_up into an allow or give it an approval id.
+ * Returns a promise only when a caller holding a grant must wait for the bus to decide its use
+ * (cluster mode: a compare-and-set); the decision is final once it resolves, and it never rejects.
+ */
+export function applyEffects(deps: EffectsDeps, decision: Decision, input: EffectsInput): Promise<void> | undefined {
   const { result } = input;
-  if (result.outcome === "step_up") stepUp(deps, decision, input);
   if (input.revocations !== false && (result.outcome === "revoke" || result.revoke.length > 0)) revoke(deps.effects, decision, input);
+  return result.outcome === "step_up" ? stepUp(deps, decision, input) : undefined;
 }
 
-function stepUp(deps: EffectsDeps, decision: Decision, { result, caller, view, signals, at }: EffectsInput): void {
-  if (caller.spiffeId === "") return; // nobody to grant anything to: stays step_up without approval
+function stepUp(deps: EffectsDeps, decision: Decision, input: EffectsInput): Promise<void> | undefined {
+  const { result, caller, view, at } = input;
+  if (caller.spiffeId === "") return undefined; // nobody to grant anything to: stays step_up without approval
   const request = { caller: caller.spiffeId, rule: result.rule, destination: view.destination, resource: resourceOf(view) };
   const scoped = scopeOf(request);
-  if (deps.store.useGrant(caller.spiffeId, scoped.grantName, at)) {
+  const used = deps.store.useGrant(caller.spiffeId, scoped.grantName, at);
+  if (typeof used === "boolean") {
+    grantOrAsk(deps, decision, input, used, request, scoped);
+    return undefined;
+  }
+  // A failure to decide the use is a use not granted: the request stays step_up (fail closed).
+  return used.then(
+    (granted) => { grantOrAsk(deps, decision, input, granted, request, scoped); },
+    () => { grantOrAsk(deps, decision, input, false, request, scoped); },
+  );
+}
+
+function grantOrAsk(
+  deps: EffectsDeps, decision: Decision, { result, view, signals }: EffectsInput, granted: boolean,
+  request: Pick<OpenApproval, "caller" | "rule" | "destination" | "resource">, scoped: ApprovalScope,
+): void {
+  if (granted) {
     decision.outcome = "allow";
     decision.reason = GRANT_REASON;
     return;

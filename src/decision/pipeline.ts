@@ -5,7 +5,8 @@
 //   → refusals → effects (step-up, grants, revocations) → (encode, in transport) → record
 //
 // Everything here is synchronous and touches memory only; I/O leaves through Effects and the
-// async decision log. `judge` runs the phases up to the answer; `record` counts and logs it, and
+// async decision log. One exception: in cluster mode a caller holding a just-in-time grant waits
+// for the bus to decide its use (Judgement.settled), so a one-use grant is one use mesh-wide. `judge` runs the phases up to the answer; `record` counts and logs it, and
 // is called once the answer went on the wire (or, in process, right after judging: createDecider).
 
 import { randomUUID } from "node:crypto";
@@ -65,12 +66,19 @@ export interface Judgement {
   signals?: SignalsView;
   /** The policy that judged (its version and rule count). */
   policy?: Pick<CompiledPolicy, "version" | "ruleCount">;
+  /** What the policy was asked (for tools that explain a decision: vigil test's coverage). */
+  input?: PolicyInput;
   /** When the phases judged (epoch ms), and the behaviour keys of the request (record phase). */
   at?: number;
   actionKey?: number;
   networkKey?: number;
   /** Whether the record phase feeds this request to the behaviour baselines. */
   observe?: boolean;
+  /**
+   * Present while the decision still waits on the bus (a grant use being decided by
+   * compare-and-set, bounded by store.grantTimeoutMs): encode only once it resolves. Never rejects.
+   */
+  settled?: Promise<void>;
 }
 
 export interface Pipeline {
@@ -135,8 +143,17 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         caller, destinationProblem: destination.problem, pathOnly: view.path_only, body: request.body, backlogFull: effects.overflowed,
       });
       const decision = decisionOf(id, result, caller);
-      applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
-      judgement = { request, decision, caller, view, destination, signals: signals.view, policy, at, actionKey, networkKey, observe };
+      decision.policyVersion = policy.version;
+      // The explanation of a refusal: every rule that matched (a second walk, for refusals only).
+      if (result.outcome !== "allow" && policy.explain !== undefined) decision.matched = policy.explain(input);
+      const settling = applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
+      judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, actionKey, networkKey, observe };
+      if (settling !== undefined) {
+        judgement.settled = settling.then(() => {
+          decision.durationNs = Math.round((performance.now() - started) * 1e6);
+        });
+        return judgement;
+      }
     }
     judgement.decision.durationNs = Math.round((performance.now() - started) * 1e6);
     return judgement;
@@ -154,11 +171,16 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
   };
 }
 
-/** Judges and records at once: for in-process callers that put nothing on a wire (benches, tests). */
+/**
+ * Judges and records at once: for in-process callers that put nothing on a wire (benches, tests,
+ * `vigil check`). Their stores are embedded, which decide grant uses at once; a decision still
+ * waiting on the bus (cluster mode) is a failure here, never an answer given early.
+ */
 export function createDecider(deps: DeciderDeps): Decide {
   const pipeline = createPipeline(deps);
   return (request) => {
     const judgement = pipeline.judge(request);
+    if (judgement.settled !== undefined) throw new Error("createDecider cannot wait for the bus: use createPipeline and await Judgement.settled");
     pipeline.record(judgement);
     return judgement.decision;
   };
@@ -180,6 +202,7 @@ function decisionOf(id: string, result: PolicyResult, caller: Caller): Decision 
   const credentials = caller.credentials;
   decision.credentialFingerprint = credentials.length === 1 ? credentials[0]?.fingerprint ?? "" : credentials.map((c) => c.fingerprint).join(",");
   decision.headersToRemove = caller.headersToRemove;
+  if (result.controls !== undefined && result.controls.length > 0) decision.controls = result.controls;
   if (result.outcome === "delay") decision.retryAfterSeconds = result.retryAfterSeconds ?? 60;
   return decision;
 }

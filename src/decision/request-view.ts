@@ -3,6 +3,7 @@
 // Check; later phases (refusals, effects, record) read this view rather than re-parsing the request.
 
 import type { AccessRequest, McpView, RequestView } from "../model/index.js";
+import { isRecord } from "../util/guards.js";
 
 /**
  * Builds the policy's view of the request: host without port, path without query, gRPC and MCP
@@ -91,28 +92,24 @@ const NO_ARGUMENTS: Record<string, unknown> = Object.freeze({});
 /** What a request that is no MCP call shows as request.mcp. */
 export const NO_MCP: McpView = Object.freeze({ method: "", tool: "", arguments: NO_ARGUMENTS, uri: "", prompt: "" });
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * The MCP view of one JSON-RPC message: the method, and for tools/call the tool name and its
  * arguments, for resources/read the URI, for prompts/get the prompt name. Anything else yields
  * the method alone, or NO_MCP when the value is no JSON-RPC call.
  */
 export function mcpOfMessage(message: unknown): McpView {
-  if (!isObject(message)) return NO_MCP;
+  if (!isRecord(message)) return NO_MCP;
   const { method, params } = message;
   if (typeof method !== "string") return NO_MCP;
-  const p = isObject(params) ? params : NO_ARGUMENTS;
+  const p = isRecord(params) ? params : NO_ARGUMENTS;
   const text = (value: unknown): string => (typeof value === "string" ? value : "");
   switch (method) {
     case "tools/call":
-      return { method, tool: text(p.name), arguments: isObject(p.arguments) ? p.arguments : NO_ARGUMENTS, uri: "", prompt: "" };
+      return { method, tool: text(p.name), arguments: isRecord(p.arguments) ? p.arguments : NO_ARGUMENTS, uri: "", prompt: "" };
     case "resources/read":
       return { method, tool: "", arguments: NO_ARGUMENTS, uri: text(p.uri), prompt: "" };
     case "prompts/get":
-      return { method, tool: "", arguments: isObject(p.arguments) ? p.arguments : NO_ARGUMENTS, uri: "", prompt: text(p.name) };
+      return { method, tool: "", arguments: isRecord(p.arguments) ? p.arguments : NO_ARGUMENTS, uri: "", prompt: text(p.name) };
     default:
       return { method, tool: "", arguments: NO_ARGUMENTS, uri: "", prompt: "" };
   }

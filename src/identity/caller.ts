@@ -50,6 +50,10 @@ export interface Caller {
    * operator set identity.onProblem to "policy" (then policies judge `source.problems` themselves).
    */
   refused: boolean;
-  /** Request headers that must not reach the upstream (untrusted XFCC, credential echoes). */
+  /**
+   * Request headers identity did not believe and that so must not reach the upstream, where they
+   * could be believed: an X-Forwarded-Client-Cert that is not trusted, invalid or foreign.
+   * Everything else about the upstream's headers is decided in transport/envoy/upstream-headers.ts.
+   */
   headersToRemove: string[];
 }

@@ -107,8 +107,9 @@ function addDistinct(into: Credential[], credential: Credential): void {
 }
 
 /**
- * Reads one credential header into `into` (distinct fingerprints only), noting problems (at most
- * one of each kind per header, however many values it holds).
+ * Reads one credential header into `into` (distinct fingerprints only), noting problems: the
+ * first refused value, and one ambiguous_credential (too many, or several different), per header
+ * however many values it holds.
  *
  * Envoy joins repeated headers with ","; neither a token68 nor an API key holds one, so each
  * comma-separated value is a credential of its own and each is fingerprinted (up to

@@ -18,8 +18,17 @@ export interface Decision {
   retryAfterSeconds?: number;
   /** For step_up. */
   approvalId?: string;
-  /** Request headers to remove before the upstream sees them (untrusted XFCC, spoofed x-vigil-*). */
+  /**
+   * Request headers identity did not believe (an untrusted XFCC), to remove before the upstream
+   * sees them. The transport adds the rest (client copies of x-vigil-* headers): upstreamHeaders().
+   */
   headersToRemove: string[];
   /** Nanoseconds spent deciding. */
   durationNs: number;
+  /** Version (content hash) of the policy that judged; absent when no policy was consulted. */
+  policyVersion?: string;
+  /** Controls the deciding rule enforces (src/policy/controls.ts). */
+  controls?: readonly string[];
+  /** For a refusal: every rule that matched, most restrictive first (the explanation). */
+  matched?: readonly string[];
 }

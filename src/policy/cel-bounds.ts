@@ -10,6 +10,7 @@
 // check still sees the CEL names, so a policy that names the replacements itself is refused.
 
 import { RE2JS } from "re2js";
+import { isCelNode } from "./cel-ast.js";
 
 /** Parse limits (cel-js `limits`): far above what a policy condition needs, far below a stall. */
 export const CEL_LIMITS = {
@@ -116,15 +117,6 @@ export class RegexCache {
   }
 }
 
-interface Node {
-  op: string;
-  args: unknown;
-}
-
-function isNode(value: unknown): value is Node {
-  return typeof value === "object" && value !== null && "op" in value && "args" in value;
-}
-
 /**
  * Checks a parsed condition against the bounds and prepares it for the RegexCache: literal
  * `matches` patterns are compiled now (an RE2 refusal, such as a backreference or lookaround, is
@@ -137,7 +129,7 @@ export function applyBounds(root: unknown, regexes: RegexCache): string[] {
       for (const item of value) visit(item, comprehensions);
       return;
     }
-    if (!isNode(value)) return;
+    if (!isCelNode(value)) return;
     if (value.op === "rcall" && Array.isArray(value.args)) {
       const args: unknown[] = value.args;
       const [name, , callArgs] = args;
@@ -145,7 +137,7 @@ export function applyBounds(root: unknown, regexes: RegexCache): string[] {
       if (name === "split" && Array.isArray(callArgs) && (callArgs.length === 1 || callArgs.length === 2)) args[0] = SPLIT_FUNCTION;
       if (name === "matches" && Array.isArray(callArgs) && callArgs.length === 1) {
         const pattern: unknown = callArgs[0];
-        if (isNode(pattern) && pattern.op === "value" && typeof pattern.args === "string") {
+        if (isCelNode(pattern) && pattern.op === "value" && typeof pattern.args === "string") {
           const problem = regexes.addLiteral(pattern.args);
           if (problem !== undefined) problems.push(`matches: RE2 cannot run ${JSON.stringify(pattern.args)}: ${problem}`);
         }

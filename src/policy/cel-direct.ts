@@ -8,6 +8,7 @@
 // test/policy/cel-direct.test.ts checks it against cel-js on generated expressions and inputs.
 
 import type { CelActivation, Condition } from "./cel-activation.js";
+import { isCelNode } from "./cel-ast.js";
 
 type Kind = "string" | "bool" | "int" | "double" | "list<string>" | "map<string,string>" | "request" | "source" | "signals";
 
@@ -18,15 +19,6 @@ interface Compiled {
 
 /** Field kinds of the objects CEL sees (mirrors the check schema in cel.ts). */
 export type FieldKinds = Readonly<Record<"request" | "source" | "signals", Readonly<Record<string, string>>>>;
-
-interface Node {
-  op: string;
-  args: unknown;
-}
-
-function isNode(value: unknown): value is Node {
-  return typeof value === "object" && value !== null && "op" in value && "args" in value;
-}
 
 function kindOf(type: string): Kind | undefined {
   switch (type) {
@@ -96,7 +88,7 @@ const STRING_METHODS: Readonly<Record<string, (receiver: string, argument: strin
 };
 
 function compileNode(node: unknown, fields: FieldKinds): Compiled | undefined {
-  if (!isNode(node)) return undefined;
+  if (!isCelNode(node)) return undefined;
   const args = node.args;
   switch (node.op) {
     case "value": {
@@ -197,8 +189,8 @@ function compileNode(node: unknown, fields: FieldKinds): Compiled | undefined {
       const element = compileNode(args[0], fields);
       if (element?.kind !== "string") return undefined;
       const container: unknown = args[1];
-      if (isNode(container) && container.op === "list" && Array.isArray(container.args)) {
-        const literals = container.args.map((item: unknown) => (isNode(item) && item.op === "value" ? item.args : undefined));
+      if (isCelNode(container) && container.op === "list" && Array.isArray(container.args)) {
+        const literals = container.args.map((item: unknown) => (isCelNode(item) && item.op === "value" ? item.args : undefined));
         if (literals.length === 0 || !literals.every((item): item is string => typeof item === "string")) return undefined;
         const members = new Set(literals);
         return { kind: "bool", run: (a) => members.has(element.run(a) as string) };

@@ -27,6 +27,7 @@
 import { Environment } from "@marcbachmann/cel-js";
 import { CEL_LIMITS, MATCHES_FUNCTION, MAX_MATCH_INPUT, MAX_SPLIT_PARTS, RegexCache, SPLIT_FUNCTION, applyBounds, boundedSplit } from "./cel-bounds.js";
 import type { Condition } from "./cel-activation.js";
+import { isCelNode } from "./cel-ast.js";
 import { directCondition } from "./cel-direct.js";
 import type { FieldKinds } from "./cel-direct.js";
 import { CidrCache, cidrProblem } from "./cidr.js";
@@ -110,15 +111,6 @@ function registerFunctions(env: Environment, cidrs: CidrCache): Environment {
     });
 }
 
-interface Node {
-  op: string;
-  args: unknown;
-}
-
-function isNode(value: unknown): value is Node {
-  return typeof value === "object" && value !== null && "op" in value && "args" in value;
-}
-
 /** Literal ranges given to inCidr are checked at load time rather than failing every request. */
 function literalCidrProblems(root: unknown): string[] {
   const problems: string[] = [];
@@ -127,12 +119,12 @@ function literalCidrProblems(root: unknown): string[] {
       for (const item of value) visit(item);
       return;
     }
-    if (!isNode(value)) return;
+    if (!isCelNode(value)) return;
     if (value.op === "call" && Array.isArray(value.args) && value.args[0] === "inCidr") {
       const rangeArg: unknown = Array.isArray(value.args[1]) ? value.args[1][1] : undefined;
-      const literals = isNode(rangeArg) && rangeArg.op === "list" && Array.isArray(rangeArg.args) ? rangeArg.args : [rangeArg];
+      const literals = isCelNode(rangeArg) && rangeArg.op === "list" && Array.isArray(rangeArg.args) ? rangeArg.args : [rangeArg];
       for (const literal of literals) {
-        if (isNode(literal) && literal.op === "value" && typeof literal.args === "string" && cidrProblem(literal.args) !== undefined) {
+        if (isCelNode(literal) && literal.op === "value" && typeof literal.args === "string" && cidrProblem(literal.args) !== undefined) {
           problems.push(`inCidr: invalid CIDR "${literal.args}"`);
         }
       }

@@ -22,7 +22,7 @@ import type { PolicyDocument } from "./documents.js";
 import { compileGlobs, hasWildcard, isNormalPath } from "./glob.js";
 import type { StringMatcher } from "./glob.js";
 import type { PolicyManifest, PolicyRuleSpec, RevocationTarget } from "./schema.js";
-import type { CompiledPolicy, PolicyInput, PolicyResult, StepUpParams } from "./types.js";
+import type { CompiledPolicy, PolicyInput, PolicyResult, RuleSummary, StepUpParams } from "./types.js";
 
 export interface CompileOptions {
   /**
@@ -51,6 +51,8 @@ class Evaluation {
   readonly unindexed: boolean;
   /** Rank of the result the last CompiledRule.decide returned. */
   rank = 0;
+  /** Explaining (a second walk): condition errors were reported by evaluate already. */
+  quiet = false;
   private celContext: CelActivation | undefined = undefined;
   private normalPath: boolean | undefined = undefined;
 
@@ -126,6 +128,7 @@ class CompiledRule {
   private readonly revoke: readonly RevocationTarget[];
   private readonly resultPrivileged: boolean;
   private readonly report: ErrorReporter;
+  private readonly controls: readonly string[] | undefined;
 
   constructor(parts: RuleParts) {
     const spec = parts.spec;
@@ -158,6 +161,7 @@ class CompiledRule {
     // A rule that only applies to privileged actions decides about a privileged action.
     this.resultPrivileged = this.privileged || this.appliesToPrivileged;
     this.report = parts.report;
+    this.controls = spec.controls === undefined ? undefined : Object.freeze(spec.controls.slice());
   }
 
   /** The rule's result when it matches this request, else undefined. */
@@ -183,7 +187,7 @@ class CompiledRule {
       try {
         matched = this.condition(state.activation());
       } catch (error) {
-        this.report(this.id, error);
+        if (!state.quiet) this.report(this.id, error);
         state.rank = CONDITION_FAILED_RANK;
         return { outcome: "deny", rule: this.id, reason: CONDITION_ERROR_REASON, revoke: [], privileged: this.resultPrivileged };
       }
@@ -200,11 +204,13 @@ class CompiledRule {
           retryAfterSeconds: wait,
           revoke: this.revoke.slice(),
           privileged: this.resultPrivileged,
+          ...(this.controls === undefined ? {} : { controls: this.controls }),
         };
       }
     }
     state.rank = this.rank;
     const result: PolicyResult = { outcome: this.outcome, rule: this.id, reason: this.reason, revoke: this.revoke.slice(), privileged: this.resultPrivileged };
+    if (this.controls !== undefined) result.controls = this.controls;
     if (this.retryAfterSeconds !== undefined) result.retryAfterSeconds = this.retryAfterSeconds;
     if (this.stepUp !== undefined) {
       result.stepUp = { approvers: this.stepUp.approvers.slice(), grantTtlSeconds: this.stepUp.grantTtlSeconds, grantUses: this.stepUp.grantUses };
@@ -270,19 +276,58 @@ function normaliseDestination(pattern: string): string {
   return pattern.startsWith("spiffe://") ? pattern : pattern.toLowerCase();
 }
 
+/** What a rule matches, in words, for an operator ("" when it matches every request of its policy). */
+function matchesOf(spec: PolicyManifest["spec"]["rules"][number]): string {
+  const parts: string[] = [];
+  if (spec.methods !== undefined) parts.push(spec.methods.join("|"));
+  if (spec.paths !== undefined) parts.push(spec.paths.join(", "));
+  if (spec.grpc !== undefined) parts.push(`grpc ${spec.grpc.service}${spec.grpc.methods === undefined ? "" : `/${spec.grpc.methods.join("|")}`}`);
+  if (spec.mcpTools !== undefined) parts.push(`mcp tools ${spec.mcpTools.join(", ")}`);
+  if (spec.sources !== undefined) parts.push(`from ${spec.sources.join(", ")}`);
+  return parts.join(" ");
+}
+
 class Policy implements CompiledPolicy {
   readonly ruleCount: number;
+  readonly rules: readonly RuleSummary[];
   readonly version: string;
   readonly #exact: ReadonlyMap<string, Bucket>;
   readonly #fallback: Bucket;
   readonly #report: ErrorReporter;
 
-  constructor(ruleCount: number, version: string, exact: ReadonlyMap<string, Bucket>, fallback: Bucket, report: ErrorReporter) {
-    this.ruleCount = ruleCount;
+  constructor(rules: readonly RuleSummary[], version: string, exact: ReadonlyMap<string, Bucket>, fallback: Bucket, report: ErrorReporter) {
+    this.ruleCount = rules.length;
+    this.rules = rules;
     this.version = version;
     this.#exact = exact;
     this.#fallback = fallback;
     this.#report = report;
+  }
+
+  explain(input: PolicyInput): string[] {
+    try {
+      const request = input.request;
+      const indexed = this.#exact.get(request.destination);
+      const target = indexed ?? this.#fallback;
+      const list = target.byMethod.get(request.method) ?? target.anyMethod;
+      const state = new Evaluation(input, indexed === undefined);
+      state.quiet = true;
+      const matched: { id: string; rank: number; order: number }[] = [];
+      let privileged = false;
+      for (const rule of list.rules) {
+        if (rule.decide(state) === undefined) continue;
+        if (rule.privileged) privileged = true;
+        matched.push({ id: rule.id, rank: state.rank, order: rule.order });
+      }
+      if (privileged) {
+        for (const rule of list.privilegedOnly) {
+          if (rule.decide(state) !== undefined) matched.push({ id: rule.id, rank: state.rank, order: rule.order });
+        }
+      }
+      return matched.sort((a, b) => b.rank - a.rank || a.order - b.order).map((m) => m.id);
+    } catch {
+      return [];
+    }
   }
 
   evaluate(input: PolicyInput): PolicyResult {
@@ -348,6 +393,7 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
   const conditions = new ConditionCompiler();
   const policyNames = new Map<string, PolicyDocument>();
   const entries: { rule: CompiledRule; destinations: readonly string[]; covers: StringMatcher }[] = [];
+  const summaries: RuleSummary[] = [];
 
   for (const document of documents) {
     const manifest: PolicyManifest = document.manifest;
@@ -394,6 +440,16 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
         report,
       });
       entries.push({ rule, destinations, covers });
+      summaries.push(Object.freeze({
+        id: `${policyName}/${spec.name}`,
+        outcome: spec.outcome,
+        description: spec.description ?? spec.reason ?? "",
+        destinations: Object.freeze([...destinations]),
+        matches: matchesOf(spec),
+        conditional: spec.when !== undefined,
+        privileged: spec.privileged ?? manifest.spec.privileged,
+        approvers: Object.freeze([...(spec.stepUp?.approvers ?? [])]),
+      }));
     });
   }
   if (issues.length > 0) throw policyError(issues);
@@ -410,5 +466,5 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
     exact.set(name, bucket(rules, methods));
   }
   const fallback = bucket(entries.filter(({ destinations }) => hasWildcard(destinations)).map(({ rule }) => rule), methods);
-  return new Policy(entries.length, policyVersion(documents), exact, fallback, report);
+  return new Policy(Object.freeze(summaries), policyVersion(documents), exact, fallback, report);
 }

@@ -26,12 +26,37 @@ export interface PolicyResult {
   revoke: ("credential" | "identity")[];
   /** Whether the matched action is privileged (from the policy); used for logs/metrics. */
   privileged: boolean;
+  /** Controls the deciding rule enforces (its `controls:`); absent or empty for none. */
+  controls?: readonly string[];
+}
+
+/** One rule as operators read it (the console's policy page, `vigil validate`). */
+export interface RuleSummary {
+  /** "<policy>/<rule>". */
+  id: string;
+  outcome: Outcome;
+  description: string;
+  destinations: readonly string[];
+  /** HTTP methods, gRPC service, MCP tools and paths the rule matches, in words ("" = any). */
+  matches: string;
+  /** Whether it has a CEL condition (`when`). */
+  conditional: boolean;
+  privileged: boolean;
+  approvers: readonly string[];
 }
 
 export interface CompiledPolicy {
   /** Number of rules compiled. */
   readonly ruleCount: number;
+  /** Every rule in document order. */
+  readonly rules: readonly RuleSummary[];
   /** Content hash of the documents compiled (for logs and /readyz). */
   readonly version: string;
   evaluate(input: PolicyInput): PolicyResult;
+  /**
+   * Every rule that matches the request ("<policy>/<rule>"), most restrictive first: what a
+   * denial's decision line and `vigil check` show. Evaluates every candidate rule (evaluate
+   * stops early), so it is meant for refusals and tools, not for every allow.
+   */
+  explain?(input: PolicyInput): string[];
 }

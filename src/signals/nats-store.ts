@@ -6,12 +6,12 @@
 // that can write to the bucket could have put them there.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { Kvm, KvWatchInclude } from "@nats-io/kv";
+import { Bucket, Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV, KvEntry, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import { VigilError } from "../errors/index.js";
 import { SIGNAL_KINDS, signalSchema } from "./model.js";
-import type { Signal, SignalKind, SignalOf } from "./model.js";
+import type { Signal, SignalKind } from "./model.js";
 import type { Freshness, PutResult, SignalStore } from "./store.js";
 import type { StoreConfig } from "../config/schema.js";
 import type { Metrics } from "../telemetry/metrics.js";
@@ -24,8 +24,10 @@ import type { Refusal, SignalAddress, WriteDecision } from "./signal-index.js";
 export interface NatsStoreDeps extends IndexedStoreDeps {
   /** Connection name shown by the NATS server (e.g. the pod name). */
   name?: string;
+  /** Where grant uses decided on the bus are counted (vigil_grant_claims_total). */
+  grantClaims?: Metrics["grantClaims"];
   /** Where refused bus values are counted (vigil_signal_bus_refused_total). */
-  metrics?: Pick<Metrics, "busValuesRefused"> & Partial<Pick<Metrics, "signalWritesRefused">>;
+  metrics?: Pick<Metrics, "busValuesRefused"> & Partial<Pick<Metrics, "signalWritesRefused" | "grantClaims" | "signalsSwept">>;
 }
 
 /**
@@ -47,6 +49,9 @@ export type BusRefusal =
   | "reused_id"
   /** A new address while store.maxSignals values are held (never a sticky value: those always fit). */
   | "capacity";
+
+/** How a grant use decided on the bus ended: the label values of vigil_grant_claims_total. */
+export type GrantClaimResult = "used" | "spent" | "timeout" | "unavailable";
 
 export interface NatsSignalStore extends SignalStore {
   /** The KV bucket this store watches. */
@@ -90,10 +95,10 @@ export function addressForKvKey(kvKey: string): SignalAddress | undefined {
   return { subject, kind: kind as SignalKind, name };
 }
 
+/** Delete markers older than this are purged from the bucket by the sweep. */
+const DELETE_MARKER_AGE_MS = 30 * 60_000;
 /** Write attempts before a compare-and-set loop gives up under contention. */
 const MAX_CAS_ATTEMPTS = 10;
-/** How long close() waits for grant uses still being written. */
-const CLOSE_GRACE_MS = 2_000;
 
 /**
  * Creates the store and starts connecting, creating the bucket if needed, and loading it.
@@ -102,15 +107,6 @@ const CLOSE_GRACE_MS = 2_000;
  */
 export function createNatsStore(config: StoreConfig, deps: NatsStoreDeps): NatsSignalStore {
   return new NatsStore(config, deps);
-}
-
-interface PendingUses {
-  /** The grant the uses were taken from; a replaced grant drops them. */
-  id: string;
-  /** Uses taken locally and not yet in the KV. */
-  count: number;
-  /** The newest value the KV holds for the key, before the local uses are taken off. */
-  remote?: { signal: SignalOf<"grant">; revision: number };
 }
 
 class NatsStore extends IndexedStore implements NatsSignalStore {
@@ -142,17 +138,25 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   readonly #revisions = new Map<string, number>();
 
   readonly #metrics: Pick<Metrics, "busValuesRefused"> | undefined;
-  readonly #pendingUses = new Map<string, PendingUses>();
-  readonly #grantWriters = new Map<string, Promise<void>>();
+  /** Grant uses being decided now (each a compare-and-set on the bus); close() waits for them. */
+  readonly #claims = new Set<Promise<boolean>>();
+  readonly #grantTimeoutMs: number;
+  readonly #grantClaims: NatsStoreDeps["grantClaims"];
   #closing: Promise<void> | undefined;
+  #lastMarkerPurge = 0;
 
   constructor(config: StoreConfig, deps: NatsStoreDeps) {
-    super({ ...deps, logger: storeLogger(deps.logger, "nats"), maxClockSkewMs: config.maxClockSkewMs, maxSignals: config.maxSignals });
+    super({
+      sweepIntervalMs: config.sweepIntervalMs, ...deps,
+      logger: storeLogger(deps.logger, "nats"), maxClockSkewMs: config.maxClockSkewMs, maxSignals: config.maxSignals,
+    });
     this.#config = config;
     this.#name = deps.name ?? "vigil";
     this.#metrics = deps.metrics;
     this.bucket = signalsBucketName(config.bucketPrefix);
     this.#writeTimeoutMs = Math.max(1_000, config.freshnessBoundMs);
+    this.#grantTimeoutMs = config.grantTimeoutMs;
+    this.#grantClaims = deps.grantClaims ?? deps.metrics?.grantClaims;
     this.#starting = this.#start();
   }
 
@@ -320,6 +324,9 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
         return;
       }
       this.index.remove(address);
+      // Bounded state: a deleted key holds nothing here. A later write expects revision 0, is
+      // told of the delete marker (conflict), re-reads it and writes on top of it.
+      this.#revisions.delete(entry.key);
       return;
     }
     const decoded = this.#decode(entry);
@@ -333,8 +340,7 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
       this.#refuse(entry, "future", this.index.holdsSticky(address) ? address : undefined);
       return;
     }
-    const pending = this.#pendingUses.get(entry.key);
-    const verdict = this.index.judgeRemote(signal, pending?.id === signal.id ? pending.count : 0);
+    const verdict = this.index.judgeRemote(signal);
     if (!verdict.accept) {
       this.#refuse(entry, verdict.reason, this.index.holdsSticky(address) ? address : undefined);
       return;
@@ -397,15 +403,10 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     return { signal: parsed.data };
   }
 
-  /** Holds a value the KV has at `revision`, less any grant uses not yet written back. */
+  /** Holds a value the KV has at `revision`. */
   #applyValue(kvKey: string, signal: Signal, revision: number, notify: boolean): void {
     this.#revisions.set(kvKey, revision);
-    let value = signal;
-    const pending = this.#pendingUses.get(kvKey);
-    if (pending !== undefined && signal.kind === "grant" && signal.id === pending.id) {
-      pending.remote = { signal, revision };
-      value = { ...signal, data: { ...signal.data, usesLeft: Math.max(0, signal.data.usesLeft - pending.count) } };
-    }
+    const value = signal;
     // Our own writes come back through the watch; listeners hear of a value once.
     if (notify) {
       const held = this.index.held(signal);
@@ -494,6 +495,12 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
 
   async #refresh(kv: KV, kvKey: string, address: SignalAddress): Promise<void> {
     const entry = await kv.get(kvKey);
+    if (entry !== null && entry.operation !== "PUT" && !this.index.holdsSticky(address)) {
+      // A delete marker: the next write goes on top of it.
+      this.index.remove(address);
+      this.#revisions.set(kvKey, entry.revision);
+      return;
+    }
     if (entry === null) {
       this.#revisions.delete(kvKey);
       // Gone from the bucket altogether (a purged stream): a sticky value is kept, and the next
@@ -510,82 +517,86 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   }
 
   /**
-   * Synchronous for the hot path; the use is written back in the background by compare-and-set
-   * against the KV's current value, so concurrent uses on several instances all count and the
-   * stored count never goes below zero. Until a use propagates, another instance may still grant
-   * one more use from its own view.
+   * A grant use is decided on the bus before the Check is answered: a compare-and-set of the
+   * grant's key from the value held here to the same value with one use fewer. Of N instances
+   * racing for the last use exactly one write succeeds; the others re-read, find none left and
+   * deny. Only a caller that holds a usable grant here pays the round trip (everyone else gets
+   * false at once, synchronously); it is bounded by store.grantTimeoutMs, past which the answer
+   * is a denial (a write that lands after it spends a use nobody got: fail closed).
    */
-  useGrant(subject: string, name: string, nowMs: number): boolean {
+  useGrant(subject: string, name: string, nowMs: number): boolean | Promise<boolean> {
     if (!this.isReady || this.closed) return false;
-    const used = this.index.grantAfterUse(subject, name, nowMs);
-    if (used === undefined) return false;
-    const kvKey = kvKeyFor(subject, "grant", name);
-    this.index.set(used, true);
-    const pending = this.#pendingUses.get(kvKey);
-    if (pending?.id === used.id) pending.count++;
-    else this.#pendingUses.set(kvKey, { id: used.id, count: 1 });
-    this.#startGrantWriter(kvKey);
-    return true;
+    if (this.index.grantAfterUse(subject, name, nowMs) === undefined) return false;
+    const claim = this.#claim(subject, name, nowMs);
+    this.#claims.add(claim);
+    void claim.finally(() => { this.#claims.delete(claim); });
+    return claim;
   }
 
-  #startGrantWriter(kvKey: string): void {
-    if (this.#grantWriters.has(kvKey)) return;
-    const writer = this.#writeGrantUses(kvKey)
-      .catch((error: unknown) => {
-        this.logger.error({ err: error, key: kvKey }, "could not write grant uses back");
-      })
-      .finally(() => {
-        this.#grantWriters.delete(kvKey);
-        // Uses taken while the writer was finishing still need a writer.
-        if (!this.closed && (this.#pendingUses.get(kvKey)?.count ?? 0) > 0) this.#startGrantWriter(kvKey);
-      });
-    this.#grantWriters.set(kvKey, writer);
+  async #claim(subject: string, name: string, nowMs: number): Promise<boolean> {
+    let result: GrantClaimResult;
+    try {
+      result = await withTimeout(this.#casUse(subject, name, nowMs), this.#grantTimeoutMs, "grant use");
+    } catch (error) {
+      // Ours (withTimeout) or the client's own request timeout: the bus did not answer in time.
+      result = (error instanceof VigilError && error.message.startsWith("grant use timed out"))
+        || (error instanceof Error && error.name === "TimeoutError") ? "timeout" : "unavailable";
+      this.logger.warn({ err: error, result, key: keyDigest(kvKeyFor(subject, "grant", name)) }, "grant use not decided on the bus; denied");
+    }
+    this.#grantClaims?.labels(result).inc();
+    return result === "used";
   }
 
-  async #writeGrantUses(kvKey: string): Promise<void> {
+  async #casUse(subject: string, name: string, nowMs: number): Promise<GrantClaimResult> {
     const kv = this.#kvOrThrow();
-    let delay = 50;
-    for (;;) {
-      const pending = this.#pendingUses.get(kvKey);
-      if (pending === undefined || pending.count <= 0) return;
-      let entry: KvEntry | null;
+    const kvKey = kvKeyFor(subject, "grant", name);
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const used = this.index.grantAfterUse(subject, name, nowMs);
+      const expected = this.#revisions.get(kvKey);
+      if (used === undefined || expected === undefined) return "spent";
       let revision: number;
-      let written: SignalOf<"grant">;
       try {
-        entry = await kv.get(kvKey);
-        const decoded = entry?.operation === "PUT" ? this.#decode(entry) : undefined;
-        const remote = decoded !== undefined && "signal" in decoded ? decoded.signal : undefined;
-        if (entry === null || remote?.kind !== "grant" || remote.id !== pending.id) {
-          // Deleted or replaced by a new grant: the uses belonged to a grant that is gone.
-          if (this.#pendingUses.get(kvKey) === pending) this.#pendingUses.delete(kvKey);
-          return;
-        }
-        const take = pending.count;
-        written = { ...remote, data: { ...remote.data, usesLeft: Math.max(0, remote.data.usesLeft - take) } };
-        revision = await kv.put(kvKey, JSON.stringify(written), {
-          previousSeq: entry.revision,
-          timeout: this.#writeTimeoutMs,
-        });
-        pending.count -= take;
+        revision = await kv.put(kvKey, JSON.stringify(used), { previousSeq: expected, timeout: this.#grantTimeoutMs });
       } catch (error) {
-        if (this.closed) throw error;
-        if (!isRevisionConflict(error)) {
-          this.logger.warn({ err: error, key: kvKey, retryInMs: delay }, "grant use not written yet; retrying");
-          await sleep(delay, undefined, { signal: this.#stopping.signal }).catch(() => undefined);
-          delay = Math.min(delay * 2, 2_000);
-        }
+        if (!isRevisionConflict(error)) throw error;
+        // Another instance used it (or replaced it) first: decide again on what it wrote.
+        await this.#refresh(kv, kvKey, used);
         continue;
       }
-      if (pending.count <= 0 && this.#pendingUses.get(kvKey) === pending) this.#pendingUses.delete(kvKey);
-      // Re-derive the local view now that these uses are in the KV: from our own write, or from
-      // a newer value the watcher already brought (which was built on top of ours).
-      const newest = pending.remote !== undefined && pending.remote.revision > revision
-        ? pending.remote
-        : { signal: written, revision };
-      if (newest.revision >= (this.#revisions.get(kvKey) ?? 0)) {
-        this.#applyValue(kvKey, newest.signal, newest.revision, false);
-      }
+      if (revision > (this.#revisions.get(kvKey) ?? 0)) this.#applyValue(kvKey, used, revision, true);
+      return "used";
     }
+    return "spent";
+  }
+
+  /**
+   * A value the sweep forgot (expired, or a spent grant) is deleted from the bucket too, if the
+   * key still holds the value this instance saw (compare-and-set on its revision): every instance
+   * sweeps, one delete wins, and a newer value written meanwhile is never deleted. Delete markers
+   * older than half an hour are purged now and then, so the bucket does not grow with churn.
+   */
+  protected override swept(signal: Signal): void {
+    const kv = this.#kv;
+    const kvKey = kvKeyFor(signal.subject, signal.kind, signal.name);
+    const revision = this.#revisions.get(kvKey);
+    this.#revisions.delete(kvKey);
+    if (kv === undefined || revision === undefined || this.closed) return;
+    this.#track(kv.delete(kvKey, { previousSeq: revision }).catch((error: unknown) => {
+      if (!isRevisionConflict(error)) this.logger.debug({ err: error, key: keyDigest(kvKey) }, "could not delete a swept signal from the bucket");
+    }));
+  }
+
+  override sweepNow(): number {
+    const removed = super.sweepNow();
+    const kv = this.#kv;
+    const now = this.now();
+    if (kv instanceof Bucket && !this.closed && now - this.#lastMarkerPurge >= DELETE_MARKER_AGE_MS) {
+      this.#lastMarkerPurge = now;
+      this.#track(kv.purgeDeletes(DELETE_MARKER_AGE_MS).then(() => undefined, (error: unknown) => {
+        this.logger.debug({ err: error }, "could not purge delete markers");
+      }));
+    }
+    return removed;
   }
 
   /**
@@ -598,11 +609,10 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   }
 
   async #close(): Promise<void> {
-    await withTimeout(Promise.allSettled(this.#grantWriters.values()), CLOSE_GRACE_MS, "grant write-back")
-      .catch(() => {
-        this.logger.warn({ keys: this.#pendingUses.size }, "closing with grant uses not written back");
-      });
+    // Grant uses being decided finish (each is bounded by store.grantTimeoutMs).
+    await Promise.allSettled(this.#claims);
     this.closed = true;
+    this.stopSweeping();
     this.#stopping.abort();
     clearInterval(this.#heartbeat);
     await this.#starting;

@@ -35,11 +35,13 @@ export interface SignalStore {
   /** Lifts a sticky revocation. Only path that may set revoked=false; the caller audits it. */
   reinstate(subject: string, by: string, reason: string): Promise<PutResult>;
   /**
-   * Uses one use of a grant, synchronously in memory (the hot path may call it), and makes the
-   * use durable in the background (compare-and-set on the key's revision in cluster mode).
-   * Returns false when the grant is missing, expired or used up.
+   * Uses one use of a grant; false when it is missing, expired or used up. Embedded: decided in
+   * memory at once (one process is the whole truth) and journaled in the background. Cluster:
+   * when a usable grant is held here, a compare-and-set on the grant's key decides before the
+   * Check is answered (a promise, bounded by store.grantTimeoutMs, false past it), so a one-use
+   * grant lets exactly one request through across every instance; without one, false at once.
    */
-  useGrant(subject: string, name: string, nowMs: number): boolean;
+  useGrant(subject: string, name: string, nowMs: number): boolean | Promise<boolean>;
   freshness(nowMs: number): Freshness;
   /** Resolves when the initial load/sync is done; rejects if it cannot be. */
   ready(): Promise<void>;
@@ -48,5 +50,10 @@ export interface SignalStore {
   subscribe(listener: (signal: Signal) => void): () => void;
   /** Number of keys held. */
   size(): number;
+  /**
+   * Forgets expired signals and spent grants now (also done every store.sweepIntervalMs), and in
+   * cluster mode deletes them from the bucket; returns how many left memory.
+   */
+  sweepNow(): number;
   close(): Promise<void>;
 }

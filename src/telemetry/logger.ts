@@ -3,7 +3,9 @@
 // Check path only pays for serialisation, and so that a stdout that fails or stalls (full disk,
 // closed pipe) drops and counts lines instead of stopping the process: pino's own destination
 // retries a failed write forever, synchronously, from its exit hook. On a crash the lines still
-// buffered (at most a few KiB) can be lost; on shutdown they are flushed.
+// buffered or queued (bounded by the LineWriter's maxQueuedBytes, 2 MiB) can be lost; on shutdown
+// they are flushed. The one decision line per Check goes through the same LineWriter without
+// pino (telemetry/decision-log.ts).
 
 import { write } from "node:fs";
 import { pino, type DestinationStream, type Logger } from "pino";

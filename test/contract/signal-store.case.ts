@@ -217,27 +217,42 @@ export function runSignalStoreContract(name: string, factory: SignalStoreFactory
 
     it("counts grant uses down to zero, then refuses", async () => {
       await store.put(grant(2, T0));
-      expect(store.useGrant(AGENT, "apr-1", clock)).toBe(true);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(true);
       expect(store.get(AGENT, "grant", "apr-1")?.data.usesLeft).toBe(1);
-      expect(store.useGrant(AGENT, "apr-1", clock)).toBe(true);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(true);
       expect(store.get(AGENT, "grant", "apr-1")?.data.usesLeft).toBe(0);
-      expect(store.useGrant(AGENT, "apr-1", clock)).toBe(false);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(false);
       expect(store.get(AGENT, "grant", "apr-1")?.data.usesLeft).toBe(0);
     });
 
     it("refuses a missing or expired grant", async () => {
-      expect(store.useGrant(AGENT, "apr-1", clock)).toBe(false);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(false);
       await store.put(grant(5, T0, { expiresAt: T0 + 100 }));
-      expect(store.useGrant(AGENT, "apr-1", T0 + 100)).toBe(false);
-      expect(store.useGrant(AGENT, "other", T0)).toBe(false);
+      expect(await store.useGrant(AGENT, "apr-1", T0 + 100)).toBe(false);
+      expect(await store.useGrant(AGENT, "other", T0)).toBe(false);
+    });
+
+    it("sweeps expired values and spent grants, never a revocation in force", async () => {
+      await store.put(risk("high", T0, { expiresAt: T0 + 1_000 }));
+      await store.put(grant(1, T0));
+      await store.put(revocation(true, T0));
+      await store.put({ ...risk("low", T0), subject: "spiffe://example.org/ns/ci/sa/other" });
+      expect(store.sweepNow()).toBe(0);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(true);
+      clock = T0 + 1_000;
+      expect(store.sweepNow()).toBe(2);
+      expect(store.size()).toBe(2);
+      expect(store.get(KEY, "revocation")?.data.revoked).toBe(true);
+      expect(store.list(AGENT)).toEqual([]);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(false);
     });
 
     it("does not let a retried grant write reset its uses", async () => {
       const approved = grant(1, T0);
       await store.put(approved);
-      expect(store.useGrant(AGENT, "apr-1", clock)).toBe(true);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(true);
       expect((await store.put(approved)).status).toBe("duplicate");
-      expect(store.useGrant(AGENT, "apr-1", clock)).toBe(false);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(false);
     });
 
     it("tells subscribers about every applied change, and stops when unsubscribed", async () => {
@@ -246,7 +261,7 @@ export function runSignalStoreContract(name: string, factory: SignalStoreFactory
       await store.put(risk("high", T0));
       await store.put(risk("low", T0 - 10));
       await store.put(grant(1, T0));
-      store.useGrant(AGENT, "apr-1", clock);
+      await store.useGrant(AGENT, "apr-1", clock);
       await eventually(() => seen.length >= 3);
       expect(seen.map((s) => s.kind)).toEqual(["risk", "grant", "grant"]);
       expect(seen.at(-1)).toMatchObject({ kind: "grant", data: { usesLeft: 0 } });

@@ -17,7 +17,7 @@ import { AuthorizationPolicy } from "@kubernetes-models/istio/security.istio.io/
 import { ServiceEntry } from "@kubernetes-models/istio/networking.istio.io/v1beta1";
 import { IstioOperator } from "@kubernetes-models/istio/install.istio.io/v1alpha1";
 import { z } from "zod";
-import { isRecord, readRepoFile, readYamlDocuments, repoFileExists } from "./repo.js";
+import { isRecord, parseYamlDocuments, readRepoFile, readYamlDocuments, repoFileExists } from "./repo.js";
 
 interface Validatable { validate(): void }
 type ModelClass = new (data: never) => Validatable;
@@ -160,6 +160,11 @@ const kustomizationSchema = z.strictObject({
   kind: z.literal("Kustomization"),
   namespace: z.string().optional(),
   resources: z.array(z.string()).default([]),
+  // Generated names here never carry kustomize's hash suffix, so the option changes nothing below.
+  generatorOptions: z.strictObject({ disableNameSuffixHash: z.boolean() }).optional(),
+  // Only inline `$patch: delete` patches (dropping an object a base ships); kubectl's kustomize
+  // checks the rest in the tests that need it.
+  patches: z.array(z.strictObject({ patch: z.string() })).default([]),
   configMapGenerator: z.array(z.strictObject({
     name: z.string(),
     files: z.array(z.string()).min(1),
@@ -220,7 +225,21 @@ export function buildKustomization(dir: string, inheritedNamespace?: string): Ku
       object: place({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: generator.name }, data }),
     });
   }
+  for (const { patch } of k.patches) {
+    const doc = readDeletePatch(patch, path);
+    const index = objects.findIndex((o) => o.object.apiVersion === doc.apiVersion && o.object.kind === doc.kind && o.object.metadata.name === doc.metadata.name);
+    if (index < 0) throw new Error(`${path}: $patch: delete of ${doc.kind}/${doc.metadata.name}, which nothing ships`);
+    objects.splice(index, 1);
+  }
   return { objects, files };
+}
+
+function readDeletePatch(text: string, path: string): KubeObject {
+  const [doc] = parseYamlDocuments(text, `${path} patch`);
+  if (!isKubeObject(doc) || (doc as { $patch?: unknown }).$patch !== "delete" || Object.keys(doc).length !== 4) {
+    throw new Error(`${path}: only inline "$patch: delete" patches are understood here`);
+  }
+  return doc;
 }
 
 /** `--flag value` pairs of a command line (every Vigil serve flag takes a value). */

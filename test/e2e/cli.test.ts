@@ -84,6 +84,26 @@ describe("vigil CLI", () => {
     expect(JSON.parse(res.stdout)).toMatchObject({ allowed: false, http_status: "Forbidden", body: { outcome: "deny" } });
   });
 
+  it("reads request JSON with null or wrong-typed fields without crashing: defaults, or a refusal naming the field", async () => {
+    // {"method": null} once crashed `vigil check`; null is "unset", as proto3 JSON says.
+    const nullMethod = join(dir, "null-method.json");
+    writeFileSync(nullMethod, JSON.stringify({ attributes: { request: { http: { method: null } } } }));
+    const wrongType = join(dir, "wrong-type.json");
+    writeFileSync(wrongType, JSON.stringify({ attributes: { request: { http: { method: 7 } } } }));
+    const [unset, offline, remote] = await Promise.all([
+      vigilCli(["check", "--policy", "examples/policies", nullMethod]),
+      vigilCli(["check", "--policy", "examples/policies", wrongType]),
+      vigilCli(["check", "--server", vigil.grpcAddress, wrongType]),
+    ]);
+    expect(unset.code).toBe(1);
+    expect(JSON.parse(unset.stdout)).toMatchObject({ outcome: "deny", why: { action: { method: "" } } });
+    for (const refused of [offline, remote]) {
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain("invalid CheckRequest JSON: attributes.request.http.method: string expected");
+      expect(refused.stdout).toBe("");
+    }
+  }, 60_000);
+
   it("refuses an admin command without a token, naming what is missing", async () => {
     const res = await vigilCli(["signal", "get", "--url", vigil.httpUrl, "--subject", "x"]);
     expect(res.code).toBe(2);

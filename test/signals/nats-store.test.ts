@@ -12,6 +12,7 @@ import type { StoreConfig } from "../../src/config/schema.js";
 import { createNatsStore, signalsBucketName } from "../../src/signals/index.js";
 import type { NatsSignalStore, Signal, SignalInput } from "../../src/signals/index.js";
 import { kvKeyFor } from "../../src/signals/nats-store.js";
+import { createMetrics } from "../../src/telemetry/metrics.js";
 import { runSignalStoreContract } from "../contract/signal-store.case.js";
 import { captureLogger, eventually } from "./support.js";
 import { TcpProxy, canConnect } from "./tcp-proxy.js";
@@ -179,8 +180,8 @@ suite(title, () => {
       expect(b.get(subject, "risk")?.data.level).toBe("critical");
     });
 
-    it("counts grant uses from several instances and never goes below zero", async () => {
-      const config = configFor(uniquePrefix());
+    it("decides grant uses on the bus: of six racing uses on two instances of a three-use grant, exactly three win", async () => {
+      const config = configFor(uniquePrefix(), { grantTimeoutMs: 5_000 });
       const a = await open(config, "a");
       const b = await open(config, "b");
       const subject = "spiffe://example.org/ns/ci/sa/deployer";
@@ -190,8 +191,8 @@ suite(title, () => {
       });
       await eventually(() => b.get(subject, "grant", "apr-9") !== undefined);
       const now = Date.now();
-      expect([a.useGrant(subject, "apr-9", now), a.useGrant(subject, "apr-9", now)]).toEqual([true, true]);
-      expect([b.useGrant(subject, "apr-9", now), b.useGrant(subject, "apr-9", now)]).toEqual([true, true]);
+      const results = await Promise.all([a, b, a, b, a, b].map(async (store) => store.useGrant(subject, "apr-9", now)));
+      expect(results.filter((used) => used)).toHaveLength(3);
 
       const kv = await new Kvm(await adminConnection()).open(signalsBucketName(config.bucketPrefix));
       const key = kvKeyFor(subject, "grant", "apr-9");
@@ -206,6 +207,79 @@ suite(title, () => {
       await eventually(() => b.get(subject, "grant", "apr-9")?.data.usesLeft === 0, 5_000, "B shows 0 uses");
       expect(a.useGrant(subject, "apr-9", Date.now())).toBe(false);
       expect(b.useGrant(subject, "apr-9", Date.now())).toBe(false);
+    });
+
+    it("sweeps expired signals and spent grants out of memory and the bucket, on every instance", async () => {
+      const config = configFor(uniquePrefix());
+      const a = await open(config, "a");
+      const b = await open(config, "b");
+      const subject = "spiffe://example.org/ns/ci/sa/sweeper";
+      const now = Date.now();
+      await a.put({ ...riskFor(subject, "high", now), expiresAt: now + 300 });
+      await a.put({
+        id: "g-s", kind: "grant", subject, name: "apr-s", source: "approvals", observedAt: now,
+        data: { approvalId: "apr-s", scope: "deploy:prod", approver: "alice", usesLeft: 1 },
+      });
+      await a.put(riskFor("spiffe://example.org/ns/ci/sa/keeper", "low", now));
+      await a.put({ id: "rv", kind: "revocation", subject: "spiffe://example.org/ns/ci/sa/revoked", source: "ops", observedAt: now, data: { revoked: true, reason: "leak", by: "ops" } });
+      await eventually(() => b.size() === 4, 5_000, "B holds all four");
+      expect(await a.useGrant(subject, "apr-s", Date.now())).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(a.sweepNow()).toBe(2);
+      const kv = await new Kvm(await adminConnection()).open(signalsBucketName(config.bucketPrefix));
+      for (const key of [kvKeyFor(subject, "risk", ""), kvKeyFor(subject, "grant", "apr-s")]) {
+        let entry = await kv.get(key);
+        for (let i = 0; i < 50 && entry?.operation === "PUT"; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          entry = await kv.get(key);
+        }
+        expect(entry?.operation).not.toBe("PUT");
+      }
+      // B hears the deletes; the revocation (sticky) and the live risk stay everywhere.
+      await eventually(() => b.size() === 2, 5_000, "B forgets the swept values");
+      expect(a.size()).toBe(2);
+      expect(b.get("spiffe://example.org/ns/ci/sa/revoked", "revocation")?.data.revoked).toBe(true);
+      // The key can be written again on top of its delete marker.
+      expect((await b.put(riskFor(subject, "critical", Date.now()))).status).toBe("written");
+      await eventually(() => a.get(subject, "risk")?.data.level === "critical", 5_000, "A sees the new value");
+    });
+
+    it("denies a grant use the bus cannot decide (cut off, within store.grantTimeoutMs), counts it, and never spends a grant twice", async () => {
+      const config = configFor(uniquePrefix(), { grantTimeoutMs: 200 });
+      const proxy = new TcpProxy(NATS_HOST, NATS_PORT);
+      proxies.push(proxy);
+      await proxy.start();
+      const metrics = createMetrics({ defaultMetrics: false });
+      const cut = createNatsStore({ ...config, bus: proxy.url }, { logger: silent, name: "cut", metrics });
+      stores.push(cut);
+      await cut.ready();
+      const claims = async (result: string): Promise<number> => (await metrics.grantClaims.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+      const subject = "spiffe://example.org/ns/ci/sa/deployer";
+      await cut.put({
+        id: "g-2", kind: "grant", subject, name: "apr-10", source: "approvals", observedAt: Date.now(),
+        data: { approvalId: "apr-10", scope: "deploy:prod", approver: "alice", usesLeft: 1 },
+      });
+      await proxy.stop();
+      const started = Date.now();
+      expect(await cut.useGrant(subject, "apr-10", Date.now())).toBe(false);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      // Timed out, or refused at once by a client that knows it is disconnected: a denial either way.
+      expect(await claims("timeout") + await claims("unavailable")).toBe(1);
+      expect(await claims("used")).toBe(0);
+      // The denied use may still land once the bus is back (the client resends what it buffered):
+      // then the grant is spent without an allow (fail closed). Either way it is never spent twice.
+      await proxy.start();
+      // Back when a write goes through again.
+      for (let i = 0; ; i++) {
+        const written = await cut.put(riskFor(subject, "low", Date.now(), `probe-${String(i)}`)).then(() => true, () => false);
+        if (written) break;
+        if (i > 100) throw new Error("the bus did not come back");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const later = await cut.useGrant(subject, "apr-10", Date.now());
+      expect(await claims("used")).toBe(later ? 1 : 0);
+      expect(await cut.useGrant(subject, "apr-10", Date.now())).toBe(false);
+      expect(cut.get(subject, "grant", "apr-10")?.data.usesLeft).toBe(0);
     });
 
     it("turns stale when the bus is unreachable, then catches up on reconnect without losing updates", async () => {

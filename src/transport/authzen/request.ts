@@ -11,6 +11,7 @@
 
 import { VigilError } from "../../errors/index.js";
 import type { Evaluation } from "../../model/index.js";
+import { isRecord } from "../../util/guards.js";
 
 export const EVALUATION_SEMANTICS = ["execute_all", "deny_on_first_deny", "permit_on_first_permit"] as const;
 export type EvaluationSemantic = (typeof EVALUATION_SEMANTICS)[number];
@@ -27,10 +28,6 @@ export interface EvaluationsRequest {
 }
 
 type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function invalid(message: string): VigilError {
   return new VigilError("invalid_input", message);
@@ -59,14 +56,14 @@ function text(parent: Json, key: string, where: string): string {
 function properties(parent: Json, key: string, where: string): Json {
   const value = parent[key];
   if (value === undefined || value === null) return {};
-  if (!isObject(value)) throw invalid(`${where}.${key} must be an object`);
+  if (!isRecord(value)) throw invalid(`${where}.${key} must be an object`);
   return value;
 }
 
 function contextOf(parent: Json, where: string): Json {
   const value = parent.context;
   if (value === undefined || value === null) return {};
-  if (!isObject(value)) throw invalid(`${where}context must be an object`);
+  if (!isRecord(value)) throw invalid(`${where}context must be an object`);
   return value;
 }
 
@@ -75,7 +72,7 @@ type Part = "subject" | "action" | "resource";
 function part(source: Json, key: Part, where: string): Json {
   const value = source[key];
   if (value === undefined) throw invalid(`${where}${key} is required`);
-  if (!isObject(value)) throw invalid(`${where}${key} must be an object`);
+  if (!isRecord(value)) throw invalid(`${where}${key} must be an object`);
   return value;
 }
 
@@ -108,17 +105,17 @@ function evaluationOf(source: Json, defaults: Json, where: string, destination: 
 
 /** A single evaluation request body (POST /access/v1/evaluation). */
 export function parseEvaluationRequest(body: unknown, destination: string): Evaluation {
-  if (!isObject(body)) throw invalid("the request body must be a JSON object");
+  if (!isRecord(body)) throw invalid("the request body must be a JSON object");
   return evaluationOf(body, {}, "", destination);
 }
 
 /** An evaluations request body (POST /access/v1/evaluations). */
 export function parseEvaluationsRequest(body: unknown, destination: string, maxEvaluations: number): EvaluationsRequest {
-  if (!isObject(body)) throw invalid("the request body must be a JSON object");
+  if (!isRecord(body)) throw invalid("the request body must be a JSON object");
   let semantic: EvaluationSemantic = "execute_all";
   const options = body.options;
   if (options !== undefined && options !== null) {
-    if (!isObject(options)) throw invalid("options must be an object");
+    if (!isRecord(options)) throw invalid("options must be an object");
     const chosen = options.evaluations_semantic;
     if (chosen !== undefined) {
       if (typeof chosen !== "string" || !(EVALUATION_SEMANTICS as readonly string[]).includes(chosen)) {
@@ -134,7 +131,7 @@ export function parseEvaluationsRequest(body: unknown, destination: string, maxE
   if (!Array.isArray(list)) throw invalid("evaluations must be an array");
   if (list.length > maxEvaluations) throw invalid(`evaluations holds more than ${maxEvaluations} items`);
   const items = list.map((item: unknown, index) => {
-    if (!isObject(item)) throw invalid(`evaluations[${index}] must be an object`);
+    if (!isRecord(item)) throw invalid(`evaluations[${index}] must be an object`);
     return evaluationOf(item, body, `evaluations[${index}].`, destination);
   });
   return { items, single: undefined, semantic };

@@ -166,6 +166,8 @@ export function createAuthzenRoutes(options: AuthzenOptions): HttpRoute[] {
       const body = await readJson(req, res);
       if (body === undefined) return;
       const judgement = pipeline.judge(accessRequest(parseEvaluationRequest(body, settings.destination), requestId));
+      // A grant use being decided on the bus (cluster mode): answer once it is decided.
+      await judgement.settled;
       res.setHeader("x-vigil-decision-id", judgement.decision.id);
       sendJson(res, 200, authzenDecision(judgement.decision));
       recordAll([judgement]);
@@ -184,6 +186,7 @@ export function createAuthzenRoutes(options: AuthzenOptions): HttpRoute[] {
       if (parsed.items === undefined) {
         // An absent or empty `evaluations` is one evaluation, answered as one.
         const judgement = pipeline.judge(accessRequest(parsed.single as Evaluation, requestId));
+        await judgement.settled;
         res.setHeader("x-vigil-decision-id", judgement.decision.id);
         sendJson(res, 200, authzenDecision(judgement.decision));
         recordAll([judgement]);
@@ -193,6 +196,7 @@ export function createAuthzenRoutes(options: AuthzenOptions): HttpRoute[] {
       const answers: AuthzenDecision[] = [];
       for (const item of parsed.items) {
         const judgement = pipeline.judge(accessRequest(item, requestId));
+        await judgement.settled;
         judgements.push(judgement);
         const answer = authzenDecision(judgement.decision);
         answers.push(answer);

@@ -276,7 +276,7 @@ function encodeRefusal(d: Decision): Buffer {
 }
 
 /**
- * The answer when Vigil itself failed (decide threw, encoding failed): a non-OK status, so Envoy
+ * The answer when Vigil itself failed (judging threw, encoding or recording failed): a non-OK status, so Envoy
  * denies with 403 even under failure_mode_allow, which only applies to failed RPCs.
  */
 export function encodeFailClosed(decisionId: string): Buffer {

@@ -145,8 +145,11 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     responseSerialize: (answer: CheckAnswer): Buffer => answer,
   };
 
-  /** judge → encode → record, for one decoded request; never throws. */
-  const answerCheck = (request: AccessRequest): Buffer => {
+  /**
+   * judge → encode → record, for one decoded request; never throws. A judgement still waiting on
+   * the bus (a grant use in cluster mode) is encoded once it settled: a promise of the answer.
+   */
+  const answerCheck = (request: AccessRequest): Buffer | Promise<Buffer> => {
     let judgement: Judgement;
     try {
       judgement = judge(request);
@@ -155,6 +158,16 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
       reportError(err);
       return failClosed().bytes;
     }
+    const settled = judgement.settled;
+    if (settled !== undefined) return settled.then(() => encodeAndRecord(request, judgement), (err: unknown) => {
+      reportError(err);
+      return failClosed().bytes;
+    });
+    return encodeAndRecord(request, judgement);
+  };
+
+  const encodeAndRecord = (request: AccessRequest, judged: Judgement): Buffer => {
+    let judgement = judged;
     let answer: Buffer;
     try {
       answer = encode(judgement.decision, request.headers);
@@ -186,7 +199,9 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
       callback(null, refusalBytes("late", refusals));
       return;
     }
-    callback(null, answerCheck(call.request));
+    const answer = answerCheck(call.request);
+    if (Buffer.isBuffer(answer)) callback(null, answer);
+    else void answer.then((bytes) => { callback(null, bytes); });
   };
 
   const server = new grpc.Server({

@@ -5,7 +5,11 @@
 
 import type { AdminScope, AdminToken } from "../../config/index.js";
 import { VigilError } from "../../errors/index.js";
-import { bearerToken, holdSecrets, matchSecret, type HeldSecret } from "../../util/bearer.js";
+import { timingSafeEqual } from "node:crypto";
+import { bearerToken, holdSecrets, matchSecret, secretDigest, type HeldSecret } from "../../util/bearer.js";
+
+/** Bytes of a token's digest that make its key (128 bits: no two configured tokens share one). */
+const KEY_BYTES = 16;
 
 export interface AdminPrincipal {
   /** Who holds the token (audit lines, approver checks, the `admin:<name>` source); never the token. */
@@ -36,6 +40,26 @@ export class AdminAuth {
   authenticate(authorization: string | undefined): AdminPrincipal | undefined {
     const presented = bearerToken(authorization);
     return presented === undefined ? undefined : matchSecret(presented, this.#entries);
+  }
+
+  /**
+   * The key of a valid token (a console session names its token by it), or undefined. The key
+   * is a prefix of the token's SHA-256 digest: it names the token without revealing it.
+   */
+  keyOf(token: string): string | undefined {
+    if (matchSecret(token, this.#entries) === undefined) return undefined;
+    return secretDigest(token).subarray(0, KEY_BYTES).toString("hex");
+  }
+
+  /** The holder of the token a key names, while that token is still configured. Every entry is compared. */
+  byKey(key: string): AdminPrincipal | undefined {
+    const presented = Buffer.from(key, "hex");
+    if (presented.length !== KEY_BYTES) return undefined;
+    let found: AdminPrincipal | undefined;
+    for (const entry of this.#entries) {
+      if (timingSafeEqual(entry.digest.subarray(0, KEY_BYTES), presented)) found = entry.value;
+    }
+    return found;
   }
 }
 

@@ -11,14 +11,15 @@ import type { Registry } from "prom-client";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
 import type { BehaviorMonitor } from "../../behavior/index.js";
 import {
-  PATH_APPROVALS, PATH_BEHAVIOR, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_EVENTS, type AdminToken,
+  PATH_APPROVALS, PATH_BEHAVIOR, PATH_HEALTHZ, PATH_JWKS, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_CONFIGURATION, PATH_SSF_EVENTS,
+  type AdminToken,
 } from "../../config/index.js";
 import { VigilError, type ErrorCode } from "../../errors/index.js";
 import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
 import type { SignalStore } from "../../signals/store.js";
 import { SSF_MAX_BODY_BYTES } from "../../signals/ssf/index.js";
 import type { Metrics } from "../../telemetry/metrics.js";
-import { createAdminActions } from "./admin-actions.js";
+import { createAdminActions, type AdminActions } from "./admin-actions.js";
 import {
   MAX_SIGNALS_PER_REQUEST, parseBehaviorAcceptRequest, parseDecisionRequest, parseReinstateRequest, parseSignalRequest,
 } from "./admin-requests.js";
@@ -33,6 +34,13 @@ export interface SetReceiver {
   handle(req: { method: string; headers: Record<string, string | undefined>; body: Buffer }): Promise<{
     status: number; headers: Record<string, string>; body: string;
   }>;
+}
+
+/** Vigil's CAEP transmitter metadata (notify/transmitter.ts): public, unauthenticated. */
+export interface TransmitterMetadata {
+  readonly issuer: string;
+  jwks(): unknown;
+  configuration(): unknown;
 }
 
 /** A route another transport serves on this port (the AuthZEN PDP): matched by exact path and method. */
@@ -58,12 +66,24 @@ export interface OpsServerOptions {
   readiness: () => Readiness;
   /** Undefined when no SSF issuer is configured (the endpoint then answers 404). */
   ssf?: SetReceiver;
+  /** Undefined when no transmitter issuer is configured (the well-known paths then answer 404). */
+  transmitter?: TransmitterMetadata;
   logger: Logger;
   now?: () => number;
   /** Called before each scrape so gauges (freshness, sizes) are computed at scrape time. */
   beforeScrape?: () => void;
   /** Further routes (transport/authzen); the built-in ones take precedence. */
   routes?: readonly HttpRoute[];
+  /** Routes served under a path prefix by another surface (the console under /console). */
+  mount?: MountedRoutes;
+  /** The admin actions, when another surface shares them (default: made here from the options). */
+  actions?: AdminActions;
+}
+
+/** A surface served under `prefix` on this port; it authenticates its own requests. */
+export interface MountedRoutes {
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
 }
 
 export interface OpsServer {
@@ -92,7 +112,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const auth = new AdminAuth(options.adminTokens);
   const log = options.logger.child({ component: "http" });
   const now = options.now ?? Date.now;
-  const actions = createAdminActions({
+  const actions = options.actions ?? createAdminActions({
     store: options.store, approvals: options.approvals, metrics: options.metrics, logger: options.logger, now,
     maxClockSkewMs: options.maxClockSkewMs ?? 300_000,
   });
@@ -131,6 +151,19 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       sendJson(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not_ready", checks: readiness.checks });
       return;
     }
+    if (options.transmitter !== undefined && method === "GET") {
+      // At the root and, for an issuer with a path, under it too (SSF §7.1: the well-known
+      // segment goes before the issuer's path; jwks_uri is the issuer + /.well-known/jwks.json).
+      const issuerPath = new URL(options.transmitter.issuer).pathname.replace(/\/$/, "");
+      if (path === PATH_JWKS || path === `${issuerPath}${PATH_JWKS}`) {
+        sendJson(res, 200, options.transmitter.jwks());
+        return;
+      }
+      if (path === PATH_SSF_CONFIGURATION || path === `${PATH_SSF_CONFIGURATION}${issuerPath}`) {
+        sendJson(res, 200, options.transmitter.configuration());
+        return;
+      }
+    }
     if (path === PATH_SSF_EVENTS) {
       if (options.ssf === undefined) throw new VigilError("not_found", "the SSF receiver is not configured (--ssf-issuer)");
       // Read one byte past the limit (the rest is dropped) so the receiver answers 413 in RFC 8935 form.
@@ -158,6 +191,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     const extra = options.routes?.find((r) => r.path === path && r.method === method);
     if (extra !== undefined) {
       await extra.handle(req, res);
+      return;
+    }
+    const mount = options.mount;
+    if (mount !== undefined && (path === mount.prefix || path.startsWith(`${mount.prefix}/`))) {
+      await mount.handle(req, res, url);
       return;
     }
     throw new VigilError("not_found", `no route for ${method} ${path}`);
