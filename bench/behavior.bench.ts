@@ -54,7 +54,7 @@ async function world(): Promise<World> {
   const store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger: silent, now: () => clock.now });
   await store.ready();
   const metrics = createMetrics({ defaultMetrics: false });
-  const effects = new Effects({ store, logger: silent, metrics, hookUrl: "" });
+  const effects = new Effects({ store, logger: silent, metrics });
   const approvals = new ApprovalBook({ store });
   const behavior = new BehaviorMonitor({
     config: behaviorSchema.parse({ learningPeriodMs: 1_000 }), store, logger: silent, metrics, now: () => clock.now,
