@@ -6,8 +6,9 @@
 //
 // Everything here is synchronous and touches memory only; I/O leaves through Effects and the
 // async decision log. One exception: in cluster mode a caller holding a just-in-time grant waits
-// for the bus to decide its use (Judgement.settled), so a one-use grant is one use mesh-wide. `judge` runs the phases up to the answer; `record` counts and logs it, and
-// is called once the answer went on the wire (or, in process, right after judging: createDecider).
+// for the bus to decide its use (Judgement.settled), so a one-use grant is one use mesh-wide.
+// `judge` runs the phases up to the answer; `record` counts and logs it, and is called once the
+// answer went on the wire (or, in process, right after judging: createDecider).
 
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
