@@ -80,6 +80,7 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "behavior-state": { value: "FILE", help: "where baselines are kept across restarts (default behavior.json beside --journal)" },
   "behavior-exclude-caller": { value: "SPIFFE_ID", help: "a caller never learned nor reported; \"…/ns/x/**\" for a namespace (repeatable)" },
   "entities": { value: "FILE", help: "users and records (kind Entities) policies see as subject.roles/attributes, resource.attributes; watched and reloaded" },
+  "mcp-path": { value: "PATH", help: "an MCP endpoint path, e.g. /mcp (repeatable; or the route's context extension protocol: mcp): bodies must be JSON-RPC" },
   "authzen-destination": { value: "NAME", help: "the destination AuthZEN evaluations (POST /access/v1/evaluation) are judged under (default authzen)" },
 };
 

@@ -205,6 +205,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       destination: config.destination,
       entities: () => entities(),
       behavior,
+      jsonRpc: { paths: new Set(config.mcp.paths), maxBatch: config.mcp.maxBatch, maxBodyBytes: config.mcp.maxBodyBytes },
     });
 
     const grpcLog = logger.child({ component: "grpc" });

@@ -61,6 +61,7 @@ export const SERVE_FLAGS = {
   "behavior-exclude-caller": { type: "string", multiple: true },
   "entities": { type: "string" },
   "authzen-destination": { type: "string" },
+  "mcp-path": { type: "string", multiple: true },
 } as const;
 
 type FlagValues = Partial<Record<keyof typeof SERVE_FLAGS, string | string[] | boolean | undefined>>;
@@ -203,6 +204,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     logLevel: str(flags["log-level"]),
     entitiesFile: str(flags.entities),
     authzen: { destination: str(flags["authzen-destination"]) },
+    mcp: { paths: Array.isArray(flags["mcp-path"]) ? flags["mcp-path"] : undefined },
     console: { enabled: flags.console === true ? true : undefined, sessionKeyFile: str(flags["console-session-key-file"]) },
   };
 
