@@ -27,6 +27,14 @@ function memoryBench(node = process.execPath, label = ""): BenchResult {
   return { ...result, name: `${result.name} (${label})`, command: `${node === process.execPath ? "node" : ".cache/node-lts-24/bin/node"} --expose-gc --import tsx bench/memory.bench.ts` };
 }
 
+function behaviorBench(): BenchResult {
+  // Its own process (with --expose-gc for the heap per 10k callers); it starts one more process per
+  // end-to-end variant itself.
+  const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/behavior.bench.ts", ...(quick ? ["--quick"] : [])], { encoding: "utf8", timeout: 1_800_000 });
+  if (out.status !== 0) throw new Error(`behavior bench failed: ${out.stderr}`);
+  return JSON.parse(out.stdout) as BenchResult;
+}
+
 function capsBench(): BenchResult {
   // Its own process too: it fills several structures to their caps and measures each one's heap.
   const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/caps.bench.ts"], { encoding: "utf8" });
@@ -68,6 +76,7 @@ await step("protobuf readers", () => runProtobufReadersBench(quick ? 10 : 30));
 await step("memory", () => memoryBench(process.execPath, "Node 20"));
 await step("memory, Node 24", () => memoryBench(ltsNode(), "Node 24"));
 await step("caps", () => capsBench());
+await step("behavior", () => behaviorBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
 await step("revocation notice", () => runRevocationNoticeBench(quick ? 20 : 100));
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));

@@ -393,6 +393,12 @@ export const configSchema = z.strictObject({
    */
   maxPendingRevocations: z.number().int().positive().default(10_000),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /**
+   * On SIGTERM, how long Vigil keeps answering with health NOT_SERVING and /readyz 503 before it
+   * stops listening, so Envoy and Kubernetes stop sending first; then Checks in flight finish.
+   * Keep it below the pod's terminationGracePeriodSeconds (30 s by default).
+   */
+  shutdownDrainMs: z.number().int().nonnegative().max(300_000).default(5_000),
   /** Subjects and resources that are not workloads (policy/entities.ts), hot-reloaded; "" = none. */
   entitiesFile: z.string().default(""),
   authzen: authzenSchema.prefault({}),
