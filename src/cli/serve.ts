@@ -205,7 +205,10 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       destination: config.destination,
       entities: () => entities(),
       behavior,
+      dryRun: config.dryRun,
     });
+    metrics.dryRun.set(config.dryRun ? 1 : 0);
+    if (config.dryRun) log.warn("dry run: every request is allowed, nothing is revoked and no approval opened; decision lines say what would have happened");
 
     const grpcLog = logger.child({ component: "grpc" });
     const grpc = await startAuthzServer({
