@@ -5,12 +5,12 @@
 // Layers, lowest first. A folder may import its own layer and those below it, never one above:
 //   model      the words every phase shares (AccessRequest, Decision, Outcome, the policy views)
 //   util       small helpers every layer may use (type guards, error formatting); imports nothing of ours
-//   building blocks: errors, config, telemetry, identity, signals, approvals, behavior, policy
+//   building blocks: errors, config, telemetry, identity, signals, approvals, behavior, policy, outbox, notify
 //   decision   the Check's phases
 //   transport  Envoy's wire and the HTTP API
 //   cli        wires everything together
 
-const BELOW_DECISION = "^src/(policy|identity|signals|approvals|behavior|telemetry|config|errors)/";
+const BELOW_DECISION = "^src/(policy|identity|signals|approvals|behavior|outbox|notify|telemetry|config|errors)/";
 
 /** @type {import("dependency-cruiser").IConfiguration} */
 export default {

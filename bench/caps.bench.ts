@@ -106,7 +106,7 @@ export async function runCapsBench(): Promise<BenchResult> {
   // Pending revocations the store will not take (subjects it refuses: held here for good).
   let overflowed = false;
   const effectsFull = await measure(async () => {
-    const effects = new Effects({ store, logger: silent, metrics: createMetrics({ defaultMetrics: false }), hookUrl: "", retryDelaysMs: [1] });
+    const effects = new Effects({ store, logger: silent, metrics: createMetrics({ defaultMetrics: false }), retryDelaysMs: [1] });
     for (let i = 0; i < 10_000 + 100; i++) {
       effects.revoke({
         subject: `held-${String(i).padStart(65, "0")}`, target: "credential", reason: "the presented credential is compromised",

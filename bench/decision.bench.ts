@@ -93,7 +93,7 @@ export async function runDecisionBench(options: { iterations?: number } = {}): P
   }
   const rssAfter = process.memoryUsage().rss;
   const metrics = createMetrics({ defaultMetrics: false });
-  const effects = new Effects({ store, logger: silent, metrics, hookUrl: "" });
+  const effects = new Effects({ store, logger: silent, metrics });
   const approvals = new ApprovalBook({ store });
   const decide = createDecider({
     policy: () => policy,

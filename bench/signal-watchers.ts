@@ -26,7 +26,7 @@ for (let i = 0; i < Number(countText); i++) {
   const metrics = createMetrics({ defaultMetrics: false });
   const decide = createDecider({
     policy: () => policy, resolveCaller: createCallerResolver(parseConfig({}).identity), store,
-    effects: new Effects({ store, logger: silent, metrics, hookUrl: "" }), approvals: new ApprovalBook({ store }),
+    effects: new Effects({ store, logger: silent, metrics }), approvals: new ApprovalBook({ store }),
   });
   const requests = new Map<string, AccessRequest>();
   store.subscribe((signal) => {

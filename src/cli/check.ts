@@ -61,7 +61,7 @@ export async function check(argv: string[]): Promise<number> {
     const { documents } = await loadPolicyDir(config.policyDir);
     const policy = compilePolicy(documents);
     const metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger, metrics, hookUrl: "" });
+    const effects = new Effects({ store, logger, metrics });
     const approvals = new ApprovalBook({ store, now });
     const pipeline = createPipeline({
       policy: () => policy, resolveCaller: createCallerResolver(config.identity), store, approvals, effects, now, destination: config.destination,
@@ -83,6 +83,11 @@ function explain(judgement: Judgement, policy: { version: string; rules: number 
     reason: decision.reason,
     retry_after_seconds: decision.retryAfterSeconds,
     approval_id: decision.approvalId,
+    // What the decision line carries: the policy version, the controls the deciding rule
+    // enforces and, for a refusal, every rule that matched (most restrictive first).
+    policy_version: decision.policyVersion ?? policy.version,
+    controls: decision.controls ?? [],
+    matched_rules: decision.matched ?? [],
     why: {
       ...(request.malformed.length > 0 ? { malformed: request.malformed } : {}),
       caller: caller === undefined ? undefined : {

@@ -14,6 +14,7 @@ import { check } from "./check.js";
 import { DEV_DIR, DEV_HOLDERS, ensureDevTokens, resetState } from "./dev.js";
 import { startVigil } from "./serve.js";
 import { runPolicyTests } from "./test.js";
+import { evidence } from "./evidence.js";
 
 /** Runs one command; `vigil CMD --help` prints that command's help. */
 async function main(argv: string[]): Promise<number> {
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
     case "check": return check(rest);
     case "validate": return validate(rest);
     case "test": return runPolicyTests(rest);
+    case "evidence": return evidence(rest);
     case "signal": return withSub("signal", rest, signal);
     case "approvals": return withSub("approvals", rest, approvalsCmd);
     case "behavior": return withSub("behavior", rest, behaviorCmd);

@@ -3,12 +3,13 @@
 
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
-import { ApprovalBook, approvalsJournalPath, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
+import { ApprovalBook, approvalsJournalPath, type ApprovalEvent, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
 import { BehaviorMonitor, behaviorStatePath, MeshFanout, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
 import { createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
+import { startNotifications, type Notifications } from "../notify/index.js";
 import { NO_ENTITIES, watchEntitiesFile, watchPolicyDir, type CompiledPolicy, type EntityBook } from "../policy/index.js";
 import { createSignalStore, JOURNAL_FAILURE_REASONS, loadSignalsFile, type EmbeddedSignalStore, type SignalStore } from "../signals/index.js";
 import { describeBusSecurity } from "../signals/nats-connect.js";
@@ -29,6 +30,8 @@ export interface Vigil {
   approvals: ApprovalBook;
   effects: Effects;
   metrics: Metrics;
+  /** The outbox and its notifier; undefined when no hook, CAEP receiver or approval webhook is configured. */
+  notifications: Notifications | undefined;
   behavior: BehaviorMonitor;
   policy(): CompiledPolicy;
   readiness(): Readiness;
@@ -40,6 +43,8 @@ export interface StartOptions {
   now?: () => number;
   /** Name of this instance in logs (defaults to hostname-less "vigil"). */
   instance?: string;
+  /** How the outbox reaches receivers (tests, benchmarks); default global fetch. */
+  fetchImpl?: typeof fetch;
   /** Hears each approval opened or settled, once cluster-wide (the notification outbox's hook). */
   onApprovalEvent?: ApprovalEventListener;
 }
@@ -92,6 +97,15 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       log.info({ file: config.signalsFile, signals: seeds.length }, "seed signals loaded");
     }
 
+    // Started before anything can revoke, so no notice is missed; closed after the servers stop.
+    const { transmitter, notifications } = await startNotifications(config, {
+      logger, metrics, now,
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
+      ...(options.fetchImpl === undefined ? {} : { fetchImpl: options.fetchImpl }),
+    });
+    if (notifications !== undefined) closers.push(() => notifications.close());
+    const notifier = notifications?.notifier;
+
     // Approvals live beside the signals: the journal when embedded, the bus in cluster mode.
     const approvalsLog = logger.child({ component: "approvals" });
     const ledger: ApprovalLedger = config.store.bus === ""
@@ -112,12 +126,27 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       ...(options.instance === undefined ? {} : { instance: options.instance }),
       onChange: (n) => { metrics.approvalsPending.set(n); },
       onRefused: (reason) => { metrics.approvalsRefused.labels(reason).inc(); },
-      ...(options.onApprovalEvent === undefined ? {} : { onEvent: options.onApprovalEvent }),
+      // Each opening and settling, once cluster-wide: to the approval webhooks (through the
+      // outbox) and to whoever started this Vigil (tests).
+      ...(options.onApprovalEvent === undefined && notifier === undefined ? {} : {
+        onEvent: (event: ApprovalEvent) => {
+          notifier?.approvalChanged(event);
+          options.onApprovalEvent?.(event);
+        },
+      }),
     });
     closers.push(() => { approvals.close(); return Promise.resolve(); });
     const effects = new Effects({
-      store, logger: logger.child({ component: "effects" }), metrics, hookUrl: config.revocationHookUrl,
+      store, logger: logger.child({ component: "effects" }), metrics,
       maxPending: config.maxPendingRevocations,
+      ...(notifier === undefined ? {} : {
+        onRevoked: (effect) => {
+          notifier.revocationChanged({
+            change: "revoke", subject: effect.subject, target: effect.target, reason: effect.reason,
+            eventId: effect.decisionId, caller: effect.caller, rule: effect.rule, by: `vigil:${effect.rule}`, at: effect.at,
+          });
+        },
+      }),
     });
     closers.push(() => effects.close());
 
@@ -242,7 +271,18 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       metrics.behaviorCallers.set(learned.callers);
       metrics.behaviorLearning.set(learned.learning);
     };
-    const actions = createAdminActions({ store, approvals, metrics, logger, now, maxClockSkewMs: config.store.maxClockSkewMs });
+    const actions = createAdminActions({
+      store, approvals, metrics, logger, now, maxClockSkewMs: config.store.maxClockSkewMs,
+      // A lifted revocation is told to the CAEP receivers, from the admin API and the console alike.
+      ...(notifier === undefined ? {} : {
+        onReinstated: (r) => {
+          notifier.revocationChanged({
+            change: "reinstate", subject: r.subject, target: r.subject.startsWith("spiffe://") ? "identity" : "credential",
+            reason: r.reason, eventId: r.eventId, caller: "", rule: "", by: r.by, at: r.at,
+          });
+        },
+      }),
+    });
     let mount: MountedRoutes | undefined;
     if (feed !== undefined) {
       const consoleLog = logger.child({ component: "console" });
@@ -281,6 +321,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       beforeScrape: refreshGauges,
       metrics, store, approvals, readiness, ssf, logger, now, behavior, actions,
       ...(mount === undefined ? {} : { mount }),
+      ...(transmitter === undefined ? {} : { transmitter }),
     });
     closers.push(() => http.close());
     httpPort = http.port;
@@ -296,7 +337,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
     return {
       grpcPort: grpc.port,
       httpPort: http.port,
-      store, approvals, effects, metrics, behavior,
+      store, approvals, effects, metrics, notifications, behavior,
       policy: () => watcher.current(),
       readiness,
       close: async () => {

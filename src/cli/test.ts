@@ -81,7 +81,7 @@ async function runCase(ctx: CaseContext, testCase: PolicyTestCase, index: number
     const bytes = requestBytes(testCase.request, testCase.caller);
     await store.ready();
     for (const signal of signals) await store.put(signal);
-    const effects = new Effects({ store, logger, metrics, hookUrl: "" });
+    const effects = new Effects({ store, logger, metrics });
     const approvals = new ApprovalBook({ store, now });
     const pipeline = createPipeline({
       policy: () => policy, resolveCaller: createCallerResolver(config.identity), store: testCase.signalsFresh ? store : staleView(store),
@@ -89,13 +89,20 @@ async function runCase(ctx: CaseContext, testCase: PolicyTestCase, index: number
     });
     const request = decodeCheckRequest(bytes, config.grpc.maxHeaderBytes);
     request.receivedAt = nowMs;
-    const decision = pipeline.judge(request).decision;
+    const judgement = pipeline.judge(request);
+    const decision = judgement.decision;
     const answer = decodeCheckResponse(encodeCheckResponse(decision));
     await effects.close();
     const failures = mismatches(testCase.expect, {
-      outcome: decision.outcome, rule: decision.rule, reason: decision.reason, headers: answer.headers, controls: [],
+      outcome: decision.outcome, rule: decision.rule, reason: decision.reason, headers: answer.headers, controls: decision.controls ?? [],
     });
-    return { ...base, failures, exercised: decision.rule === "" ? [] : [decision.rule], durationMs: performance.now() - started };
+    // Coverage counts every rule the request matched, not only the one that decided.
+    const exercised = new Set(decision.matched ?? []);
+    if (judgement.input !== undefined && policy.explain !== undefined && decision.outcome === "allow") {
+      for (const rule of policy.explain(judgement.input)) exercised.add(rule);
+    }
+    if (decision.rule !== "") exercised.add(decision.rule);
+    return { ...base, failures, exercised: [...exercised], durationMs: performance.now() - started };
   } catch (error) {
     // The case's own input (request JSON, signals) is unusable: report it against the case.
     return { ...base, failures: [], error: VigilError.from(error).message, exercised: [], durationMs: performance.now() - started };

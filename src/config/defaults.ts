@@ -39,6 +39,11 @@ export const PATH_BEHAVIOR = "/v1/behavior";
 
 /** Request header naming a release artifact digest; its `attestation` signal is shown to policies. */
 export const HEADER_RELEASE_DIGEST = "x-release-digest";
+
+/** The CAEP transmitter's public key set (JWKS) and SSF metadata, unauthenticated by design. */
+export const PATH_JWKS = "/.well-known/jwks.json";
+export const PATH_SSF_CONFIGURATION = "/.well-known/ssf-configuration";
+
 /** AuthZEN 1.0 decision API (transport/authzen), on the HTTP port. */
 export const PATH_AUTHZEN_EVALUATION = "/access/v1/evaluation";
 export const PATH_AUTHZEN_EVALUATIONS = "/access/v1/evaluations";

@@ -46,6 +46,12 @@ export const SERVE_FLAGS = {
   "ssf-jwks-url": { type: "string" },
   "ssf-push-tokens-file": { type: "string" },
   "revocation-hook-url": { type: "string" },
+  "outbox": { type: "string" },
+  "transmitter-issuer": { type: "string" },
+  "transmitter-key-file": { type: "string" },
+  "approval-webhook-url": { type: "string" },
+  "approval-webhook-secret-file": { type: "string" },
+  "console-url": { type: "string" },
   "console": { type: "boolean" },
   "console-session-key-file": { type: "string" },
   "log-level": { type: "string" },
@@ -183,6 +189,11 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
       pushTokens: pushTokensFile !== undefined ? readTokensFile(pushTokensFile) : undefined,
     },
     revocationHookUrl: str(flags["revocation-hook-url"]),
+    outbox: { path: str(flags.outbox) },
+    transmitter: { issuer: str(flags["transmitter-issuer"]), signingKeyFile: str(flags["transmitter-key-file"]) },
+    // One webhook from flags (named "default"); more, each with its own secret, in the settings file.
+    approvalWebhooks: approvalWebhookFlag(str(flags["approval-webhook-url"]), str(flags["approval-webhook-secret-file"])),
+    consoleUrl: str(flags["console-url"]),
     behavior: {
       enabled: flags["no-behavior"] === true ? false : undefined,
       learningPeriodMs: int("behavior-learning-ms", flags["behavior-learning-ms"]),
@@ -199,6 +210,14 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
   const result = configSchema.safeParse(merged);
   if (!result.success) throw new VigilError("invalid_input", `invalid settings: ${formatZodError(result.error)}`);
   return result.data;
+}
+
+function approvalWebhookFlag(url: string | undefined, secretFile: string | undefined): unknown[] | undefined {
+  if (url === undefined && secretFile === undefined) return undefined;
+  if (url === undefined || secretFile === undefined) {
+    throw new VigilError("invalid_input", "--approval-webhook-url and --approval-webhook-secret-file go together");
+  }
+  return [{ name: "default", url, secretFile }];
 }
 
 /** Parses argv for `serve`-like commands; unknown flags are errors. */

@@ -168,6 +168,70 @@ export const approvalsSchema = z.strictObject({
   sweepIntervalMs: z.number().int().positive().default(30_000),
 });
 
+/** A receiver's name in settings, logs and notice ids (never a label value: see metrics). */
+const receiverName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, { error: "must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit" });
+
+/** Where notices go: http(s) URLs only, without user info (it would end up in logs). */
+const receiverUrl = z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
+  .refine((u) => new URL(u).username === "" && new URL(u).password === "", { error: "must not carry credentials; use the authorization or secret file" });
+
+function uniqueNames(list: readonly { name: string }[], ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  for (const [i, r] of list.entries()) {
+    if (seen.has(r.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `receiver name ${r.name} is used twice` });
+    seen.add(r.name);
+  }
+}
+
+/** The durable outbox behind the revocation hook, the CAEP transmitter and the approval webhooks. */
+export const outboxSchema = z.strictObject({
+  /** The embedded outbox file; "" = outbox.jsonl beside the signal journal (memory-only journal: none). */
+  path: z.string().default(""),
+  /** Delay before each retry in ms (the last repeats), jittered ±20 %. */
+  retryDelaysMs: z.array(z.number().int().positive().max(3_600_000)).min(1).default([1_000, 5_000, 30_000, 120_000, 600_000]),
+  /** Attempts per notice before it is dropped (logged, vigil_outbox_dropped_total). */
+  maxAttempts: z.number().int().min(1).max(10_000).default(30),
+  /** One attempt's deadline (connect, send, answer). */
+  timeoutMs: z.number().int().positive().max(60_000).default(5_000),
+  /** Notices in flight at once per instance. */
+  concurrency: z.number().int().min(1).max(256).default(8),
+  /** Undelivered notices kept (per file, or in the cluster's stream); past it new ones are refused. */
+  maxPending: z.number().int().positive().max(10_000_000).default(100_000),
+});
+
+export const caepReceiverSchema = z.strictObject({
+  name: receiverName,
+  /** The receiver's RFC 8935 push endpoint. */
+  url: receiverUrl,
+  /** `aud` of the SETs it gets (its own identifier). */
+  audience: z.string().min(1),
+  /** File holding the Authorization header value it wants (SSF authorization_header); "" = none. */
+  authorizationFile: z.string().default(""),
+});
+
+/** Vigil as a CAEP transmitter (notify/transmitter.ts); off while issuer is "". */
+export const transmitterSchema = z.strictObject({
+  /** `iss` of the SETs and the base of jwks_uri: the URL receivers reach this Vigil's ops port at. */
+  issuer: z.string().default(""),
+  /** Private signing key: PKCS#8 PEM or a private JWK (RSA 2048+, EC P-256/P-384, Ed25519). Shared by every replica. */
+  signingKeyFile: z.string().default(""),
+  receivers: z.array(caepReceiverSchema).default([]).superRefine(uniqueNames),
+}).superRefine((t, ctx) => {
+  if (t.issuer !== "") {
+    if (!/^https?:\/\/[^?#]+$/.test(t.issuer)) ctx.addIssue({ code: "custom", path: ["issuer"], message: "must be an http(s) URL without query or fragment" });
+    if (t.signingKeyFile === "") ctx.addIssue({ code: "custom", path: ["signingKeyFile"], message: "a transmitter needs a signing key file" });
+  } else if (t.receivers.length > 0) {
+    ctx.addIssue({ code: "custom", path: ["issuer"], message: "CAEP receivers need the transmitter's issuer" });
+  }
+});
+
+export const approvalWebhookSchema = z.strictObject({
+  name: receiverName,
+  url: receiverUrl,
+  /** File holding the HMAC secret (Standard Webhooks "whsec_…" or raw text, 16+ bytes). */
+  secretFile: z.string().min(1),
+});
+
 /**
  * The AuthZEN 1.0 decision API on the HTTP port (transport/authzen): POST /access/v1/evaluation,
  * /access/v1/evaluations and GET /.well-known/authzen-configuration. PEPs authenticate with an
@@ -299,8 +363,14 @@ export const configSchema = z.strictObject({
   approvals: approvalsSchema.prefault({}),
   behavior: behaviorSchema.prefault({}),
   console: consoleSchema.prefault({}),
-  /** Outbound revocation hook (POST JSON) fired when Vigil revokes; "" = none. */
-  revocationHookUrl: z.string().default(""),
+  /** Outbound revocation hook (POST JSON) when Vigil revokes, sent from the outbox; "" = none. */
+  revocationHookUrl: z.union([z.literal(""), receiverUrl]).default(""),
+  outbox: outboxSchema.prefault({}),
+  transmitter: transmitterSchema.prefault({}),
+  /** Webhooks told when an approval opens or is decided (CloudEvents, HMAC-signed). */
+  approvalWebhooks: z.array(approvalWebhookSchema).default([]).superRefine(uniqueNames),
+  /** Base URL of the approvals console, for the console_url in approval notifications; "" = none. */
+  consoleUrl: z.string().default(""),
   /**
    * Most revocations Vigil decided and the store has not acknowledged yet (each held locally).
    * When full, a new one cannot be queued: the sidecar then denies every request that carries an
@@ -321,6 +391,9 @@ export type BusTlsConfig = z.infer<typeof busTlsSchema>;
 export type SsfConfig = z.infer<typeof ssfSchema>;
 export type DestinationConfig = z.infer<typeof destinationSchema>;
 export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
+export type OutboxConfig = z.infer<typeof outboxSchema>;
+export type TransmitterConfig = z.infer<typeof transmitterSchema>;
+export type ApprovalWebhookConfig = z.infer<typeof approvalWebhookSchema>;
 export type AuthzenConfig = z.infer<typeof authzenSchema>;
 
 export type BehaviorConfig = z.infer<typeof behaviorSchema>;

@@ -1,6 +1,7 @@
 // Side effects of decisions (revocations and the outbound revocation hook) leave the Check path
 // here: the hot path only records them in memory; a background loop makes them durable, with
-// retries, and counts failures. A revocation is enforced locally from the moment it is queued
+// retries, and counts failures; once the store holds a revocation, onRevoked queues its notices
+// (revocation hook, CAEP SETs) in the durable outbox (src/outbox). A revocation is enforced locally from the moment it is queued
 // (pendingRevoked) until the store holds it, so the next request on this sidecar is denied even
 // before the write lands, and it is reported done ("revoked") only once the store holds it.
 //
@@ -34,12 +35,15 @@ export interface EffectsOptions {
   store: SignalStore;
   logger: Logger;
   metrics: Metrics;
-  hookUrl: string;
+  /**
+   * Told of each revocation once the store holds it (the revocation hook and the CAEP
+   * transmitter, through the durable outbox). Called in the background, never on the Check path.
+   */
+  onRevoked?: (effect: RevocationEffect) => void;
   /** Most revocations held pending at once (maxPendingRevocations); default 10,000. */
   maxPending?: number;
-  /** Retry delays in ms; after the last one a failure is logged as lost (only for the hook). */
+  /** Delays between store write retries in ms (the last repeats). */
   retryDelaysMs?: number[];
-  fetchImpl?: typeof fetch;
 }
 
 export const DEFAULT_MAX_PENDING_REVOCATIONS = 10_000;
@@ -176,32 +180,10 @@ export class Effects {
     this.#pending.delete(effect.subject);
     metrics.revocationsPending.set(this.#pending.size);
     logger.warn({ ...line, subject: effect.subject, caller: effect.caller }, "revoked");
-    if (this.#options.hookUrl !== "") await this.#fireHook(effect);
-  }
-
-  async #fireHook(effect: RevocationEffect): Promise<void> {
-    const { logger, metrics, hookUrl } = this.#options;
-    const doFetch = this.#options.fetchImpl ?? fetch;
-    const body = JSON.stringify({
-      type: "vigil.revocation", decision_id: effect.decisionId, target: effect.target, subject: effect.subject,
-      caller: effect.caller, rule: effect.rule, reason: effect.reason, at: new Date(effect.at).toISOString(),
-    });
-    for (let attempt = 0; attempt <= this.#retryDelays.length; attempt++) {
-      try {
-        const res = await doFetch(hookUrl, {
-          method: "POST", headers: { "content-type": "application/json" }, body, signal: AbortSignal.timeout(5000),
-        });
-        if (res.ok) return;
-        throw new Error(`hook answered HTTP ${res.status}`);
-      } catch (err) {
-        metrics.effectsFailed.labels("revocation_hook").inc();
-        const delay = this.#retryDelays[attempt];
-        if (delay === undefined || this.#closed) {
-          logger.error({ err, decision_id: effect.decisionId }, "revocation hook failed; giving up (the revocation itself is durable)");
-          return;
-        }
-        await sleep(delay);
-      }
+    try {
+      this.#options.onRevoked?.(effect);
+    } catch (err) {
+      logger.error({ err, ...line }, "revocation notices could not be queued (the revocation itself is durable)");
     }
   }
 }

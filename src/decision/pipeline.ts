@@ -66,6 +66,8 @@ export interface Judgement {
   signals?: SignalsView;
   /** The policy that judged (its version and rule count). */
   policy?: Pick<CompiledPolicy, "version" | "ruleCount">;
+  /** What the policy was asked (for tools that explain a decision: vigil test's coverage). */
+  input?: PolicyInput;
   /** When the phases judged (epoch ms), and the behaviour keys of the request (record phase). */
   at?: number;
   actionKey?: number;
@@ -141,8 +143,11 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         caller, destinationProblem: destination.problem, pathOnly: view.path_only, body: request.body, backlogFull: effects.overflowed,
       });
       const decision = decisionOf(id, result, caller);
+      decision.policyVersion = policy.version;
+      // The explanation of a refusal: every rule that matched (a second walk, for refusals only).
+      if (result.outcome !== "allow" && policy.explain !== undefined) decision.matched = policy.explain(input);
       const settling = applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
-      judgement = { request, decision, caller, view, destination, signals: signals.view, policy, at, actionKey, networkKey, observe };
+      judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, actionKey, networkKey, observe };
       if (settling !== undefined) {
         judgement.settled = settling.then(() => {
           decision.durationNs = Math.round((performance.now() - started) * 1e6);
@@ -197,6 +202,7 @@ function decisionOf(id: string, result: PolicyResult, caller: Caller): Decision 
   const credentials = caller.credentials;
   decision.credentialFingerprint = credentials.length === 1 ? credentials[0]?.fingerprint ?? "" : credentials.map((c) => c.fingerprint).join(",");
   decision.headersToRemove = caller.headersToRemove;
+  if (result.controls !== undefined && result.controls.length > 0) decision.controls = result.controls;
   if (result.outcome === "delay") decision.retryAfterSeconds = result.retryAfterSeconds ?? 60;
   return decision;
 }

@@ -44,5 +44,8 @@ export function recordDecision(sinks: RecordSinks, { request, decision, view, ca
     reason: decision.reason,
     identity_problems: problems.length === 0 ? NO_STRINGS : problems.map((p) => p.code),
     latency_us: Math.round(decision.durationNs / 1000),
+    policy_version: decision.policyVersion ?? "",
+    controls: decision.controls ?? NO_STRINGS,
+    matched_rules: decision.matched ?? NO_STRINGS,
   });
 }

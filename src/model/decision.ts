@@ -25,4 +25,10 @@ export interface Decision {
   headersToRemove: string[];
   /** Nanoseconds spent deciding. */
   durationNs: number;
+  /** Version (content hash) of the policy that judged; absent when no policy was consulted. */
+  policyVersion?: string;
+  /** Controls the deciding rule enforces (src/policy/controls.ts). */
+  controls?: readonly string[];
+  /** For a refusal: every rule that matched, most restrictive first (the explanation). */
+  matched?: readonly string[];
 }

@@ -51,6 +51,8 @@ class Evaluation {
   readonly unindexed: boolean;
   /** Rank of the result the last CompiledRule.decide returned. */
   rank = 0;
+  /** Explaining (a second walk): condition errors were reported by evaluate already. */
+  quiet = false;
   private celContext: CelActivation | undefined = undefined;
   private normalPath: boolean | undefined = undefined;
 
@@ -126,6 +128,7 @@ class CompiledRule {
   private readonly revoke: readonly RevocationTarget[];
   private readonly resultPrivileged: boolean;
   private readonly report: ErrorReporter;
+  private readonly controls: readonly string[] | undefined;
 
   constructor(parts: RuleParts) {
     const spec = parts.spec;
@@ -158,6 +161,7 @@ class CompiledRule {
     // A rule that only applies to privileged actions decides about a privileged action.
     this.resultPrivileged = this.privileged || this.appliesToPrivileged;
     this.report = parts.report;
+    this.controls = spec.controls === undefined ? undefined : Object.freeze(spec.controls.slice());
   }
 
   /** The rule's result when it matches this request, else undefined. */
@@ -183,7 +187,7 @@ class CompiledRule {
       try {
         matched = this.condition(state.activation());
       } catch (error) {
-        this.report(this.id, error);
+        if (!state.quiet) this.report(this.id, error);
         state.rank = CONDITION_FAILED_RANK;
         return { outcome: "deny", rule: this.id, reason: CONDITION_ERROR_REASON, revoke: [], privileged: this.resultPrivileged };
       }
@@ -200,11 +204,13 @@ class CompiledRule {
           retryAfterSeconds: wait,
           revoke: this.revoke.slice(),
           privileged: this.resultPrivileged,
+          ...(this.controls === undefined ? {} : { controls: this.controls }),
         };
       }
     }
     state.rank = this.rank;
     const result: PolicyResult = { outcome: this.outcome, rule: this.id, reason: this.reason, revoke: this.revoke.slice(), privileged: this.resultPrivileged };
+    if (this.controls !== undefined) result.controls = this.controls;
     if (this.retryAfterSeconds !== undefined) result.retryAfterSeconds = this.retryAfterSeconds;
     if (this.stepUp !== undefined) {
       result.stepUp = { approvers: this.stepUp.approvers.slice(), grantTtlSeconds: this.stepUp.grantTtlSeconds, grantUses: this.stepUp.grantUses };
@@ -296,6 +302,32 @@ class Policy implements CompiledPolicy {
     this.#exact = exact;
     this.#fallback = fallback;
     this.#report = report;
+  }
+
+  explain(input: PolicyInput): string[] {
+    try {
+      const request = input.request;
+      const indexed = this.#exact.get(request.destination);
+      const target = indexed ?? this.#fallback;
+      const list = target.byMethod.get(request.method) ?? target.anyMethod;
+      const state = new Evaluation(input, indexed === undefined);
+      state.quiet = true;
+      const matched: { id: string; rank: number; order: number }[] = [];
+      let privileged = false;
+      for (const rule of list.rules) {
+        if (rule.decide(state) === undefined) continue;
+        if (rule.privileged) privileged = true;
+        matched.push({ id: rule.id, rank: state.rank, order: rule.order });
+      }
+      if (privileged) {
+        for (const rule of list.privilegedOnly) {
+          if (rule.decide(state) !== undefined) matched.push({ id: rule.id, rank: state.rank, order: rule.order });
+        }
+      }
+      return matched.sort((a, b) => b.rank - a.rank || a.order - b.order).map((m) => m.id);
+    } catch {
+      return [];
+    }
   }
 
   evaluate(input: PolicyInput): PolicyResult {

@@ -9,6 +9,8 @@ export { parsePolicyDocuments, readPolicyDocuments } from "./documents.js";
 export type { LoadedPolicy, LoadedPolicyDir } from "./loader.js";
 export { isRequiredPolicy, loadCompiledPolicy, loadPolicyDir, REQUIRED_ANNOTATION, requiredPolicyProblems } from "./loader.js";
 export type { CompileOptions } from "./compiler.js";
+export { CONTROLS, controlProblem, findControl, type Control } from "./controls.js";
+export { EvidenceCollector, evidenceTable, SAMPLE_IDS, type ControlEvidence, type EvidenceReport } from "./evidence.js";
 export { compilePolicy, policyVersion, CONDITION_ERROR_REASON, EVALUATION_ERROR_REASON, NOTHING_MATCHED_REASON } from "./compiler.js";
 export type { PolicyLoadInfo, PolicyWatch, PolicyWatchOptions } from "./watch.js";
 export { watchPolicyDir } from "./watch.js";

@@ -6,6 +6,7 @@ import * as z from "zod";
 import { OUTCOMES } from "../model/index.js";
 import { cidrProblem } from "./cidr.js";
 import { globProblem } from "./glob.js";
+import { controlProblem } from "./controls.js";
 import { timezoneProblem, WEEKDAYS } from "./change-window.js";
 
 export { WEEKDAYS, type Weekday } from "./change-window.js";
@@ -86,6 +87,8 @@ const ruleSchema = z.strictObject({
   retryAfterSeconds: z.int().positive().max(86_400 * 7).optional(),
   stepUp: stepUpSchema.optional(),
   revoke: z.array(z.enum(REVOCATION_TARGETS)).min(1).optional(),
+  /** Controls this rule enforces (src/policy/controls.ts): carried by its decisions, summarised by `vigil evidence`. */
+  controls: z.array(refined(nonEmptyString, controlProblem)).min(1).max(16).optional(),
 }).superRefine((rule, ctx) => {
   if (rule.outcome === "delay" && rule.retryAfterSeconds === undefined) {
     ctx.addIssue({ code: "custom", path: ["retryAfterSeconds"], message: "required when outcome is delay" });
@@ -104,6 +107,9 @@ const ruleSchema = z.strictObject({
   }
   if (rule.changeWindow !== undefined && rule.outcome !== "allow" && rule.outcome !== "step_up") {
     ctx.addIssue({ code: "custom", path: ["changeWindow"], message: "only allowed when outcome is allow or step_up (outside the window the outcome becomes delay)" });
+  }
+  if (rule.controls !== undefined && new Set(rule.controls).size !== rule.controls.length) {
+    ctx.addIssue({ code: "custom", path: ["controls"], message: "lists the same control twice" });
   }
   if (rule.revoke !== undefined && new Set(rule.revoke).size !== rule.revoke.length) {
     ctx.addIssue({ code: "custom", path: ["revoke"], message: "lists the same target twice" });

@@ -26,6 +26,8 @@ export interface PolicyResult {
   revoke: ("credential" | "identity")[];
   /** Whether the matched action is privileged (from the policy); used for logs/metrics. */
   privileged: boolean;
+  /** Controls the deciding rule enforces (its `controls:`); absent or empty for none. */
+  controls?: readonly string[];
 }
 
 /** One rule as operators read it (the console's policy page, `vigil validate`). */
@@ -51,4 +53,10 @@ export interface CompiledPolicy {
   /** Content hash of the documents compiled (for logs and /readyz). */
   readonly version: string;
   evaluate(input: PolicyInput): PolicyResult;
+  /**
+   * Every rule that matches the request ("<policy>/<rule>"), most restrictive first: what a
+   * denial's decision line and `vigil check` show. Evaluates every candidate rule (evaluate
+   * stops early), so it is meant for refusals and tools, not for every allow.
+   */
+  explain?(input: PolicyInput): string[];
 }

@@ -51,7 +51,10 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
   readonly #metrics: IndexedStoreDeps["metrics"];
 
   constructor(config: StoreConfig, deps: EmbeddedStoreDeps) {
-    super({ ...deps, logger: storeLogger(deps.logger, "embedded"), maxClockSkewMs: config.maxClockSkewMs, maxSignals: config.maxSignals });
+    super({
+      sweepIntervalMs: config.sweepIntervalMs, ...deps,
+      logger: storeLogger(deps.logger, "embedded"), maxClockSkewMs: config.maxClockSkewMs, maxSignals: config.maxSignals,
+    });
     this.#maxQueued = config.maxQueuedWrites;
     this.#metrics = deps.metrics;
     this.#config = config;
@@ -208,6 +211,7 @@ class EmbeddedStore extends IndexedStore implements EmbeddedSignalStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopSweeping();
     await this.#opening;
     await this.#journal?.close();
   }

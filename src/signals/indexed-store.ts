@@ -23,7 +23,9 @@ export interface IndexedStoreDeps {
   /** Most values held (store.maxSignals); see SignalIndex. */
   maxSignals?: number;
   /** Where writes refused for space are counted (vigil_signal_writes_refused_total). */
-  metrics?: Partial<Pick<Metrics, "signalWritesRefused">>;
+  metrics?: Partial<Pick<Metrics, "signalWritesRefused" | "signalsSwept">>;
+  /** How often expired signals and spent grants are swept (store.sweepIntervalMs); 0 = never. */
+  sweepIntervalMs?: number;
 }
 
 /** A child logger for a store, adding `component: "signals"` unless the caller's logger has one. */
@@ -42,6 +44,8 @@ export abstract class IndexedStore implements SignalStore {
   #markReady: () => void = () => undefined;
   #markFailed: (error: VigilError) => void = () => undefined;
   #isReady = false;
+  #sweeper: NodeJS.Timeout | undefined;
+  readonly #swept: IndexedStoreDeps["metrics"];
 
   protected constructor(deps: IndexedStoreDeps) {
     this.logger = deps.logger;
@@ -64,6 +68,37 @@ export abstract class IndexedStore implements SignalStore {
     });
     // A failed start is reported through ready() and every write; never as an unhandled rejection.
     this.#ready.catch(() => undefined);
+    this.#swept = deps.metrics;
+    const interval = deps.sweepIntervalMs ?? 0;
+    if (interval > 0) {
+      this.#sweeper = setInterval(() => { this.sweepNow(); }, interval);
+      this.#sweeper.unref();
+    }
+  }
+
+  /**
+   * Forgets expired signals and spent grants (SignalIndex.sweepAll) and lets the store delete
+   * them where it keeps them (the bucket); returns how many left. The journal drops them at its
+   * next compaction, which snapshots what memory holds.
+   */
+  sweepNow(): number {
+    if (!this.#isReady || this.closed) return 0;
+    const removed = this.index.sweepAll(this.now(), (signal) => { this.swept(signal); });
+    if (removed > 0) {
+      this.#swept?.signalsSwept?.inc(removed);
+      this.logger.debug({ removed }, "expired signals and spent grants swept");
+    }
+    return removed;
+  }
+
+  /** A value the sweep removed from memory; the NATS store deletes it from the bucket too. */
+  protected swept(_signal: Signal): void {
+    // Embedded: the next compaction leaves it out.
+  }
+
+  /** Stops the periodic sweep (close). */
+  protected stopSweeping(): void {
+    clearInterval(this.#sweeper);
   }
 
   get isReady(): boolean {

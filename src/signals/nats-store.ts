@@ -6,7 +6,7 @@
 // that can write to the bucket could have put them there.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { Kvm, KvWatchInclude } from "@nats-io/kv";
+import { Bucket, Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV, KvEntry, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import { VigilError } from "../errors/index.js";
@@ -95,6 +95,8 @@ export function addressForKvKey(kvKey: string): SignalAddress | undefined {
   return { subject, kind: kind as SignalKind, name };
 }
 
+/** Delete markers older than this are purged from the bucket by the sweep. */
+const DELETE_MARKER_AGE_MS = 30 * 60_000;
 /** Write attempts before a compare-and-set loop gives up under contention. */
 const MAX_CAS_ATTEMPTS = 10;
 
@@ -141,9 +143,13 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   readonly #grantTimeoutMs: number;
   readonly #grantClaims: NatsStoreDeps["grantClaims"];
   #closing: Promise<void> | undefined;
+  #lastMarkerPurge = 0;
 
   constructor(config: StoreConfig, deps: NatsStoreDeps) {
-    super({ ...deps, logger: storeLogger(deps.logger, "nats"), maxClockSkewMs: config.maxClockSkewMs, maxSignals: config.maxSignals });
+    super({
+      sweepIntervalMs: config.sweepIntervalMs, ...deps,
+      logger: storeLogger(deps.logger, "nats"), maxClockSkewMs: config.maxClockSkewMs, maxSignals: config.maxSignals,
+    });
     this.#config = config;
     this.#name = deps.name ?? "vigil";
     this.#metrics = deps.metrics;
@@ -318,6 +324,9 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
         return;
       }
       this.index.remove(address);
+      // Bounded state: a deleted key holds nothing here. A later write expects revision 0, is
+      // told of the delete marker (conflict), re-reads it and writes on top of it.
+      this.#revisions.delete(entry.key);
       return;
     }
     const decoded = this.#decode(entry);
@@ -486,6 +495,12 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
 
   async #refresh(kv: KV, kvKey: string, address: SignalAddress): Promise<void> {
     const entry = await kv.get(kvKey);
+    if (entry !== null && entry.operation !== "PUT" && !this.index.holdsSticky(address)) {
+      // A delete marker: the next write goes on top of it.
+      this.index.remove(address);
+      this.#revisions.set(kvKey, entry.revision);
+      return;
+    }
     if (entry === null) {
       this.#revisions.delete(kvKey);
       // Gone from the bucket altogether (a purged stream): a sticky value is kept, and the next
@@ -555,6 +570,36 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
   }
 
   /**
+   * A value the sweep forgot (expired, or a spent grant) is deleted from the bucket too, if the
+   * key still holds the value this instance saw (compare-and-set on its revision): every instance
+   * sweeps, one delete wins, and a newer value written meanwhile is never deleted. Delete markers
+   * older than half an hour are purged now and then, so the bucket does not grow with churn.
+   */
+  protected override swept(signal: Signal): void {
+    const kv = this.#kv;
+    const kvKey = kvKeyFor(signal.subject, signal.kind, signal.name);
+    const revision = this.#revisions.get(kvKey);
+    this.#revisions.delete(kvKey);
+    if (kv === undefined || revision === undefined || this.closed) return;
+    this.#track(kv.delete(kvKey, { previousSeq: revision }).catch((error: unknown) => {
+      if (!isRevisionConflict(error)) this.logger.debug({ err: error, key: keyDigest(kvKey) }, "could not delete a swept signal from the bucket");
+    }));
+  }
+
+  override sweepNow(): number {
+    const removed = super.sweepNow();
+    const kv = this.#kv;
+    const now = this.now();
+    if (kv instanceof Bucket && !this.closed && now - this.#lastMarkerPurge >= DELETE_MARKER_AGE_MS) {
+      this.#lastMarkerPurge = now;
+      this.#track(kv.purgeDeletes(DELETE_MARKER_AGE_MS).then(() => undefined, (error: unknown) => {
+        this.logger.debug({ err: error }, "could not purge delete markers");
+      }));
+    }
+    return removed;
+  }
+
+  /**
    * Stops the heartbeat and the watch, gives grant uses still in flight a moment to land, and
    * drains the connection. Safe to call more than once.
    */
@@ -567,6 +612,7 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     // Grant uses being decided finish (each is bounded by store.grantTimeoutMs).
     await Promise.allSettled(this.#claims);
     this.closed = true;
+    this.stopSweeping();
     this.#stopping.abort();
     clearInterval(this.#heartbeat);
     await this.#starting;

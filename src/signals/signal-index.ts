@@ -155,8 +155,30 @@ export class SignalIndex {
     this.#now = options.now ?? Date.now;
   }
 
+  /**
+   * The subject looked up last and its values: one Check reads several kinds of the same subject
+   * in a row (risk, posture, behavior and revocation of the caller; credential and revocation of
+   * its fingerprint), and at 100k subjects each lookup in the big map is a cache miss. Reset
+   * whenever a subject's value map is created or dropped, so it never hides a value.
+   */
+  #lastSubject: string | undefined;
+  #lastHeld: Map<string, Signal> | undefined;
+
+  #valuesOf(subject: string): Map<string, Signal> | undefined {
+    if (subject === this.#lastSubject) return this.#lastHeld;
+    const held = this.#bySubject.get(subject);
+    this.#lastSubject = subject;
+    this.#lastHeld = held;
+    return held;
+  }
+
+  #forgetLastSubject(): void {
+    this.#lastSubject = undefined;
+    this.#lastHeld = undefined;
+  }
+
   get<K extends SignalKind>(subject: string, kind: K, name: string, nowMs: number): SignalOf<K> | undefined {
-    const held = this.#bySubject.get(subject)?.get(slotOf(kind, name));
+    const held = this.#valuesOf(subject)?.get(slotOf(kind, name));
     if (held === undefined || isExpired(held, nowMs)) return undefined;
     return held as SignalOf<K>;
   }
@@ -278,9 +300,34 @@ export class SignalIndex {
         this.#size--;
         removed++;
       }
-      if (held.size === 0) this.#bySubject.delete(subject);
+      if (held.size === 0) {
+        this.#bySubject.delete(subject);
+        this.#forgetLastSubject();
+      }
     }
     this.#sweepCursor = cursor;
+    return removed;
+  }
+
+  /**
+   * Forgets every expired value and every spent grant (no uses left: it can never allow again),
+   * telling `onRemoved` of each; the periodic sweep (store.sweepIntervalMs), so that what leaves
+   * is also deleted from the journal or the bucket. Sticky values never leave. Visits everything:
+   * run it seldom.
+   */
+  sweepAll(nowMs: number, onRemoved: (signal: Signal) => void): number {
+    let removed = 0;
+    for (const [subject, held] of this.#bySubject) {
+      for (const [slot, signal] of held) {
+        const spent = signal.kind === "grant" && signal.data.usesLeft <= 0;
+        if (!spent && !isExpired(signal, nowMs)) continue;
+        held.delete(slot);
+        this.#size--;
+        removed++;
+        onRemoved(signal);
+      }
+      if (held.size === 0) this.#bySubject.delete(subject);
+    }
     return removed;
   }
 
@@ -331,6 +378,7 @@ export class SignalIndex {
     if (held === undefined) {
       held = new Map();
       this.#bySubject.set(signal.subject, held);
+      this.#forgetLastSubject();
     }
     const slot = slotOf(signal.kind, signal.name);
     const previous = held.get(slot);
@@ -350,7 +398,10 @@ export class SignalIndex {
     if (held === undefined || previous === undefined) return undefined;
     held.delete(slot);
     this.#size--;
-    if (held.size === 0) this.#bySubject.delete(address.subject);
+    if (held.size === 0) {
+      this.#bySubject.delete(address.subject);
+      this.#forgetLastSubject();
+    }
     return previous;
   }
 

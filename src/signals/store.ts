@@ -50,5 +50,10 @@ export interface SignalStore {
   subscribe(listener: (signal: Signal) => void): () => void;
   /** Number of keys held. */
   size(): number;
+  /**
+   * Forgets expired signals and spent grants now (also done every store.sweepIntervalMs), and in
+   * cluster mode deletes them from the bucket; returns how many left memory.
+   */
+  sweepNow(): number;
   close(): Promise<void>;
 }

@@ -26,6 +26,12 @@ export interface DecisionLine {
   /** Codes of the caller's identity problems (IdentityProblemCode); [] when none. */
   identity_problems: readonly string[];
   latency_us: number;
+  /** Version of the policy that judged ("" when none was consulted: a malformed request). */
+  policy_version: string;
+  /** Controls the deciding rule enforces; [] when none. */
+  controls: readonly string[];
+  /** For a refusal, every rule that matched, most restrictive first; [] for an allow. */
+  matched_rules: readonly string[];
 }
 
 export type DecisionLog = ((line: DecisionLine) => void) & { close(): Promise<void> };
@@ -59,7 +65,8 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
       + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"destination":${s(line.destination)},"path":${s(line.path)}`
       + `,"tool":${s(line.tool)},"context":${JSON.stringify(line.context)},"outcome":${s(line.outcome)},"rule":${s(line.rule)}`
       + `,"reason":${s(line.reason)},"identity_problems":${line.identity_problems.length === 0 ? "[]" : JSON.stringify(line.identity_problems)}`
-      + `,"latency_us":${line.latency_us},"msg":"decision"}\n`,
+      + `,"latency_us":${line.latency_us},"policy_version":${s(line.policy_version)},"controls":${list(line.controls)}`
+      + `,"matched_rules":${list(line.matched_rules)},"msg":"decision"}\n`,
     );
   };
   return Object.assign(log, { close: async () => { await sink.close?.(); } });
@@ -68,6 +75,10 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
 /** Characters JSON must escape (and U+2028/9, which some log shippers choke on). */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029]/;
+
+function list(values: readonly string[]): string {
+  return values.length === 0 ? "[]" : JSON.stringify(values);
+}
 
 /** A JSON string literal; most values (IDs, hosts, rule names) need no escaping at all. */
 function quote(value: string): string {

@@ -2,7 +2,7 @@
 // Names follow Prometheus conventions: vigil_ prefix, base units, low-cardinality labels only
 // (never a SPIFFE ID or a path as a label value).
 
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { HotHistogram, HotLabeledCounter } from "./hot-metrics.js";
 import { OUTCOMES, type Outcome } from "../model/index.js";
 
@@ -49,6 +49,22 @@ export interface Metrics {
   journalWritable: Gauge;
   journalCorruptRecords: Gauge;
   logLinesDropped: Counter;
+  /** Notices taken by the outbox (revocation hook, CAEP SETs, approval webhooks), by channel. */
+  outboxEnqueued: Counter<"channel">;
+  /** Notices a receiver acknowledged (2xx). */
+  outboxDelivered: Counter<"channel">;
+  /** Failed delivery attempts, by channel and reason (timeout, network, http_5xx, http_429, http_4xx, redirect). */
+  outboxFailures: Counter<"channel" | "reason">;
+  /** Notices given up on, by channel and reason (rejected, attempts, unknown_receiver, enqueue_failed). */
+  outboxDropped: Counter<"channel" | "reason">;
+  /** Notices waiting in the outbox (this instance's file, or the cluster's stream). */
+  outboxBacklog: Gauge;
+  /** Messages on the outbox stream refused (unsealed: forged by a bus client; malformed). */
+  outboxRefused: Counter<"reason">;
+  /** Age of the oldest waiting notice, 0 when none waits. */
+  outboxOldestAge: Gauge;
+  /** From the event (a revocation, an approval opened) to the receiver's 2xx. */
+  outboxDeliverySeconds: Histogram<"channel">;
   /** Behaviour anomalies reported, by kind (new_action, new_source_network, rate_spike, fan_out). */
   behaviorAnomalies: Counter<"kind">;
   /** Observations dropped because the behaviour queue was full (behavior.maxQueued). */
@@ -195,6 +211,40 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: "Log and decision lines dropped because stdout could not take them (full disk, closed or stalled pipe).",
       registers,
     }),
+    outboxEnqueued: new Counter({
+      name: "vigil_outbox_enqueued_total", help: "Notices queued in the durable outbox, by channel (caep, approval_webhook, revocation_hook).",
+      labelNames: ["channel"], registers,
+    }),
+    outboxDelivered: new Counter({
+      name: "vigil_outbox_delivered_total", help: "Notices a receiver acknowledged with a 2xx, by channel.",
+      labelNames: ["channel"], registers,
+    }),
+    outboxFailures: new Counter({
+      name: "vigil_outbox_failures_total",
+      help: "Delivery attempts that failed, by channel and reason (timeout, network, http_5xx, http_429, http_4xx, redirect).",
+      labelNames: ["channel", "reason"], registers,
+    }),
+    outboxDropped: new Counter({
+      name: "vigil_outbox_dropped_total",
+      help: "Notices given up on, by channel and reason (rejected, attempts, unknown_receiver, enqueue_failed).",
+      labelNames: ["channel", "reason"], registers,
+    }),
+    outboxBacklog: new Gauge({
+      name: "vigil_outbox_backlog", help: "Notices waiting in the outbox (this instance's file; in cluster mode, the shared stream).", registers,
+    }),
+    outboxRefused: new Counter({
+      name: "vigil_outbox_refused_total",
+      help: "Messages on the cluster outbox stream dropped unsent, by reason (unsealed: not sealed by a Vigil replica; malformed).",
+      labelNames: ["reason"], registers,
+    }),
+    outboxOldestAge: new Gauge({
+      name: "vigil_outbox_oldest_age_seconds", help: "Age of the oldest notice waiting in the outbox; 0 when none waits.", registers,
+    }),
+    outboxDeliverySeconds: new Histogram({
+      name: "vigil_outbox_delivery_seconds",
+      help: "Time from the event (a revocation, an approval) to the receiver's 2xx, by channel.",
+      labelNames: ["channel"], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900], registers,
+    }),
     behaviorAnomalies: new Counter({
       name: "vigil_behavior_anomalies_total",
       help: "Behaviour anomalies reported as behavior signals, by kind (new_action, new_source_network, rate_spike, fan_out).",
@@ -223,6 +273,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     behaviorCallers: new Gauge({ name: "vigil_behavior_callers", help: "Caller baselines held in memory.", registers }),
     behaviorLearning: new Gauge({ name: "vigil_behavior_learning_callers", help: "Caller baselines still in their learning period.", registers }),
   };
+  for (const channel of ["caep", "approval_webhook", "revocation_hook"]) {
+    metrics.outboxEnqueued.labels(channel).inc(0);
+    metrics.outboxDelivered.labels(channel).inc(0);
+    for (const reason of ["rejected", "attempts", "unknown_receiver", "enqueue_failed"]) metrics.outboxDropped.labels(channel, reason).inc(0);
+  }
   for (const result of ["written", "failed", "dropped"]) metrics.behaviorSignalWrites.labels(result).inc(0);
   for (const result of ["success", "failure"]) metrics.policyReloads.labels(result).inc(0);
   for (const reason of ["caller_limit", "total_limit"]) metrics.approvalsRefused.labels(reason).inc(0);

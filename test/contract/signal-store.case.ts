@@ -232,6 +232,21 @@ export function runSignalStoreContract(name: string, factory: SignalStoreFactory
       expect(await store.useGrant(AGENT, "other", T0)).toBe(false);
     });
 
+    it("sweeps expired values and spent grants, never a revocation in force", async () => {
+      await store.put(risk("high", T0, { expiresAt: T0 + 1_000 }));
+      await store.put(grant(1, T0));
+      await store.put(revocation(true, T0));
+      await store.put({ ...risk("low", T0), subject: "spiffe://example.org/ns/ci/sa/other" });
+      expect(store.sweepNow()).toBe(0);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(true);
+      clock = T0 + 1_000;
+      expect(store.sweepNow()).toBe(2);
+      expect(store.size()).toBe(2);
+      expect(store.get(KEY, "revocation")?.data.revoked).toBe(true);
+      expect(store.list(AGENT)).toEqual([]);
+      expect(await store.useGrant(AGENT, "apr-1", clock)).toBe(false);
+    });
+
     it("does not let a retried grant write reset its uses", async () => {
       const approved = grant(1, T0);
       await store.put(approved);

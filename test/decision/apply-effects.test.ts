@@ -69,7 +69,7 @@ afterAll(async () => {
 async function run(r: PolicyResult, c: Caller, given?: { store: EmbeddedSignalStore; approvals: ApprovalBook }) {
   const store = given?.store ?? await freshStore();
   const logger = pino({ level: "silent" });
-  const effects = new Effects({ store, logger, metrics: createMetrics({ defaultMetrics: false }), hookUrl: "", retryDelaysMs: [1] });
+  const effects = new Effects({ store, logger, metrics: createMetrics({ defaultMetrics: false }), retryDelaysMs: [1] });
   const approvals = given?.approvals ?? new ApprovalBook({ store, now: () => NOW });
   const signals = readSignals(store, effects, c, REQUEST.headers, NOW);
   const decision = decisionFor(`d-${String(++n)}`, r, c);

@@ -51,7 +51,7 @@ describe("Vigil's own revocations", () => {
     await store.ready();
     const log = captureLogger();
     const metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger: log.logger, metrics, hookUrl: "" });
+    const effects = new Effects({ store, logger: log.logger, metrics });
     cleanups.push(() => effects.close(), () => store.close());
 
     effects.revoke(effectFor(KEY));
@@ -68,7 +68,7 @@ describe("Vigil's own revocations", () => {
     await store.ready();
     const log = captureLogger();
     const metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger: log.logger, metrics, hookUrl: "", retryDelaysMs: [5] });
+    const effects = new Effects({ store, logger: log.logger, metrics, retryDelaysMs: [5] });
     cleanups.push(() => effects.close(), () => store.close());
 
     // Not a subject the store takes for a revocation (neither SPIFFE ID nor fingerprint).
@@ -91,7 +91,7 @@ describe("Vigil's own revocations", () => {
     await store.ready();
     const log = captureLogger();
     const metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger: log.logger, metrics, hookUrl: "", retryDelaysMs: [50, 100, 200] });
+    const effects = new Effects({ store, logger: log.logger, metrics, retryDelaysMs: [50, 100, 200] });
     cleanups.push(async () => {
       await effects.close();
       await store.close();

@@ -151,7 +151,7 @@ describe("the pipeline: identity problems deny, reach policy and log; revocation
   const setup = (onProblem: "deny" | "policy") => {
     const silent = pino({ level: "silent" });
     const metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger: silent, metrics, hookUrl: "" });
+    const effects = new Effects({ store, logger: silent, metrics });
     const revoked: string[] = [];
     const revoke = effects.revoke.bind(effects);
     effects.revoke = (effect) => { revoked.push(effect.subject); revoke(effect); };

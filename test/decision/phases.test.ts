@@ -130,7 +130,7 @@ describe("judge runs the phases and records nothing; record counts and logs it o
   function world() {
     const metrics = createMetrics({ defaultMetrics: false });
     const logger = pino({ level: "silent" });
-    const effects = new Effects({ store, logger, metrics, hookUrl: "" });
+    const effects = new Effects({ store, logger, metrics });
     const lines: DecisionLine[] = [];
     const decisionLog = Object.assign((line: DecisionLine) => { lines.push(line); }, { close: () => Promise.resolve() });
     let n = 0;

@@ -69,7 +69,7 @@ describe("a full revocation backlog", () => {
   it("holds every identified caller, keeps every queued hold, and never lifts either", async () => {
     const log = captureLogger();
     const metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger: log.logger, metrics, hookUrl: "", retryDelaysMs: [5], maxPending: STUCK.length });
+    const effects = new Effects({ store, logger: log.logger, metrics, retryDelaysMs: [5], maxPending: STUCK.length });
     const policy = compilePolicy(parsePolicyDocuments(POLICY, "test.yaml"));
     const decide = createDecider({
       policy: () => policy,
@@ -124,7 +124,7 @@ describe("a full revocation backlog", () => {
 
   it("queues up to the cap and only then overflows", async () => {
     const metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger: pino({ level: "silent" }), metrics, hookUrl: "", retryDelaysMs: [5], maxPending: 3 });
+    const effects = new Effects({ store, logger: pino({ level: "silent" }), metrics, retryDelaysMs: [5], maxPending: 3 });
     for (let i = 0; i < 3; i++) {
       effects.revoke({ subject: `stuck-${String(i)}`, target: "credential", reason: "t", decisionId: `d${String(i)}`, caller: "", rule: "t", at: NOW });
       expect(effects.overflowed).toBe(false);

@@ -65,7 +65,7 @@ describe("vigil test", () => {
   });
 
   it("fails a copy of the policy with one outcome flipped, naming the file and case that caught it", async () => {
-    const dir = mutatedCopy("flipped", "deploy-api.yaml", (text) => text.replace("context: { env: staging }\n      when: signals.risk in [\"none\", \"low\"] && signals.posture == \"compliant\"\n      outcome: allow", "context: { env: staging }\n      when: signals.risk in [\"none\", \"low\"] && signals.posture == \"compliant\"\n      outcome: deny"));
+    const dir = mutatedCopy("flipped", "deploy-api.yaml", (text) => text.replace("outcome: allow\n      reason: staging deploy allowed", "outcome: deny\n      reason: staging deploy allowed"));
     const junit = join(work, "flipped.xml");
     const res = await vigilCli(["test", "--policy", dir, "--junit", junit]);
     expect(res.code).toBe(1);

@@ -190,6 +190,8 @@ describe("acceptance scenarios through a real gRPC client", () => {
     // Even a clean caller identity on another route cannot use the revoked key.
     const elsewhere = await client.check({ sourcePrincipal: SUPPORT_BOT, ...sidecarOf("tickets"), method: "GET", path: "/api/tickets/1", apiKey: K1 });
     expect(outcomeOf(elsewhere).outcome).not.toBe("allow");
+    // The hook is sent from the outbox once the revocation is durable.
+    await vigil.notifications?.idle();
     expect(hookCalls).toContainEqual(expect.objectContaining({ type: "vigil.revocation", target: "credential", subject: K1_FP }));
     // The secret itself never appears in what Vigil answers or hooks.
     expect(JSON.stringify(hookCalls)).not.toContain(K1);

@@ -209,6 +209,41 @@ suite(title, () => {
       expect(b.useGrant(subject, "apr-9", Date.now())).toBe(false);
     });
 
+    it("sweeps expired signals and spent grants out of memory and the bucket, on every instance", async () => {
+      const config = configFor(uniquePrefix());
+      const a = await open(config, "a");
+      const b = await open(config, "b");
+      const subject = "spiffe://example.org/ns/ci/sa/sweeper";
+      const now = Date.now();
+      await a.put({ ...riskFor(subject, "high", now), expiresAt: now + 300 });
+      await a.put({
+        id: "g-s", kind: "grant", subject, name: "apr-s", source: "approvals", observedAt: now,
+        data: { approvalId: "apr-s", scope: "deploy:prod", approver: "alice", usesLeft: 1 },
+      });
+      await a.put(riskFor("spiffe://example.org/ns/ci/sa/keeper", "low", now));
+      await a.put({ id: "rv", kind: "revocation", subject: "spiffe://example.org/ns/ci/sa/revoked", source: "ops", observedAt: now, data: { revoked: true, reason: "leak", by: "ops" } });
+      await eventually(() => b.size() === 4, 5_000, "B holds all four");
+      expect(await a.useGrant(subject, "apr-s", Date.now())).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(a.sweepNow()).toBe(2);
+      const kv = await new Kvm(await adminConnection()).open(signalsBucketName(config.bucketPrefix));
+      for (const key of [kvKeyFor(subject, "risk", ""), kvKeyFor(subject, "grant", "apr-s")]) {
+        let entry = await kv.get(key);
+        for (let i = 0; i < 50 && entry?.operation === "PUT"; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          entry = await kv.get(key);
+        }
+        expect(entry?.operation).not.toBe("PUT");
+      }
+      // B hears the deletes; the revocation (sticky) and the live risk stay everywhere.
+      await eventually(() => b.size() === 2, 5_000, "B forgets the swept values");
+      expect(a.size()).toBe(2);
+      expect(b.get("spiffe://example.org/ns/ci/sa/revoked", "revocation")?.data.revoked).toBe(true);
+      // The key can be written again on top of its delete marker.
+      expect((await b.put(riskFor(subject, "critical", Date.now()))).status).toBe("written");
+      await eventually(() => a.get(subject, "risk")?.data.level === "critical", 5_000, "A sees the new value");
+    });
+
     it("denies a grant use the bus cannot decide (cut off, within store.grantTimeoutMs), counts it, and never spends a grant twice", async () => {
       const config = configFor(uniquePrefix(), { grantTimeoutMs: 200 });
       const proxy = new TcpProxy(NATS_HOST, NATS_PORT);

@@ -47,6 +47,39 @@ describe("SignalIndex", () => {
   });
 });
 
+describe("SignalIndex reads of one subject in a row", () => {
+  // get() remembers the last subject's values; each row drops or recreates that subject's value
+  // map between two reads, and the second read must see the change, never the remembered map.
+  const subject = "spiffe://example.org/ns/a/sa/b";
+  it.each([
+    ["a value put after a miss", (index: SignalIndex) => { index.set(risk("r1", subject), false); }, "r1"],
+    ["a value put after the subject's last value was removed", (index: SignalIndex) => {
+      index.set(risk("r1", subject), false);
+      index.get(subject, "risk", "", T0);
+      index.remove({ subject, kind: "risk", name: "" });
+      index.get(subject, "risk", "", T0);
+      index.set(risk("r2", subject, T0 + 1), false);
+    }, "r2"],
+    ["a value put after the sweep dropped the subject", (index: SignalIndex) => {
+      index.set({ ...risk("r1", subject), expiresAt: T0 + 1 }, false);
+      index.get(subject, "risk", "", T0);
+      index.sweep(T0 + 10, 100);
+      index.get(subject, "risk", "", T0 + 10);
+      index.set(risk("r3", subject, T0 + 20), false);
+    }, "r3"],
+    ["nothing, after the only value was removed", (index: SignalIndex) => {
+      index.set(risk("r1", subject), false);
+      index.get(subject, "risk", "", T0);
+      index.remove({ subject, kind: "risk", name: "" });
+    }, undefined],
+  ] as const)("sees %s", (_label, change, expected) => {
+    const index = new SignalIndex({ now: () => T0 });
+    expect(index.get(subject, "risk", "", T0)).toBeUndefined();
+    change(index);
+    expect(index.get(subject, "risk", "", T0 + 20)?.id).toBe(expected);
+  });
+});
+
 describe("NATS KV keys", () => {
   it("encode any subject and name into allowed KV characters and back", () => {
     fc.assert(fc.property(

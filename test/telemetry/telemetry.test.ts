@@ -25,6 +25,7 @@ const line: DecisionLine = {
   decision_id: "d-1", caller: "spiffe://example.org/ns/ci/sa/deployer", credential: "sha256:ab",
   method: "POST", host: "deploy-api", destination: "deploy-api", path: "/v1/\"quoted\"\npath\u2028", tool: "", context: { env: "prod", "we\"ird": "x" },
   outcome: "deny", rule: "guards/revoked", reason: "no \\ way", identity_problems: ["ambiguous_credential"], latency_us: 7,
+  policy_version: "0123456789abcdef", controls: ["NHI2", "PR.AA-05"], matched_rules: ["guards/revoked", "deploy-api/release"],
 };
 
 describe("decision log line", () => {
@@ -41,6 +42,16 @@ describe("decision log line", () => {
     const b = JSON.parse(viaPino.lines[0]!) as Record<string, unknown>;
     expect(Object.keys(a)).toEqual(Object.keys(b));
     expect({ ...a, time: 0 }).toEqual({ ...b, time: 0 });
+  });
+
+  it("writes empty lists as [] the way pino does", async () => {
+    const fast = capture();
+    const viaPino = capture();
+    const bare = { ...line, controls: [], matched_rules: [], policy_version: "" };
+    createDecisionLog(createLogger({ level: "info", destination: fast.stream }))?.(bare);
+    createLogger({ level: "info", destination: viaPino.stream }).info(bare, "decision");
+    await new Promise((resolve) => setImmediate(resolve));
+    expect({ ...JSON.parse(fast.lines[0]!) as object, time: 0 }).toEqual({ ...JSON.parse(viaPino.lines[0]!) as object, time: 0 });
   });
 
   it("costs nothing when info lines are off", () => {

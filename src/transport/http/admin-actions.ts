@@ -3,6 +3,7 @@
 // audit line and turns store and book refusals into the errors both surfaces show. A refused
 // subject is never echoed (it may be a raw secret pasted where a fingerprint belongs).
 
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
 import type { AdminScope } from "../../config/index.js";
@@ -20,6 +21,18 @@ export interface AdminActionsOptions {
   logger: Logger;
   now: () => number;
   maxClockSkewMs: number;
+  /** Told after a reinstate succeeded (the CAEP transmitter tells its receivers). */
+  onReinstated?: (reinstated: Reinstated) => void;
+}
+
+/** A revocation an operator lifted, from the admin API or the console. */
+export interface Reinstated {
+  subject: string;
+  by: string;
+  reason: string;
+  /** Unique per reinstate: one notice per receiver. */
+  eventId: string;
+  at: number;
 }
 
 export interface AdminActions {
@@ -95,6 +108,7 @@ export function createAdminActions(options: AdminActionsOptions): AdminActions {
         throw scrubbed(error, request.subject);
       }
       log.warn({ subject: request.subject, by: principal.name, reason: request.reason, status: result.status }, "revocation lifted by reinstate");
+      options.onReinstated?.({ subject: request.subject, by: principal.name, reason: request.reason, eventId: `reinstate-${randomUUID()}`, at: options.now() });
       return result;
     },
 

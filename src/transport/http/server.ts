@@ -11,7 +11,8 @@ import type { Registry } from "prom-client";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
 import type { BehaviorMonitor } from "../../behavior/index.js";
 import {
-  PATH_APPROVALS, PATH_BEHAVIOR, PATH_HEALTHZ, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_EVENTS, type AdminToken,
+  PATH_APPROVALS, PATH_BEHAVIOR, PATH_HEALTHZ, PATH_JWKS, PATH_METRICS, PATH_READYZ, PATH_SIGNALS, PATH_SSF_CONFIGURATION, PATH_SSF_EVENTS,
+  type AdminToken,
 } from "../../config/index.js";
 import { VigilError, type ErrorCode } from "../../errors/index.js";
 import { SIGNAL_KINDS, type SignalKind } from "../../signals/model.js";
@@ -33,6 +34,13 @@ export interface SetReceiver {
   handle(req: { method: string; headers: Record<string, string | undefined>; body: Buffer }): Promise<{
     status: number; headers: Record<string, string>; body: string;
   }>;
+}
+
+/** Vigil's CAEP transmitter metadata (notify/transmitter.ts): public, unauthenticated. */
+export interface TransmitterMetadata {
+  readonly issuer: string;
+  jwks(): unknown;
+  configuration(): unknown;
 }
 
 /** A route another transport serves on this port (the AuthZEN PDP): matched by exact path and method. */
@@ -58,6 +66,8 @@ export interface OpsServerOptions {
   readiness: () => Readiness;
   /** Undefined when no SSF issuer is configured (the endpoint then answers 404). */
   ssf?: SetReceiver;
+  /** Undefined when no transmitter issuer is configured (the well-known paths then answer 404). */
+  transmitter?: TransmitterMetadata;
   logger: Logger;
   now?: () => number;
   /** Called before each scrape so gauges (freshness, sizes) are computed at scrape time. */
@@ -140,6 +150,19 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       const readiness = options.readiness();
       sendJson(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not_ready", checks: readiness.checks });
       return;
+    }
+    if (options.transmitter !== undefined && method === "GET") {
+      // At the root and, for an issuer with a path, under it too (SSF §7.1: the well-known
+      // segment goes before the issuer's path; jwks_uri is the issuer + /.well-known/jwks.json).
+      const issuerPath = new URL(options.transmitter.issuer).pathname.replace(/\/$/, "");
+      if (path === PATH_JWKS || path === `${issuerPath}${PATH_JWKS}`) {
+        sendJson(res, 200, options.transmitter.jwks());
+        return;
+      }
+      if (path === PATH_SSF_CONFIGURATION || path === `${PATH_SSF_CONFIGURATION}${issuerPath}`) {
+        sendJson(res, 200, options.transmitter.configuration());
+        return;
+      }
     }
     if (path === PATH_SSF_EVENTS) {
       if (options.ssf === undefined) throw new VigilError("not_found", "the SSF receiver is not configured (--ssf-issuer)");

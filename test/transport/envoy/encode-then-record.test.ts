@@ -41,7 +41,7 @@ describe("the record phase runs after encoding, with what went on the wire", () 
     store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger });
     await store.ready();
     metrics = createMetrics({ defaultMetrics: false });
-    const effects = new Effects({ store, logger, metrics, hookUrl: "" });
+    const effects = new Effects({ store, logger, metrics });
     const policy = compilePolicy(parsePolicyDocuments(POLICY, "p.yaml"));
     const decisionLog = Object.assign((line: DecisionLine) => { lines.push(line); }, { close: () => Promise.resolve() });
     const pipeline = createPipeline({
