@@ -18,7 +18,7 @@ const DESTINATIONS = 50;
 const RULES_PER_DESTINATION = 20;
 const SUBJECTS = 100_000;
 
-function policyYaml(): string {
+export function policyYaml(): string {
   const docs: string[] = [];
   for (let d = 0; d < DESTINATIONS; d++) {
     const rules: string[] = [];
@@ -54,7 +54,7 @@ spec:
   return docs.join("\n---\n");
 }
 
-function request(i: number): AccessRequest {
+export function request(i: number): AccessRequest {
   const r = i % RULES_PER_DESTINATION;
   const method = ["GET", "POST", "PUT", "DELETE"][r % 4] ?? "GET";
   const caller = `spiffe://example.org/ns/ns${r % 10}/sa/w${i % SUBJECTS}`;

@@ -11,6 +11,7 @@ import { runDecisionBench } from "./decision.bench.js";
 import { machine, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
 import { runProtobufReadersBench } from "./protobuf-readers.bench.js";
+import { runRevocationNoticeBench } from "./revocation-notice.bench.js";
 import { runSideBySideBench } from "./side-by-side.bench.js";
 import { runSignalLatencyBench } from "./signal-latency.bench.js";
 import { runStallsBench } from "./stalls.bench.js";
@@ -24,6 +25,14 @@ function memoryBench(node = process.execPath, label = ""): BenchResult {
   const result = JSON.parse(out.stdout) as BenchResult;
   if (label === "") return result;
   return { ...result, name: `${result.name} (${label})`, command: `${node === process.execPath ? "node" : ".cache/node-lts-24/bin/node"} --expose-gc --import tsx bench/memory.bench.ts` };
+}
+
+function behaviorBench(): BenchResult {
+  // Its own process (with --expose-gc for the heap per 10k callers); it starts one more process per
+  // end-to-end variant itself.
+  const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/behavior.bench.ts", ...(quick ? ["--quick"] : [])], { encoding: "utf8", timeout: 1_800_000 });
+  if (out.status !== 0) throw new Error(`behavior bench failed: ${out.stderr}`);
+  return JSON.parse(out.stdout) as BenchResult;
 }
 
 function capsBench(): BenchResult {
@@ -67,7 +76,9 @@ await step("protobuf readers", () => runProtobufReadersBench(quick ? 10 : 30));
 await step("memory", () => memoryBench(process.execPath, "Node 20"));
 await step("memory, Node 24", () => memoryBench(ltsNode(), "Node 24"));
 await step("caps", () => capsBench());
+await step("behavior", () => behaviorBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
+await step("revocation notice", () => runRevocationNoticeBench(quick ? 20 : 100));
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
 await step("codec", () => textBench("protobuf codec, in process", "node --import tsx bench/codec.bench.ts 40", [], "bench/codec.bench.ts", [quick ? "5" : "40"]));
 await step("identity", () => textBench("identity resolution, in process", "npx tsx bench/identity.bench.ts", [], "bench/identity.bench.ts"));
@@ -93,6 +104,7 @@ run, never absolute times across runs.
 | signal-to-enforcement p99 ≤ 20 ms with 50 watching instances | "signal to enforcement, N = 50" ack_to_deny_p99_ms |
 | ≤ 100 MB RSS per 100k signal subjects | "memory per 100k subjects" rss_added_mb |
 | every cache and map bounded; a full one holds tens of MB at most (approvals with 58 KB paths included) | "capped structures when full" *_heap_mb |
+| a revocation reaches a CAEP receiver within a second while it is up, and after it comes back when it was down | "revocation notice" p50_ms / p99_ms |
 | each stall case (hostile 60 KB path, Host or header against globs and CEL regexes) under 1 ms | "stall cases at 60 KB" p50_ms / p99_ms |
 | server CPU per Check ≤ a do-nothing grpc-js server's (proto-loader decode, fixed OK), allowed request and no-rule denial (issue #9) | "Vigil side by side with a do-nothing grpc-js server" vigil/floor cpu per check |
 | one-at-a-time p50 within 0.03 ms of the do-nothing server (issue #9) | same table, one-at-a-time p50 vigil − floor |

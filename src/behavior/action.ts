@@ -8,8 +8,8 @@
 // is built off the hot path, when an action is first learned or reported: an operator accepting
 // the label "payments GET /v1/payments/*" thus adds the same key a request would compute.
 //
-// The hash is FNV-1a, 2 × 26 bits combined into one safe integer, with offset bases drawn at
-// random per process (`HashKey`): a caller cannot precompute a path that collides with an action
+// The hash is FNV-1a, two lanes of 26 bits combined into one safe integer, with offset bases drawn
+// at random per process (`HashKey`): a caller cannot precompute a path that collides with an action
 // it learned. Baselines are persisted as labels and re-hashed at load, so the key never leaves
 // the process.
 
@@ -44,44 +44,31 @@ function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
-/** Two-lane FNV-1a over a sequence of strings, fed without concatenating them. */
-class Lanes {
-  a = 0;
-  b = 0;
+// FNV-1a over a sequence of strings fed without concatenating them, one lane at a time: local
+// integer arithmetic only (no object field is written per character, so nothing is boxed).
 
-  reset(key: HashKey): void {
-    this.a = key.a;
-    this.b = key.b;
-  }
-
-  char(c: number): void {
-    this.a = Math.imul(this.a ^ c, PRIME);
-    this.b = Math.imul(this.b ^ (c + 0x9e), PRIME);
-  }
-
-  text(s: string, from = 0, to = s.length): void {
-    for (let i = from; i < to; i++) this.char(s.charCodeAt(i));
-  }
-
-  /** The path with id-like segments as "*", as `pathPattern` writes it. */
-  path(path: string): void {
-    let start = 0;
-    for (let i = 0; i <= path.length; i++) {
-      if (i < path.length && path.charCodeAt(i) !== 47) continue;
-      if (isIdSegment(path, start, i)) this.char(42);
-      else this.text(path, start, i);
-      if (i < path.length) this.char(47);
-      start = i + 1;
-    }
-  }
-
-  value(): number {
-    // 26 bits of each lane: a safe integer a Set holds without boxing on most engines.
-    return (this.a >>> 6) * 0x4000000 + (this.b >>> 6);
-  }
+function feedText(h: number, s: string, from: number, to: number): number {
+  for (let i = from; i < to; i++) h = Math.imul(h ^ s.charCodeAt(i), PRIME);
+  return h;
 }
 
-const lanes = new Lanes();
+/** The path with id-like segments as "*", as `pathPattern` writes it. */
+function feedPath(h: number, path: string): number {
+  let start = 0;
+  const length = path.length;
+  for (let i = 0; i <= length; i++) {
+    if (i < length && path.charCodeAt(i) !== 47) continue;
+    h = isIdSegment(path, start, i) ? Math.imul(h ^ 42, PRIME) : feedText(h, path, start, i);
+    if (i < length) h = Math.imul(h ^ 47, PRIME);
+    start = i + 1;
+  }
+  return h;
+}
+
+/** 26 bits of each lane: a safe integer, the same for a request and for its label. */
+function combine(a: number, b: number): number {
+  return (a >>> 6) * 0x4000000 + (b >>> 6);
+}
 
 /** The kind of action a request is: an MCP tool call, a gRPC method, or an HTTP method on a path. */
 function actionKind(view: RequestView): "mcp" | "grpc" | "http" {
@@ -92,27 +79,26 @@ function actionKind(view: RequestView): "mcp" | "grpc" | "http" {
 
 /** The action's key: the hash of `actionLabel(view)`, computed without building it. */
 export function actionHash(key: HashKey, view: RequestView): number {
-  lanes.reset(key);
-  lanes.text(view.destination);
-  lanes.char(32);
+  return combine(actionLane(key.a, view), actionLane(key.b, view));
+}
+
+function actionLane(basis: number, view: RequestView): number {
+  let h = feedText(basis, view.destination, 0, view.destination.length);
+  h = Math.imul(h ^ 32, PRIME);
   switch (actionKind(view)) {
     case "mcp":
-      lanes.text("mcp ");
-      lanes.text(view.mcp_tool);
-      break;
+      h = feedText(h, "mcp ", 0, 4);
+      return feedText(h, view.mcp_tool, 0, view.mcp_tool.length);
     case "grpc":
-      lanes.text("grpc /");
-      lanes.text(view.grpc_service);
-      lanes.char(47);
-      lanes.text(view.grpc_method);
-      break;
+      h = feedText(h, "grpc /", 0, 6);
+      h = feedText(h, view.grpc_service, 0, view.grpc_service.length);
+      h = Math.imul(h ^ 47, PRIME);
+      return feedText(h, view.grpc_method, 0, view.grpc_method.length);
     case "http":
-      lanes.text(view.method);
-      lanes.char(32);
-      lanes.path(view.path_only);
-      break;
+      h = feedText(h, view.method, 0, view.method.length);
+      h = Math.imul(h ^ 32, PRIME);
+      return feedPath(h, view.path_only);
   }
-  return lanes.value();
 }
 
 /** The readable form of an action, e.g. "payments GET /v1/payments/*" or "change-mgmt mcp create_change". */
@@ -131,9 +117,7 @@ export function pathPattern(path: string): string {
 
 /** The hash of any label (an accepted action or network, a persisted baseline). */
 export function labelHash(key: HashKey, label: string): number {
-  lanes.reset(key);
-  lanes.text(label);
-  return lanes.value();
+  return combine(feedText(key.a, label, 0, label.length), feedText(key.b, label, 0, label.length));
 }
 
 /** The network prefixes source networks are learned at. */

@@ -39,6 +39,12 @@ const LIVE_BOTH: readonly string[] = Object.freeze(["new_action", "new_source_ne
 const MAX_WINDOW_DESTINATIONS = 64;
 const MAX_PENDING = 32;
 const MAX_REASON = 1024;
+/**
+ * Longest action label a baseline learns. A longer one (a path of hundreds of short segments, a
+ * huge tool name) is never learned, so it stays an anomaly, and is shown cut short: a caller
+ * cannot make a baseline hold megabytes (maxActionsPerCaller × label length).
+ */
+export const MAX_ACTION_LABEL = 512;
 const MAX_NETWORK_CACHE = 4096;
 const OTHER_NETWORK = "other";
 
@@ -243,8 +249,14 @@ export class BehaviorMonitor {
       return;
     }
     const slot = (this.#head + this.#count) % size;
-    this.#ringCallers[slot] = caller;
-    this.#ringViews[slot] = view;
+    // Hold nothing of the request the drain will not need: in the steady state (a learned caller
+    // doing what it does, within this window's destinations) only the baseline's own caller string
+    // and numbers are queued, so no request object outlives its Check (or burdens the young GC).
+    const baseline = this.#baselines.get(caller);
+    const known = baseline !== undefined && baseline.window === Math.floor(at / this.#config.windowMs)
+      && baseline.actions.has(action) && baseline.networks.has(network) && baseline.destinations.has(view.destination);
+    this.#ringCallers[slot] = baseline?.caller ?? caller;
+    this.#ringViews[slot] = known ? undefined : view;
     this.#ringActions[slot] = action;
     this.#ringNetworks[slot] = network;
     this.#ringAts[slot] = at;
@@ -294,14 +306,14 @@ export class BehaviorMonitor {
       this.#ringViews[slot] = undefined;
       this.#head = (slot + 1) % size;
       this.#count--;
-      if (view === undefined) continue;
       this.#fold(caller, view, this.#ringActions[slot] ?? 0, this.#ringNetworks[slot] ?? 0, this.#ringAts[slot] ?? 0, reports);
     }
     this.#dirty = true;
     for (const [caller, report] of reports) this.#report(caller, report);
   }
 
-  #fold(caller: string, view: RequestView, action: number, network: number, at: number, reports: Map<string, Report>): void {
+  /** One observation into its baseline; `view` is absent when observe found it all known. */
+  #fold(caller: string, view: RequestView | undefined, action: number, network: number, at: number, reports: Map<string, Report>): void {
     const config = this.#config;
     const window = Math.floor(at / config.windowMs);
     let baseline = this.#baselines.get(caller);
@@ -329,15 +341,23 @@ export class BehaviorMonitor {
     if (window === baseline.window) baseline.windowCount++;
 
     // Fan-out: the destinations reached in this window, here and (shared) across the mesh.
-    if (window === baseline.window && !baseline.destinations.has(view.destination) && baseline.destinations.size < MAX_WINDOW_DESTINATIONS) {
+    if (view !== undefined && window === baseline.window && !baseline.destinations.has(view.destination) && baseline.destinations.size < MAX_WINDOW_DESTINATIONS) {
       baseline.destinations.add(view.destination);
       this.#share?.publish(caller, window, [...baseline.destinations]);
     }
     const fanout = this.#share?.distinct(caller, window, baseline.destinations) ?? baseline.destinations.size;
 
+    // Without the view everything was known when observed (only an eviction in between could
+    // make it otherwise): the rate and the fan-out are all there is to judge.
+    if (view === undefined) {
+      if (learning && fanout > baseline.fanoutMax) baseline.fanoutMax = fanout;
+      if (!learning) this.#judgeVolume(reports, baseline, fanout, at);
+      return;
+    }
     if (learning) {
       if (!baseline.actions.has(action) && baseline.actions.size < config.maxActionsPerCaller) {
-        baseline.actions.set(action, actionLabel(view));
+        const label = actionLabel(view);
+        if (label.length <= MAX_ACTION_LABEL) baseline.actions.set(action, label);
       }
       if (!baseline.networks.has(network) && baseline.networks.size < config.maxNetworksPerCaller) {
         baseline.networks.set(network, networkLabel(view.source_ip, this.#prefixes) ?? OTHER_NETWORK);
@@ -347,7 +367,7 @@ export class BehaviorMonitor {
     }
 
     if (!baseline.actions.has(action)) {
-      const label = actionLabel(view);
+      const label = shortLabel(actionLabel(view));
       this.#remember(baseline, action, { kind: "action", label, at });
       this.#flag(reports, baseline, "new_action", `new action ${label}`, at);
     }
@@ -356,6 +376,12 @@ export class BehaviorMonitor {
       this.#remember(baseline, network, { kind: "network", label, at });
       this.#flag(reports, baseline, "new_source_network", `new source network ${label} for ${view.destination}`, at);
     }
+    this.#judgeVolume(reports, baseline, fanout, at);
+  }
+
+  /** Rate spike and fan-out, judged on every observation once learning is over. */
+  #judgeVolume(reports: Map<string, Report>, baseline: Baseline, fanout: number, at: number): void {
+    const config = this.#config;
     const limit = Math.max(config.rateMinimum, baseline.ewma * config.rateBurst);
     if (baseline.windowCount > limit) {
       this.#flag(reports, baseline, "rate_spike",
@@ -615,6 +641,10 @@ export class BehaviorMonitor {
     this.#closed = true;
     await this.#writes;
   }
+}
+
+function shortLabel(label: string): string {
+  return label.length <= MAX_ACTION_LABEL ? label : `${label.slice(0, MAX_ACTION_LABEL - 1)}…`;
 }
 
 function newBaseline(caller: string, at: number, window: number): Baseline {

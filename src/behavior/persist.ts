@@ -20,7 +20,7 @@ const savedBaselineSchema = z.strictObject({
   caller: z.string().startsWith("spiffe://").max(2048),
   firstSeen: z.number().int().nonnegative(),
   lastSeen: z.number().int().nonnegative(),
-  actions: z.array(z.string().max(4096)).max(100_000),
+  actions: z.array(z.string().max(512)).max(100_000),
   networks: z.array(z.string().max(64)).max(10_000),
   ewma: z.number().nonnegative(),
   fanoutMax: z.number().int().nonnegative(),

@@ -72,6 +72,7 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "approval-webhook-url": { value: "URL", help: "webhook told when an approval opens or is decided (CloudEvents, HMAC-signed)" },
   "approval-webhook-secret-file": { value: "FILE", help: "HMAC secret of --approval-webhook-url (whsec_… or 16+ bytes of text)" },
   "console-url": { value: "URL", help: "base URL of the console, for console_url in approval notifications" },
+  "shutdown-drain-ms": { value: "MS", help: "on SIGTERM, answer NOT_SERVING this long before closing, so Envoy and Kubernetes stop sending (default 5000)" },
   "console": { help: "serve the web console for approvers and SREs under /console on the HTTP port (sign in with an admin token)" },
   "console-session-key-file": { value: "FILE", help: "key (32+ bytes) signing console sessions; the same file on every replica" },
   "log-level": { value: "LEVEL", help: "trace, debug, info, warn, error, silent (default info; also VIGIL_LOG_LEVEL)" },
@@ -80,6 +81,7 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "behavior-state": { value: "FILE", help: "where baselines are kept across restarts (default behavior.json beside --journal)" },
   "behavior-exclude-caller": { value: "SPIFFE_ID", help: "a caller never learned nor reported; \"…/ns/x/**\" for a namespace (repeatable)" },
   "entities": { value: "FILE", help: "users and records (kind Entities) policies see as subject.roles/attributes, resource.attributes; watched and reloaded" },
+  "mcp-path": { value: "PATH", help: "an MCP endpoint path, e.g. /mcp (repeatable; or the route's context extension protocol: mcp): bodies must be JSON-RPC" },
   "authzen-destination": { value: "NAME", help: "the destination AuthZEN evaluations (POST /access/v1/evaluation) are judged under (default authzen)" },
 };
 

@@ -11,7 +11,7 @@ import { loadConfig } from "../config/index.js";
 import { createPipeline, Effects, type Judgement } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
-import { compilePolicy, loadPolicyDir } from "../policy/index.js";
+import { compilePolicy, loadEntitiesFile, loadPolicyDir, NO_ENTITIES } from "../policy/index.js";
 import { createEmbeddedStore, loadSignalsFile } from "../signals/index.js";
 import { createLogger, createMetrics } from "../telemetry/index.js";
 import { parseOrHelp, string, strings } from "./args.js";
@@ -63,8 +63,12 @@ export async function check(argv: string[]): Promise<number> {
     const metrics = createMetrics({ defaultMetrics: false });
     const effects = new Effects({ store, logger, metrics });
     const approvals = new ApprovalBook({ store, now });
+    // The settings file's entities and MCP routes judge here as they do in vigil serve.
+    const entities = config.entitiesFile === "" ? NO_ENTITIES : await loadEntitiesFile(config.entitiesFile);
     const pipeline = createPipeline({
       policy: () => policy, resolveCaller: createCallerResolver(config.identity), store, approvals, effects, now, destination: config.destination,
+      entities: () => entities,
+      jsonRpc: { paths: new Set(config.mcp.paths), maxBatch: config.mcp.maxBatch, maxBodyBytes: config.mcp.maxBodyBytes },
     });
     const judgement = pipeline.judge(request);
     process.stdout.write(`${JSON.stringify(explain(judgement, { version: policy.version, rules: policy.ruleCount }, nowMs), null, 2)}\n`);

@@ -2,6 +2,7 @@
 // gRPC server and the ops/admin HTTP server. `vigil serve` and the end-to-end tests use it.
 
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { ApprovalBook, approvalsJournalPath, type ApprovalEvent, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
 import { BehaviorMonitor, behaviorStatePath, MeshFanout, persistBaselines } from "../behavior/index.js";
@@ -205,6 +206,7 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       destination: config.destination,
       entities: () => entities(),
       behavior,
+      jsonRpc: { paths: new Set(config.mcp.paths), maxBatch: config.mcp.maxBatch, maxBodyBytes: config.mcp.maxBodyBytes },
     });
 
     const grpcLog = logger.child({ component: "grpc" });
@@ -231,9 +233,11 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       ? { socket: config.grpc.socket }
       : { host: config.grpc.host, port: grpc.port }, "ext_authz gRPC listening");
 
+    let draining = false;
     const readiness = (): Readiness => {
       const fresh = store.freshness(now());
       const checks = {
+        ...(draining ? { shutdown: { ok: false, detail: "shutting down: draining before the listeners close" } } : {}),
         signals_synced: { ok: store.isReady, detail: store.isReady ? "initial sync done" : "initial sync pending" },
         signals_fresh: { ok: fresh.fresh, detail: `last heard ${Math.round(fresh.ageMs)} ms ago` },
         policy: { ok: true, detail: `${watcher.current().ruleCount} rules, version ${watcher.current().version}${lastReloadOk ? "" : " (last change refused)"}` },
@@ -341,7 +345,14 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       policy: () => watcher.current(),
       readiness,
       close: async () => {
+        // Health NOT_SERVING and /readyz 503 first; keep answering while Envoy and Kubernetes
+        // notice, then stop listening (Checks in flight finish: grpc tryShutdown).
         grpc.setServing(false);
+        draining = true;
+        if (config.shutdownDrainMs > 0) {
+          log.info({ drain_ms: config.shutdownDrainMs }, "shutting down: health NOT_SERVING, draining");
+          await sleep(config.shutdownDrainMs);
+        }
         await closeAll();
         await flushLogger(logger);
       },

@@ -52,6 +52,7 @@ export const SERVE_FLAGS = {
   "approval-webhook-url": { type: "string" },
   "approval-webhook-secret-file": { type: "string" },
   "console-url": { type: "string" },
+  "shutdown-drain-ms": { type: "string" },
   "console": { type: "boolean" },
   "console-session-key-file": { type: "string" },
   "log-level": { type: "string" },
@@ -61,6 +62,7 @@ export const SERVE_FLAGS = {
   "behavior-exclude-caller": { type: "string", multiple: true },
   "entities": { type: "string" },
   "authzen-destination": { type: "string" },
+  "mcp-path": { type: "string", multiple: true },
 } as const;
 
 type FlagValues = Partial<Record<keyof typeof SERVE_FLAGS, string | string[] | boolean | undefined>>;
@@ -194,6 +196,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     // One webhook from flags (named "default"); more, each with its own secret, in the settings file.
     approvalWebhooks: approvalWebhookFlag(str(flags["approval-webhook-url"]), str(flags["approval-webhook-secret-file"])),
     consoleUrl: str(flags["console-url"]),
+    shutdownDrainMs: int("shutdown-drain-ms", flags["shutdown-drain-ms"]),
     behavior: {
       enabled: flags["no-behavior"] === true ? false : undefined,
       learningPeriodMs: int("behavior-learning-ms", flags["behavior-learning-ms"]),
@@ -203,6 +206,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
     logLevel: str(flags["log-level"]),
     entitiesFile: str(flags.entities),
     authzen: { destination: str(flags["authzen-destination"]) },
+    mcp: { paths: Array.isArray(flags["mcp-path"]) ? flags["mcp-path"] : undefined },
     console: { enabled: flags.console === true ? true : undefined, sessionKeyFile: str(flags["console-session-key-file"]) },
   };
 

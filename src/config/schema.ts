@@ -304,6 +304,21 @@ export const behaviorSchema = z.strictObject({
   maxQueued: z.number().int().min(16).max(1_048_576).default(65_536),
 });
 
+/**
+ * MCP (JSON-RPC 2.0 over streamable HTTP) behind Envoy with with_request_body. A route is an MCP
+ * route when its context extension `protocol` is `mcp`, or its path is one of `paths`; there a
+ * body that is not JSON-RPC 2.0 (or is larger than maxBodyBytes) is denied. On every route a
+ * JSON-RPC batch is judged call by call, and one of more than maxBatch calls is denied.
+ */
+export const mcpSchema = z.strictObject({
+  /** Exact paths (without query) of MCP endpoints, e.g. /mcp. */
+  paths: z.array(z.string().startsWith("/")).default([]),
+  /** Most calls in one JSON-RPC batch; a larger batch is denied. */
+  maxBatch: z.number().int().positive().max(1000).default(32),
+  /** Largest body judged on an MCP route, in bytes (keep Envoy's with_request_body.max_request_bytes at or below it). */
+  maxBodyBytes: z.number().int().positive().max(16 * 1024 * 1024).default(256 * 1024),
+});
+
 /** The web console (transport/console/): off unless enabled; served under /console on the HTTP port. */
 export const consoleSchema = z.strictObject({
   enabled: z.boolean().default(false),
@@ -378,9 +393,16 @@ export const configSchema = z.strictObject({
    */
   maxPendingRevocations: z.number().int().positive().default(10_000),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /**
+   * On SIGTERM, how long Vigil keeps answering with health NOT_SERVING and /readyz 503 before it
+   * stops listening, so Envoy and Kubernetes stop sending first; then Checks in flight finish.
+   * Keep it below the pod's terminationGracePeriodSeconds (30 s by default).
+   */
+  shutdownDrainMs: z.number().int().nonnegative().max(300_000).default(5_000),
   /** Subjects and resources that are not workloads (policy/entities.ts), hot-reloaded; "" = none. */
   entitiesFile: z.string().default(""),
   authzen: authzenSchema.prefault({}),
+  mcp: mcpSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -395,6 +417,7 @@ export type OutboxConfig = z.infer<typeof outboxSchema>;
 export type TransmitterConfig = z.infer<typeof transmitterSchema>;
 export type ApprovalWebhookConfig = z.infer<typeof approvalWebhookSchema>;
 export type AuthzenConfig = z.infer<typeof authzenSchema>;
+export type McpConfig = z.infer<typeof mcpSchema>;
 
 export type BehaviorConfig = z.infer<typeof behaviorSchema>;
 export type ConsoleConfig = z.infer<typeof consoleSchema>;

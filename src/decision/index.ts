@@ -1,7 +1,8 @@
 export * from "../model/index.js";
 export { createDecider, createPipeline, type Decide, type DeciderDeps, type Judgement, type Pipeline } from "./pipeline.js";
 export { identify, sourceView, type Identified } from "./identify.js";
-export { jsonRpcBatchProblem, requestView, resourceOf } from "./request-view.js";
+export { jsonStart, mcpOfBody, mcpOfMessage, NO_MCP, requestView, resourceOf } from "./request-view.js";
+export { CONTEXT_PROTOCOL, DEFAULT_JSONRPC_LIMITS, isMcpRoute, MCP_PROTOCOL, readJsonRpc, type JsonRpcBody, type JsonRpcLimits } from "./jsonrpc.js";
 export { credentialStateRank, readSignals, signalsView, type SignalsRead } from "./signals.js";
 export { applyRefusals, BACKLOG_FULL_REASON, IDENTITY_RULE, type RefusalFacts } from "./refusals.js";
 export { applyEffects, GRANT_REASON, type EffectsDeps, type EffectsInput } from "./apply-effects.js";

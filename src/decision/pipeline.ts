@@ -6,8 +6,9 @@
 //
 // Everything here is synchronous and touches memory only; I/O leaves through Effects and the
 // async decision log. One exception: in cluster mode a caller holding a just-in-time grant waits
-// for the bus to decide its use (Judgement.settled), so a one-use grant is one use mesh-wide. `judge` runs the phases up to the answer; `record` counts and logs it, and
-// is called once the answer went on the wire (or, in process, right after judging: createDecider).
+// for the bus to decide its use (Judgement.settled), so a one-use grant is one use mesh-wide.
+// `judge` runs the phases up to the answer; `record` counts and logs it, and is called once the
+// answer went on the wire (or, in process, right after judging: createDecider).
 
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -15,7 +16,7 @@ import type { ApprovalBook } from "../approvals/book.js";
 import type { BehaviorMonitor } from "../behavior/index.js";
 import type { DestinationConfig } from "../config/index.js";
 import type { Caller, CallerResolver } from "../identity/index.js";
-import type { AccessRequest, Decision, Outcome, PolicyInput, RequestView, SignalsView } from "../model/index.js";
+import { OUTCOME_SEVERITY, type AccessRequest, type Decision, type Outcome, type PolicyInput, type RequestView, type SignalsView } from "../model/index.js";
 import { NO_ENTITIES, type EntityBook } from "../policy/entities.js";
 import type { CompiledPolicy, PolicyResult } from "../policy/types.js";
 import type { SignalStore } from "../signals/store.js";
@@ -26,9 +27,10 @@ import { createDestinationResolver, type DestinationResult } from "./destination
 import type { Effects } from "./effects.js";
 import { checkEntities, evaluationEntities } from "./entities.js";
 import { identify } from "./identify.js";
+import { DEFAULT_JSONRPC_LIMITS, isMcpRoute, readJsonRpc, type JsonRpcLimits } from "./jsonrpc.js";
 import { recordDecision } from "./record.js";
 import { applyRefusals } from "./refusals.js";
-import { requestView } from "./request-view.js";
+import { NO_MCP, requestView } from "./request-view.js";
 import { readSignals } from "./signals.js";
 
 export interface DeciderDeps {
@@ -47,6 +49,8 @@ export interface DeciderDeps {
   destination?: DestinationConfig;
   /** The active entities file (--entities; hot reload swaps what this returns); default none. */
   entities?: () => EntityBook;
+  /** MCP routes and JSON-RPC bounds (config.mcp); default: no MCP paths, batches of 32, 256 KiB. */
+  jsonRpc?: JsonRpcLimits;
   /** Behaviour baselines: checked while judging (O(1)), fed in the record phase. */
   behavior?: BehaviorMonitor;
 }
@@ -98,6 +102,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
   const sinks = { metrics: deps.metrics, decisionLog: deps.decisionLog };
   const resolveDestination = createDestinationResolver(deps.destination);
   const entities = deps.entities ?? ((): EntityBook => NO_ENTITIES);
+  const rpcLimits = deps.jsonRpc ?? DEFAULT_JSONRPC_LIMITS;
   const behavior = deps.behavior?.enabled === true ? deps.behavior : undefined;
 
   function judge(request: AccessRequest): Judgement {
@@ -112,16 +117,23 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       const evaluation = request.evaluation;
       // An AuthZEN evaluation is judged under the PDP's configured destination, never the PEP's pick.
       const destination = evaluation === undefined ? resolveDestination(request) : { name: evaluation.destination };
-      const view = requestView(request, destination.name ?? "");
+      const pathOnly = pathOf(request.path);
+      // The body is read once: one MCP call, a batch judged call by call, or a refusal reason.
+      const rpc = evaluation === undefined
+        ? readJsonRpc(request.body, isMcpRoute(request.contextExtensions, pathOnly, rpcLimits), rpcLimits)
+        : undefined;
+      const calls = rpc === undefined ? [undefined] : rpc.kind === "batch" ? rpc.calls : rpc.kind === "refused" ? [NO_MCP] : [rpc.call];
+      const views = calls.map((call) => requestView(request, destination.name ?? "", call));
       const signals = readSignals(store, effects, caller, request.headers, at);
       const policy = deps.policy();
-      const { subject, action, resource } = evaluation === undefined
-        ? checkEntities(caller.spiffeId, view, entities())
-        : evaluationEntities(evaluation, entities());
-      const input: PolicyInput = {
-        request: view, source, context: request.contextExtensions, signals: signals.view, subject, action, resource, now: at,
-      };
-      let evaluated = policy.evaluate(input);
+      const inputs = views.map((view): PolicyInput => {
+        const { subject, action, resource } = evaluation === undefined
+          ? checkEntities(caller.spiffeId, view, entities())
+          : evaluationEntities(evaluation, entities());
+        return { request: view, source, context: request.contextExtensions, signals: signals.view, subject, action, resource, now: at };
+      });
+      let [evaluated, index] = evaluateAll(policy, inputs);
+      let view = views[index] as RequestView;
       let actionKey = 0;
       let networkKey = 0;
       let observe = false;
@@ -136,15 +148,18 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         const live = behavior.check(caller.spiffeId, actionKey, networkKey, at);
         if (live.length > 0) {
           signals.view.anomalies = withLive(signals.view.anomalies, live);
-          evaluated = policy.evaluate(input);
+          [evaluated, index] = evaluateAll(policy, inputs);
+          view = views[index] as RequestView;
         }
       }
       const result = applyRefusals(evaluated, {
-        caller, destinationProblem: destination.problem, pathOnly: view.path_only, body: request.body, backlogFull: effects.overflowed,
+        caller, destinationProblem: destination.problem, pathOnly: view.path_only, rpcProblem: rpc?.kind === "refused" ? rpc.problem : undefined,
+        backlogFull: effects.overflowed,
       });
       const decision = decisionOf(id, result, caller);
       decision.policyVersion = policy.version;
       // The explanation of a refusal: every rule that matched (a second walk, for refusals only).
+      const input = inputs[index] as PolicyInput;
       if (result.outcome !== "allow" && policy.explain !== undefined) decision.matched = policy.explain(input);
       const settling = applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
       judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, actionKey, networkKey, observe };
@@ -184,6 +199,29 @@ export function createDecider(deps: DeciderDeps): Decide {
     pipeline.record(judgement);
     return judgement.decision;
   };
+}
+
+/**
+ * Evaluates every input (one per JSON-RPC call of a batch; usually one) and keeps the most
+ * restrictive result, the first of equals, with its index: a batch is allowed only if every call is.
+ */
+function evaluateAll(policy: CompiledPolicy, inputs: readonly PolicyInput[]): [PolicyResult, number] {
+  let best = policy.evaluate(inputs[0] as PolicyInput);
+  let index = 0;
+  for (let i = 1; i < inputs.length; i++) {
+    const result = policy.evaluate(inputs[i] as PolicyInput);
+    if (OUTCOME_SEVERITY[result.outcome] > OUTCOME_SEVERITY[best.outcome]) {
+      best = result;
+      index = i;
+    }
+  }
+  return [best, index];
+}
+
+/** The path without its query. */
+function pathOf(path: string): string {
+  const q = path.indexOf("?");
+  return q === -1 ? path : path.slice(0, q);
 }
 
 /** The anomalies the store holds for the caller and those this request shows itself, once each. */

@@ -1,7 +1,8 @@
 // The refusals phase: what overrides the policy after it answered. Each refusal is a deny that
 // no rule can lift, so removing a guard rule from a policy cannot let such a request through:
 //   1. identity problems (identity.onProblem: deny): an invalid principal, an ambiguous credential;
-//   2. no destination, a path not in normal form, or a JSON-RPC batch body;
+//   2. no destination, a path not in normal form, or a body that cannot be judged (jsonrpc.ts: not
+//      JSON-RPC on an MCP route, too large, a batch past its limit);
 //   3. a revocation backlog that overflowed: any identified caller may be the one not held.
 // A rule's own deny keeps its name and a revoke stays a revoke (with its effects: a leaked key
 // behind a decoy is still revoked); allow, delay, step_up and "no rule matched" become the deny.
@@ -10,7 +11,6 @@ import type { Caller } from "../identity/index.js";
 import { OUTCOME_SEVERITY } from "../model/index.js";
 import type { PolicyResult } from "../policy/types.js";
 import { pathProblem } from "./path.js";
-import { jsonRpcBatchProblem } from "./request-view.js";
 
 /** The rule a decision names when identity problems denied it (identity.onProblem: deny). */
 export const IDENTITY_RULE = "vigil/identity";
@@ -25,7 +25,8 @@ export interface RefusalFacts {
   destinationProblem: string | undefined;
   /** The path without its query (RequestView.path_only). */
   pathOnly: string;
-  body: string;
+  /** Why the JSON-RPC body cannot be judged (readJsonRpc's "refused"), or undefined. */
+  rpcProblem: string | undefined;
   /** Effects.overflowed: a revocation could not be queued. */
   backlogFull: boolean;
 }
@@ -44,7 +45,7 @@ export function applyRefusals(result: PolicyResult, facts: RefusalFacts): Policy
   }
   // A deny that takes part in most-restrictive-wins like any rule's (guards still see the request;
   // a revoke stays a revoke).
-  const refusal = facts.destinationProblem ?? pathProblem(facts.pathOnly) ?? jsonRpcBatchProblem(facts.body);
+  const refusal = facts.destinationProblem ?? pathProblem(facts.pathOnly) ?? facts.rpcProblem;
   if (refusal !== undefined && (OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny || result.rule === "")) {
     result = { outcome: "deny", rule: "", reason: refusal, revoke: [], privileged: result.privileged };
   }

@@ -1,5 +1,5 @@
 // The request phase: what policies see of the request (host without port, path without query,
-// gRPC and MCP names), and the JSON-RPC batch refusal that looks at the same body. Built once per
+// gRPC and MCP names; jsonrpc.ts reads JSON-RPC bodies, batches included). Built once per
 // Check; later phases (refusals, effects, record) read this view rather than re-parsing the request.
 
 import type { AccessRequest, McpView, RequestView } from "../model/index.js";
@@ -10,7 +10,7 @@ import { isRecord } from "../util/guards.js";
  * names. `destination` is what createDestinationResolver answered ("" when it found none): the
  * host is shown to policies, never used to pick the destination.
  */
-export function requestView(req: AccessRequest, destination: string): RequestView {
+export function requestView(req: AccessRequest, destination: string, call?: McpView): RequestView {
   const q = req.path.indexOf("?");
   const pathOnly = q === -1 ? req.path : req.path.slice(0, q);
   const rawHost = req.host !== "" ? req.host : (req.headers[":authority"] ?? "");
@@ -28,8 +28,8 @@ export function requestView(req: AccessRequest, destination: string): RequestVie
   const evaluation = req.evaluation;
   // JSON allows whitespace before the object, and so do MCP servers: skipping it here keeps a
   // tools/call from hiding from the policy behind a leading space or newline.
-  const mcp = evaluation !== undefined ? mcpOfAction(evaluation.action)
-    : req.body !== "" && req.body.charCodeAt(jsonStart(req.body)) === 123 /* { */ ? mcpOfBody(req.body) : NO_MCP;
+  const mcp = call ?? (evaluation !== undefined ? mcpOfAction(evaluation.action)
+    : req.body !== "" && req.body.charCodeAt(jsonStart(req.body)) === 123 /* { */ ? mcpOfBody(req.body) : NO_MCP);
   return {
     method: req.method,
     path: req.path,
@@ -48,28 +48,8 @@ export function requestView(req: AccessRequest, destination: string): RequestVie
   };
 }
 
-/**
- * Why a JSON-RPC batch body is refused, or undefined for any other body. A batch (`[{…}, {…}]`)
- * carries several calls in one request while the policy sees one action: a rule that denies one
- * MCP tool would not see it inside a batch. MCP dropped batching (2025-06-18), so a batch holding
- * any JSON-RPC call is denied rather than judged as a whole; only its first character is looked at
- * for every other body.
- */
-export function jsonRpcBatchProblem(body: string): string | undefined {
-  if (body === "" || body.charCodeAt(jsonStart(body)) !== 91 /* [ */) return undefined;
-  let items: unknown;
-  try {
-    items = JSON.parse(body);
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(items)) return undefined;
-  const calls = items.some((item) => typeof item === "object" && item !== null && typeof (item as { method?: unknown }).method === "string");
-  return calls ? "JSON-RPC batch requests are refused: each call must be sent, and judged, on its own" : undefined;
-}
-
 /** Index of the first character after JSON whitespace (space, tab, LF, CR). */
-function jsonStart(body: string): number {
+export function jsonStart(body: string): number {
   let i = 0;
   for (;;) {
     const c = body.charCodeAt(i);
@@ -116,7 +96,7 @@ export function mcpOfMessage(message: unknown): McpView {
 }
 
 /** MCP view of a body holding one JSON object; unparseable bodies yield NO_MCP. */
-function mcpOfBody(body: string): McpView {
+export function mcpOfBody(body: string): McpView {
   let message: unknown;
   try {
     message = JSON.parse(body);

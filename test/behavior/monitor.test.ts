@@ -148,6 +148,18 @@ describe("BehaviorMonitor", () => {
     await expect(readBaselines(path)).rejects.toThrow(/not valid JSON/);
   });
 
+  it("never learns an action whose label is too long to hold, so it stays an anomaly", () => {
+    const { m } = monitor();
+    const long = view("tickets", "GET", `/${"a/".repeat(400)}x`);
+    feed(m, A, long, T0);
+    feed(m, A, view("tickets", "GET", "/a"), T0 + 1);
+    expect(m.show(A)?.actions).toEqual(["tickets GET /a"]);
+    expect(feed(m, A, long, T0 + 1_000)).toEqual(["new_action"]);
+    const pending = m.show(A)?.pending[0]?.label ?? "";
+    expect(pending.length).toBe(512);
+    expect(pending.endsWith("…")).toBe(true);
+  });
+
   it("drops observations past maxQueued and counts them", () => {
     const { m } = monitor({ maxQueued: 16 });
     const v = view("tickets", "GET", "/a");

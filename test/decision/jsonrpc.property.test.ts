@@ -5,7 +5,7 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { requestView } from "../../src/decision/index.js";
+import { readJsonRpc, requestView } from "../../src/decision/index.js";
 import type { AccessRequest } from "../../src/decision/index.js";
 
 function request(body: string): AccessRequest {
@@ -83,5 +83,45 @@ describe("MCP JSON-RPC bodies", () => {
     { body: "\u00a0{\"method\":\"tools/call\",\"params\":{\"name\":\"delete_all\"}}", tool: "" },
   ])("$body → tool \"$tool\"", ({ body, tool }) => {
     expect(requestView(request(body), "").mcp_tool).toBe(tool);
+  });
+});
+
+describe("readJsonRpc (the body read once per Check)", () => {
+  const LIMITS = { paths: new Set<string>(), maxBatch: 8, maxBodyBytes: 64 * 1024 };
+  const tools = (body: string, mcpRoute: boolean): string[] | "refused" => {
+    const read = readJsonRpc(body, mcpRoute, LIMITS);
+    if (read.kind === "refused") return "refused";
+    return read.kind === "batch" ? read.calls.map((c) => c.tool) : read.kind === "single" ? [read.call.tool] : [];
+  };
+
+  it("any body, on any route: no throw; a single call's tool is the parser's, as requestView sees it", () => {
+    fc.assert(fc.property(fc.oneof(fc.string(), fc.jsonValue().map((v) => JSON.stringify(v))), fc.boolean(), (body, mcpRoute) => {
+      const seen = tools(body, mcpRoute);
+      if (seen !== "refused" && seen.length === 1 && !body.trimStart().startsWith("[")) expect(seen[0]).toBe(oracleTool(body));
+    }), { numRuns: 2000 });
+  });
+
+  it("a batch of JSON-RPC messages, with whitespace around: one view per message, each tool the parser's", () => {
+    fc.assert(fc.property(whitespace, fc.array(jsonRpc, { minLength: 1, maxLength: 8 }), whitespace, (before, msgs, after) => {
+      const body = `${before}${JSON.stringify(msgs)}${after}`;
+      const seen = tools(body, false);
+      const calls = msgs.some((m) => typeof m.method === "string");
+      if (!calls) {
+        expect(seen).toEqual([]);
+        return;
+      }
+      expect(seen).toEqual(msgs.map((m) => oracleTool(JSON.stringify(m))));
+    }), { numRuns: 1000 });
+  });
+
+  it("on an MCP route, anything but JSON-RPC 2.0 is refused, never judged as a request without a tool", () => {
+    fc.assert(fc.property(fc.oneof(fc.string({ minLength: 1 }), fc.jsonValue().map((v) => JSON.stringify(v))), (body) => {
+      const read = readJsonRpc(body, true, LIMITS);
+      if (read.kind === "refused") return;
+      // Accepted: the body parses, and every message in it says jsonrpc 2.0.
+      const value = JSON.parse(body) as unknown;
+      const messages = Array.isArray(value) ? value : [value];
+      for (const m of messages) expect((m as { jsonrpc?: unknown }).jsonrpc).toBe("2.0");
+    }), { numRuns: 2000 });
   });
 });

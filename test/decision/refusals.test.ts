@@ -25,7 +25,7 @@ function result(outcome: Outcome, rule = "p/r", revoke: PolicyResult["revoke"] =
 }
 
 function facts(overrides: Partial<RefusalFacts> = {}): RefusalFacts {
-  return { caller: caller(), destinationProblem: undefined, pathOnly: "/v1/things", body: "", backlogFull: false, ...overrides };
+  return { caller: caller(), destinationProblem: undefined, pathOnly: "/v1/things", rpcProblem: undefined, backlogFull: false, ...overrides };
 }
 
 describe("refusals override the policy after it answered", () => {
@@ -48,8 +48,8 @@ describe("refusals override the policy after it answered", () => {
     { name: "no destination keeps a revoke", given: result("revoke"), facts: facts({ destinationProblem: "no destination: x" }), outcome: "revoke", rule: "p/r", reason: "p/r said revoke" },
     { name: "dot segment denies an allow", given: result("allow"), facts: facts({ pathOnly: "/v1/../admin" }), outcome: "deny", rule: "", reason: "path has a dot segment (. or ..)" },
     { name: "encoded slash denies a step_up", given: result("step_up"), facts: facts({ pathOnly: "/v1/a%2Fb" }), outcome: "deny", rule: "", reason: "path has an encoded slash or backslash (%2F, %5C)" },
-    { name: "JSON-RPC batch denies an allow", given: result("allow"), facts: facts({ body: ' [{"jsonrpc":"2.0","method":"tools/call"}]' }), outcome: "deny", rule: "", reason: "JSON-RPC batch requests are refused: each call must be sent, and judged, on its own" },
-    { name: "a JSON array of data is no batch", given: result("allow"), facts: facts({ body: "[1,2,3]" }), outcome: "allow", rule: "p/r", reason: "p/r said allow" },
+    { name: "a body that cannot be judged denies an allow", given: result("allow"), facts: facts({ rpcProblem: "MCP route: the body is not JSON-RPC 2.0" }), outcome: "deny", rule: "", reason: "MCP route: the body is not JSON-RPC 2.0" },
+    { name: "a body that cannot be judged keeps a rule's deny", given: result("deny"), facts: facts({ rpcProblem: "MCP route: the body is not JSON-RPC 2.0" }), outcome: "deny", rule: "p/r", reason: "p/r said deny" },
     { name: "the destination problem is named before the path's", given: result("allow"), facts: facts({ destinationProblem: "no destination: x", pathOnly: "//x" }), outcome: "deny", rule: "", reason: "no destination: x" },
     // 3. Revocation backlog overflow.
     { name: "backlog full denies an identified caller", given: result("allow"), facts: facts({ backlogFull: true }), outcome: "deny", rule: "", reason: BACKLOG_FULL_REASON },

@@ -129,6 +129,25 @@ describe(RULES, () => {
         ],
         firing: [{ namespace: "d", pod: "p1" }],
       },
+      {
+        name: "an outbox backlog fires once its oldest notice is over 5 minutes old, once per namespace",
+        alert: "VigilOutboxBacklog",
+        series: [
+          { series: 'vigil_outbox_oldest_age_seconds{namespace="stuck",pod="a"}', values: "0+60x10" },
+          { series: 'vigil_outbox_oldest_age_seconds{namespace="stuck",pod="b"}', values: "0+60x10" },
+          { series: 'vigil_outbox_oldest_age_seconds{namespace="flowing",pod="c"}', values: "0 2 0 1 0 3 0 0 1 0 0" },
+        ],
+        firing: [{ namespace: "stuck" }],
+      },
+      {
+        name: "dropped notices fire by channel and reason",
+        alert: "VigilOutboxDropping",
+        series: [
+          { series: 'vigil_outbox_dropped_total{namespace="n",channel="caep",reason="rejected"}', values: "0 0 0 0 0 0 0 0 1 1 1" },
+          { series: 'vigil_outbox_dropped_total{namespace="n",channel="approval_webhook",reason="attempts"}', values: "0x10" },
+        ],
+        firing: [{ namespace: "n", channel: "caep", reason: "rejected" }],
+      },
     ];
 
     it.for(cases)("$name", ({ alert, series, firing }, ctx) => {

@@ -70,19 +70,31 @@ describe("bounded memory under a flood, over the real ports", () => {
     { name: "a tools/call as sent", body: CREATE, outcome: "step_up" },
     { name: "the same behind a leading space", body: ` ${CREATE}`, outcome: "step_up" },
     { name: "the same behind CRLF and a tab", body: `\r\n\t${CREATE}`, outcome: "step_up" },
-    { name: "a JSON-RPC batch (no single tool: no rule matches)", body: `[${CREATE}]`, outcome: "deny" },
+    // Issue #13: a batch is judged call by call (it used to be refused whole): the call inside is a step-up.
+    { name: "a JSON-RPC batch of that call", body: `[${CREATE}]`, outcome: "step_up" },
   ])("MCP: $name → $outcome", async ({ body, outcome: expected }) => {
     expect(outcome(await client.check(mcpCall(body)))).toBe(expected);
   });
 
   it.each([
-    { name: "a batch of one tools/call", body: `[${CREATE}]` },
-    { name: "a batch hiding the call behind an allowed method", body: `[{"jsonrpc":"2.0","id":0,"method":"tools/list"},${CREATE}]` },
-    { name: "a batch behind leading whitespace", body: ` \n[${CREATE}]` },
-  ])("MCP: $name is refused as a batch, whatever the rules say about its tools", async ({ body }) => {
+    { name: "a batch hiding the call behind an allowed method", body: `[{"jsonrpc":"2.0","id":0,"method":"tools/list"},${CREATE}]`, outcome: "step_up", reason: "approval" },
+    { name: "a batch hiding a tool no rule allows behind an allowed read", body: `[{"jsonrpc":"2.0","id":0,"method":"tools/list"},${CREATE.replace("create_change", "drop_all")}]`, outcome: "deny", reason: "" },
+    { name: "a batch behind leading whitespace", body: ` \n[${CREATE}]`, outcome: "step_up", reason: "approval" },
+    { name: "a batch of 33 allowed calls (past mcp.maxBatch)", body: `[${Array.from({ length: 33 }, () => '{"jsonrpc":"2.0","id":0,"method":"tools/list"}').join(",")}]`, outcome: "deny", reason: "exceeds the limit of 32" },
+  ])("MCP: $name is judged call by call → $outcome", async ({ body, outcome: expected, reason }) => {
     const res = await client.check(mcpCall(body));
+    expect(outcome(res)).toBe(expected);
+    expect(res.denied_response?.body).toContain(reason);
+  });
+
+  it.each([
+    { name: "plain text", body: "tools/call create_change" },
+    { name: "JSON that is not JSON-RPC 2.0", body: '{"method":"tools/call","params":{"name":"create_change"}}' },
+    { name: "a body cut short", body: CREATE.slice(0, 40) },
+  ])("MCP route (protocol: mcp): $name is a clear denial", async ({ body }) => {
+    const res = await client.check({ ...mcpCall(body), contextExtensions: { env: "prod", protocol: "mcp" } });
     expect(outcome(res)).toBe("deny");
-    expect(res.denied_response?.body).toContain("JSON-RPC batch requests are refused");
+    expect(res.denied_response?.body).toContain("MCP route: the body is not");
   });
 
   it("a full revocation backlog: every identified caller is denied and /readyz says why; the queued hold stays", async () => {

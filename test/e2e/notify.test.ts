@@ -3,18 +3,30 @@
 // an admin reinstate is told too; a receiver that is down during the revocation still gets it
 // after Vigil restarts, from the outbox file beside the journal.
 
-import { createHmac, generateKeyPairSync } from "node:crypto";
+import { createHmac, generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRemoteJWKSet, jwtVerify } from "jose";
+import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
+import { approvalsBucketName } from "../../src/approvals/index.js";
+import { outboxStreamName } from "../../src/outbox/index.js";
+import { signalsBucketName } from "../../src/signals/index.js";
 import { CAEP } from "../../src/signals/ssf/index.js";
+import { canConnect } from "../signals/tcp-proxy.js";
 import { createEnvoyClient, type EnvoyLikeRequest } from "../support/envoy-client.js";
 import { DEPLOYER, K1, K1_FP, SUPPORT_BOT } from "../support/example-world.js";
 import { APPROVER_TOKEN, startTestVigil, type TestVigil } from "../support/vigil.js";
 import { startReceiver, type TestReceiver } from "../outbox/receiver.js";
 import { eventually } from "../signals/support.js";
+
+const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+const natsTarget = new URL(NATS_URL.replace(/^nats:/, "http:"));
+const natsUp = await canConnect(natsTarget.hostname, Number(natsTarget.port || "4222"));
+if (!natsUp) console.warn(`the cluster-mode notice test is skipped: no NATS at ${NATS_URL}${process.env.CI === "true" ? " (CI: it runs and fails)" : ""}`);
 
 const sidecar: EnvoyLikeRequest = { host: "deploy-api", destination: "deploy-api", destinationPrincipal: "spiffe://example.org/ns/vigil-demo/sa/deploy-api" };
 const cleanup: (() => Promise<void>)[] = [];
@@ -181,5 +193,38 @@ describe("Vigil as a CAEP transmitter", () => {
     const decided = JSON.parse(receiver.received[1]?.body ?? "{}") as { type: string; data: Record<string, unknown> };
     expect(decided).toMatchObject({ type: "vigil.approval.decided", data: { approval_id: id, status: "approved" } });
     expect(String(decided.data.decided_by)).toContain("change-approver");
+  });
+
+  it.skipIf(!natsUp && process.env.CI !== "true")("in cluster mode sends each revocation once, from the shared stream, whichever replica revoked", async () => {
+    const receiver = await startReceiver();
+    cleanup.push(() => receiver.close());
+    const f = files();
+    const prefix = `vigilnotify_${randomBytes(4).toString("hex")}`;
+    const settings = {
+      store: { bus: NATS_URL, bucketPrefix: prefix },
+      transmitter: {
+        issuer: "https://vigil.example.com", signingKeyFile: f.key,
+        receivers: [{ name: "idp", url: `${receiver.url}/ssf/push`, audience: "https://idp.example.com", authorizationFile: f.token }],
+      },
+    };
+    const a = await startTestVigil(settings, Date.now());
+    const b = await startTestVigil(settings, Date.now());
+    cleanup.push(async () => {
+      await a.close();
+      await b.close();
+      const nc = await connect({ servers: NATS_URL });
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(outboxStreamName(prefix)).catch(() => false);
+      for (const bucket of [signalsBucketName(prefix), approvalsBucketName(prefix)]) await (await new Kvm(nc).open(bucket)).destroy().catch(() => false);
+      await nc.close();
+    });
+    expect(a.notifications?.outbox.kind).toBe("jetstream");
+    await revokeK1(a);
+    await eventually(() => receiver.received.length >= 1, 10_000, "the SET");
+    // Both replicas consume the same stream; give the other one time to (wrongly) send it again.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(receiver.received.map((r) => r.path)).toEqual(["/ssf/push"]);
+    const { payload } = await jwtVerify(receiver.received[0]?.body ?? "", createLocalJWKSet(b.notifications?.transmitter?.jwks() ?? { keys: [] }), { audience: "https://idp.example.com" });
+    expect(payload.sub_id).toEqual({ format: "opaque", id: K1_FP });
   });
 });

@@ -45,6 +45,8 @@ export async function startTestVigil(
     policyDir: overrides.policyDir ?? "examples/policies",
     signalsFile: overrides.signalsFile ?? "examples/signals.yaml",
     store: { journalPath: "", ...overrides.store },
+    // Tests close many instances; the SIGTERM drain is tested where it is the point.
+    shutdownDrainMs: overrides.shutdownDrainMs ?? 0,
     logLevel: "silent",
   });
   const vigil = await startVigil(config, { logger: options.logger ?? pino({ level: "silent" }), now: () => clock.now });

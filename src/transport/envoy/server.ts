@@ -41,8 +41,9 @@ export interface AuthzServerOptions {
    */
   socket?: string;
   /**
-   * The decision pipeline up to the answer (Pipeline.judge); synchronous, memory only. A throw
-   * becomes a fail-closed deny.
+   * The decision pipeline up to the answer (Pipeline.judge); synchronous, memory only, except a
+   * Judgement whose `settled` waits on the bus (a grant use in cluster mode): it is encoded once
+   * that settles. A throw, or a rejected `settled`, becomes a fail-closed deny.
    */
   judge: (req: AccessRequest) => Judgement;
   /**

@@ -171,7 +171,7 @@ export function parseReinstateRequest(input: unknown): ReinstateRequest {
 }
 
 /** A label as `vigil behavior show` prints it: printable, no control characters. */
-const behaviorLabel = z.string().min(1).max(4096).regex(/^\P{Cc}+$/u, { error: "must be a label as `vigil behavior show` prints it, without control characters" });
+const behaviorLabel = z.string().min(1).max(512).regex(/^\P{Cc}+$/u, { error: "must be a label as `vigil behavior show` prints it, without control characters" });
 
 export const behaviorAcceptRequestSchema = z.strictObject({
   /** The caller whose baseline is widened. */
