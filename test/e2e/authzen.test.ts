@@ -283,6 +283,7 @@ describe("AuthZEN decision API on the HTTP port", () => {
       ["malformed JSON", "/access/v1/evaluation", undefined, { raw: `{"subject": ${MARKER}` }, 400],
       ["a wrong content type", "/access/v1/evaluation", single("read"), { type: "text/plain" }, 400],
       ["nesting past the bound", "/access/v1/evaluation", { ...single("read"), context: deep(20) }, {}, 400],
+      ["2,000 levels of arrays within the size bound", "/access/v1/evaluation", undefined, { raw: `{"context":{"a":${"[".repeat(2000)}${"]".repeat(2000)}}}` }, 400],
       ["a body past the size bound", "/access/v1/evaluation", { ...single("read"), context: { pad: "x".repeat(5000) } }, {}, 413],
       ["an unknown semantic", "/access/v1/evaluations", { ...single("read"), options: { evaluations_semantic: MARKER } }, {}, 400],
       ["evaluations that is an object", "/access/v1/evaluations", { ...single("read"), evaluations: { a: 1 } }, {}, 400],

@@ -4,12 +4,11 @@
 // Without NATS the suite is skipped and says why; with CI=true a missing NATS is a failure.
 
 import { randomBytes } from "node:crypto";
-import { Kvm } from "@nats-io/kv";
-import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { approvalsBucketName } from "../../src/approvals/index.js";
 import { signalsBucketName } from "../../src/signals/index.js";
 import { createEnvoyClient, type DecodedCheckResponse, type EnvoyClient } from "../support/envoy-client.js";
+import { deleteStreamsOf } from "../support/nats-cleanup.js";
 import { APPROVER_TOKEN, startTestVigil, type TestVigil } from "../support/vigil.js";
 import { TcpProxy, canConnect } from "../signals/tcp-proxy.js";
 import { eventually } from "../signals/support.js";
@@ -54,11 +53,9 @@ suite("cluster mode over NATS JetStream", () => {
     clientC.close();
     await Promise.all([a.close(), b.close(), c.close()]);
     await proxy.stop();
-    const nc = await connect({ servers: NATS_URL });
-    for (const bucket of [signalsBucketName(prefix), approvalsBucketName(prefix)]) {
-      await (await new Kvm(nc).open(bucket)).destroy();
-    }
-    await nc.close();
+    // Every bucket of the prefix: signals, approvals, behaviour, whatever a feature adds.
+    const deleted = await deleteStreamsOf(NATS_URL, prefix);
+    expect(deleted).toEqual(expect.arrayContaining([`KV_${signalsBucketName(prefix)}`, `KV_${approvalsBucketName(prefix)}`]));
   });
 
   const tick = (): void => { for (const v of [a, b, c]) v.clock.now = Date.now(); };
