@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { ltsNode, runCerbosBench } from "./cerbos.bench.js";
 import { runThroughputBench } from "./check-throughput.bench.js";
+import { runClusterBench } from "./cluster.bench.js";
 import { runDecisionBench } from "./decision.bench.js";
 import { machine, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
@@ -78,6 +79,7 @@ await step("memory, Node 24", () => memoryBench(ltsNode(), "Node 24"));
 await step("caps", () => capsBench());
 await step("behavior", () => behaviorBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
+await step("cluster", () => runClusterBench(quick ? 20 : 100));
 await step("revocation notice", () => runRevocationNoticeBench(quick ? 20 : 100));
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
 await step("codec", () => textBench("protobuf codec, in process", "node --import tsx bench/codec.bench.ts 40", [], "bench/codec.bench.ts", [quick ? "5" : "40"]));
@@ -105,6 +107,7 @@ run, never absolute times across runs.
 | ≤ 100 MB RSS per 100k signal subjects | "memory per 100k subjects" rss_added_mb |
 | every cache and map bounded; a full one holds tens of MB at most (approvals with 58 KB paths included) | "capped structures when full" *_heap_mb |
 | a revocation reaches a CAEP receiver within a second while it is up, and after it comes back when it was down | "revocation notice" p50_ms / p99_ms |
+| N sidecars racing for a one-use grant let exactly one request through, every round | "grant race" rounds_with_exactly_one_allow = rounds |
 | each stall case (hostile 60 KB path, Host or header against globs and CEL regexes) under 1 ms | "stall cases at 60 KB" p50_ms / p99_ms |
 | server CPU per Check ≤ a do-nothing grpc-js server's (proto-loader decode, fixed OK), allowed request and no-rule denial (issue #9) | "Vigil side by side with a do-nothing grpc-js server" vigil/floor cpu per check |
 | one-at-a-time p50 within 0.03 ms of the do-nothing server (issue #9) | same table, one-at-a-time p50 vigil − floor |
