@@ -41,6 +41,7 @@ const SERVE_HELP: Readonly<Record<ServeFlag, Omit<FlagSpec, "type" | "multiple">
   "http-host": { value: "HOST", help: `address of the HTTP port: metrics, health, admin API, SSF (default ${DEFAULT_HTTP_HOST})` },
   "http-port": { value: "PORT", help: `HTTP port (default ${String(DEFAULT_HTTP_PORT)})` },
   "journal": { value: "FILE", help: "embedded store's fsync'd journal (default .vigil/journal.jsonl; \"\" = memory only)" },
+  "dry-run": { help: "first rollout: allow every request, revoke nothing, open no approval; decision lines say what would have happened (never leave on)" },
   "journal-repair": { help: "start over a journal with corrupt records, dropping them (a copy is kept beside it)" },
   "bus": { value: "URL", help: "NATS JetStream for cluster mode, e.g. nats://127.0.0.1:4222 (also VIGIL_BUS); never with credentials" },
   "bucket-prefix": { value: "NAME", help: "prefix of the NATS KV buckets (default vigil)" },
@@ -225,11 +226,12 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "reset",
-    summary: "clear local state (npm run reset): the journal and dev tokens in .vigil",
+    summary: "clear local state (npm run reset): journals (signals, approvals), behaviour state and dev tokens in .vigil",
     flags: {
       "dir": { type: "string", value: "DIR", help: "the state directory (default .vigil)" },
       "url": { type: "string", value: "URL", help: `refuse while a Vigil answers here (default $VIGIL_URL, else ${DEFAULT_ADMIN_URL})` },
     },
+    notes: ["Refuses while a Vigil answers at --url or any process holds a file in DIR open; a file it does not know is left and named."],
   },
 ];
 

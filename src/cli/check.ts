@@ -92,6 +92,7 @@ function explain(judgement: Judgement, policy: { version: string; rules: number 
     policy_version: decision.policyVersion ?? policy.version,
     controls: decision.controls ?? [],
     matched_rules: decision.matched ?? [],
+    ...(decision.shadow === undefined ? {} : { shadow: decision.shadow }),
     why: {
       ...(request.malformed.length > 0 ? { malformed: request.malformed } : {}),
       caller: caller === undefined ? undefined : {

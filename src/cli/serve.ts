@@ -206,8 +206,11 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       destination: config.destination,
       entities: () => entities(),
       behavior,
+      dryRun: config.dryRun,
       jsonRpc: { paths: new Set(config.mcp.paths), maxBatch: config.mcp.maxBatch, maxBodyBytes: config.mcp.maxBodyBytes },
     });
+    metrics.dryRun.set(config.dryRun ? 1 : 0);
+    if (config.dryRun) log.warn("dry run: every request is allowed, nothing is revoked and no approval opened; decision lines say what would have happened");
 
     const grpcLog = logger.child({ component: "grpc" });
     const grpc = await startAuthzServer({

@@ -94,7 +94,7 @@ async function runCase(ctx: CaseContext, testCase: PolicyTestCase, index: number
     const answer = decodeCheckResponse(encodeCheckResponse(decision));
     await effects.close();
     const failures = mismatches(testCase.expect, {
-      outcome: decision.outcome, rule: decision.rule, reason: decision.reason, headers: answer.headers, controls: decision.controls ?? [],
+      outcome: decision.outcome, rule: decision.rule, reason: decision.reason, headers: answer.headers, controls: decision.controls ?? [], shadow: decision.shadow,
     });
     // Coverage counts every rule the request matched, not only the one that decided.
     const exercised = new Set(decision.matched ?? []);

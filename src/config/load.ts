@@ -22,6 +22,7 @@ export const SERVE_FLAGS = {
   "http-port": { type: "string" },
   "journal": { type: "string" },
   "journal-repair": { type: "boolean" },
+  "dry-run": { type: "boolean" },
   "bus": { type: "string" },
   "bucket-prefix": { type: "string" },
   "bus-replicas": { type: "string" },
@@ -191,6 +192,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
       pushTokens: pushTokensFile !== undefined ? readTokensFile(pushTokensFile) : undefined,
     },
     revocationHookUrl: str(flags["revocation-hook-url"]),
+    dryRun: flags["dry-run"] === true ? true : undefined,
     outbox: { path: str(flags.outbox) },
     transmitter: { issuer: str(flags["transmitter-issuer"]), signingKeyFile: str(flags["transmitter-key-file"]) },
     // One webhook from flags (named "default"); more, each with its own secret, in the settings file.

@@ -378,6 +378,12 @@ export const configSchema = z.strictObject({
   approvals: approvalsSchema.prefault({}),
   behavior: behaviorSchema.prefault({}),
   console: consoleSchema.prefault({}),
+  /**
+   * Sidecar-wide dry run for a first rollout: every judged request is allowed, nothing is revoked
+   * and no approval opened; each decision line says what would have happened. Never in production
+   * for long: it opens every route Vigil guards (vigil_dry_run = 1, alert VigilDryRunOn).
+   */
+  dryRun: z.boolean().default(false),
   /** Outbound revocation hook (POST JSON) when Vigil revokes, sent from the outbox; "" = none. */
   revocationHookUrl: z.union([z.literal(""), receiverUrl]).default(""),
   outbox: outboxSchema.prefault({}),

@@ -33,9 +33,17 @@ import { applyRefusals } from "./refusals.js";
 import { NO_MCP, requestView } from "./request-view.js";
 import { readSignals } from "./signals.js";
 
+/** The rule an allow names when the sidecar-wide dry run let a refusal through. */
+export const DRY_RUN_RULE = "vigil/dry-run";
+
 export interface DeciderDeps {
   /** The active policy (hot reload swaps what this returns). */
   policy: () => CompiledPolicy;
+  /**
+   * Sidecar-wide dry run (config dryRun, --dry-run), for a first rollout: every judged request is
+   * allowed, with no step-up opened and nothing revoked; the decision says what would have happened.
+   */
+  dryRun?: boolean;
   resolveCaller: CallerResolver;
   store: SignalStore;
   approvals: ApprovalBook;
@@ -161,6 +169,23 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       // The explanation of a refusal: every rule that matched (a second walk, for refusals only).
       const input = inputs[index] as PolicyInput;
       if (result.outcome !== "allow" && policy.explain !== undefined) decision.matched = policy.explain(input);
+      // Shadow rules: what the answer would have been had they been enforced (only when it differs).
+      if (policy.hasShadow === true && policy.wouldBe !== undefined) {
+        const would = policy.wouldBe(input, evaluated);
+        if (would !== undefined) decision.shadow = { outcome: would.outcome, rule: would.rule };
+      }
+      if (deps.dryRun === true && decision.outcome !== "allow") {
+        // Dry run: the answer is allow and no effect starts (no approval, no revocation); the
+        // record says what would have happened.
+        decision.wouldBe = { outcome: decision.outcome, rule: decision.rule, reason: decision.reason };
+        decision.outcome = "allow";
+        decision.rule = DRY_RUN_RULE;
+        decision.reason = `dry run: would have been ${decision.wouldBe.outcome}`;
+        delete decision.retryAfterSeconds;
+        judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, actionKey, networkKey, observe };
+        judgement.decision.durationNs = Math.round((performance.now() - started) * 1e6);
+        return judgement;
+      }
       const settling = applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
       judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, actionKey, networkKey, observe };
       if (settling !== undefined) {

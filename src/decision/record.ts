@@ -26,6 +26,12 @@ export function recordDecision(sinks: RecordSinks, { request, decision, view, ca
   const { metrics, decisionLog } = sinks;
   if (request.malformed.length > 0) metrics?.checkErrors.labels("malformed").inc();
   metrics?.decisions.inc(decision.outcome);
+  const shadow = decision.shadow;
+  if (shadow !== undefined && metrics !== undefined) {
+    const slash = shadow.rule.indexOf("/");
+    metrics.shadowDecisions.labels(slash < 0 ? "" : shadow.rule.slice(0, slash), slash < 0 ? shadow.rule : shadow.rule.slice(slash + 1), shadow.outcome).inc();
+  }
+  if (decision.wouldBe !== undefined) metrics?.dryRunDecisions.labels(decision.wouldBe.outcome).inc();
   metrics?.decisionDuration.observe(decision.durationNs / 1e9);
   if (decisionLog === undefined) return;
   const problems = caller?.problems ?? [];
@@ -47,5 +53,10 @@ export function recordDecision(sinks: RecordSinks, { request, decision, view, ca
     policy_version: decision.policyVersion ?? "",
     controls: decision.controls ?? NO_STRINGS,
     matched_rules: decision.matched ?? NO_STRINGS,
+    shadow_outcome: shadow?.outcome ?? "",
+    shadow_rule: shadow?.rule ?? "",
+    dry_run: decision.wouldBe !== undefined,
+    would_outcome: decision.wouldBe?.outcome ?? "",
+    would_rule: decision.wouldBe?.rule ?? "",
   });
 }

@@ -31,4 +31,8 @@ export interface Decision {
   controls?: readonly string[];
   /** For a refusal: every rule that matched, most restrictive first (the explanation). */
   matched?: readonly string[];
+  /** What the policy's shadow rules would have made of the request, when that differs (rollout). */
+  shadow?: { outcome: Outcome; rule: string };
+  /** Dry run: the decision that was not enforced (the answer given was allow). */
+  wouldBe?: { outcome: Outcome; rule: string; reason: string };
 }

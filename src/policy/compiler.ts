@@ -294,14 +294,27 @@ class Policy implements CompiledPolicy {
   readonly #exact: ReadonlyMap<string, Bucket>;
   readonly #fallback: Bucket;
   readonly #report: ErrorReporter;
+  readonly #shadow: Policy | undefined;
 
-  constructor(rules: readonly RuleSummary[], version: string, exact: ReadonlyMap<string, Bucket>, fallback: Bucket, report: ErrorReporter) {
+  constructor(rules: readonly RuleSummary[], version: string, exact: ReadonlyMap<string, Bucket>, fallback: Bucket, report: ErrorReporter, shadow: Policy | undefined) {
     this.ruleCount = rules.length;
     this.rules = rules;
     this.version = version;
     this.#exact = exact;
     this.#fallback = fallback;
     this.#report = report;
+    this.#shadow = shadow;
+  }
+
+  get hasShadow(): boolean {
+    return this.#shadow !== undefined;
+  }
+
+  wouldBe(input: PolicyInput, enforced: PolicyResult): PolicyResult | undefined {
+    const shadow = this.#shadow;
+    if (shadow === undefined) return undefined;
+    const result = shadow.evaluate(input);
+    return result.outcome === enforced.outcome && result.rule === enforced.rule ? undefined : result;
   }
 
   explain(input: PolicyInput): string[] {
@@ -392,7 +405,7 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
   };
   const conditions = new ConditionCompiler();
   const policyNames = new Map<string, PolicyDocument>();
-  const entries: { rule: CompiledRule; destinations: readonly string[]; covers: StringMatcher }[] = [];
+  const entries: Entry[] = [];
   const summaries: RuleSummary[] = [];
 
   for (const document of documents) {
@@ -439,7 +452,7 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
         condition,
         report,
       });
-      entries.push({ rule, destinations, covers });
+      entries.push({ rule, destinations, covers, shadow: spec.shadow ?? manifest.spec.shadow });
       summaries.push(Object.freeze({
         id: `${policyName}/${spec.name}`,
         outcome: spec.outcome,
@@ -454,6 +467,24 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
   }
   if (issues.length > 0) throw policyError(issues);
 
+  const version = policyVersion(documents);
+  const enforced = index(entries.filter((entry) => !entry.shadow));
+  // Shadow rules (rollout): a second index holding every rule as if the shadow ones were
+  // enforced; it is only built, and only consulted, when there are shadow rules.
+  const shadowed = entries.some((entry) => entry.shadow) ? index(entries) : undefined;
+  const shadow = shadowed === undefined ? undefined : new Policy(Object.freeze(summaries), version, shadowed.exact, shadowed.fallback, report, undefined);
+  return new Policy(Object.freeze(summaries), version, enforced.exact, enforced.fallback, report, shadow);
+}
+
+interface Entry {
+  rule: CompiledRule;
+  destinations: readonly string[];
+  covers: StringMatcher;
+  /** Evaluated for the would-be outcome only, never enforced. */
+  shadow: boolean;
+}
+
+function index(entries: readonly Entry[]): { exact: Map<string, Bucket>; fallback: Bucket } {
   const methods = new Set<string>();
   const exactNames = new Set<string>();
   for (const { rule, destinations } of entries) {
@@ -466,5 +497,5 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
     exact.set(name, bucket(rules, methods));
   }
   const fallback = bucket(entries.filter(({ destinations }) => hasWildcard(destinations)).map(({ rule }) => rule), methods);
-  return new Policy(Object.freeze(summaries), policyVersion(documents), exact, fallback, report);
+  return { exact, fallback };
 }

@@ -87,6 +87,8 @@ const ruleSchema = z.strictObject({
   retryAfterSeconds: z.int().positive().max(86_400 * 7).optional(),
   stepUp: stepUpSchema.optional(),
   revoke: z.array(z.enum(REVOCATION_TARGETS)).min(1).optional(),
+  /** Rollout: evaluated on every request, its would-be result logged and counted, never enforced. */
+  shadow: z.boolean().optional(),
   /** Controls this rule enforces (src/policy/controls.ts): carried by its decisions, summarised by `vigil evidence`. */
   controls: z.array(refined(nonEmptyString, controlProblem)).min(1).max(16).optional(),
 }).superRefine((rule, ctx) => {
@@ -121,6 +123,8 @@ const specSchema = z.strictObject({
   destinations: z.array(namePattern).min(1, { error: "must name at least one destination (\"*\" for all)" }),
   /** Default for the rules' privileged flag. */
   privileged: z.boolean().default(false),
+  /** Rollout of a whole policy: every rule is shadow unless it says `shadow: false`. */
+  shadow: z.boolean().default(false),
   rules: z.array(ruleSchema).min(1, { error: "must contain at least one rule" }),
 }).superRefine((spec, ctx) => {
   const first = new Map<string, number>();

@@ -59,4 +59,11 @@ export interface CompiledPolicy {
    * stops early), so it is meant for refusals and tools, not for every allow.
    */
   explain?(input: PolicyInput): string[];
+  /** Whether the policy holds shadow rules (rules or policies marked `shadow: true`). */
+  readonly hasShadow?: boolean;
+  /**
+   * The result the policy would give if its shadow rules were enforced, when that differs from
+   * `enforced` (another outcome or deciding rule); undefined when it would not, or there are none.
+   */
+  wouldBe?(input: PolicyInput, enforced: PolicyResult): PolicyResult | undefined;
 }

@@ -32,6 +32,13 @@ export interface DecisionLine {
   controls: readonly string[];
   /** For a refusal, every rule that matched, most restrictive first; [] for an allow. */
   matched_rules: readonly string[];
+  /** Would-be outcome and rule had the shadow rules been enforced; "" when the same as the answer. */
+  shadow_outcome: string;
+  shadow_rule: string;
+  /** Dry run: true when a refusal was answered with allow; would_* say what it would have been. */
+  dry_run: boolean;
+  would_outcome: string;
+  would_rule: string;
 }
 
 export type DecisionLog = ((line: DecisionLine) => void) & { close(): Promise<void> };
@@ -66,7 +73,8 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
       + `,"tool":${s(line.tool)},"context":${JSON.stringify(line.context)},"outcome":${s(line.outcome)},"rule":${s(line.rule)}`
       + `,"reason":${s(line.reason)},"identity_problems":${line.identity_problems.length === 0 ? "[]" : JSON.stringify(line.identity_problems)}`
       + `,"latency_us":${line.latency_us},"policy_version":${s(line.policy_version)},"controls":${list(line.controls)}`
-      + `,"matched_rules":${list(line.matched_rules)},"msg":"decision"}\n`,
+      + `,"matched_rules":${list(line.matched_rules)},"shadow_outcome":${s(line.shadow_outcome)},"shadow_rule":${s(line.shadow_rule)}`
+      + `,"dry_run":${line.dry_run ? "true" : "false"},"would_outcome":${s(line.would_outcome)},"would_rule":${s(line.would_rule)},"msg":"decision"}\n`,
     );
   };
   return Object.assign(log, { close: async () => { await sink.close?.(); } });

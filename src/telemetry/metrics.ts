@@ -15,6 +15,12 @@ export interface Metrics {
   policyReloads: Counter<"result">;
   policyRules: Gauge;
   policyLastReloadSuccess: Gauge;
+  /** Would-be results of shadow rules that differ from the answer given (policy and rule names come from the policy: a closed set). */
+  shadowDecisions: Counter<"policy" | "rule" | "outcome">;
+  /** Refusals the sidecar-wide dry run let through, by the outcome they would have had. */
+  dryRunDecisions: Counter<"outcome">;
+  /** 1 while the sidecar-wide dry run is on (every request allowed). */
+  dryRun: Gauge;
   signalsWritten: Counter<"kind" | "source">;
   signalsRejected: Counter<"reason">;
   signalsFresh: Gauge;
@@ -105,6 +111,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ["result"], registers,
     }),
     policyRules: new Gauge({ name: "vigil_policy_rules", help: "Rules in the active policy.", registers }),
+    shadowDecisions: new Counter({
+      name: "vigil_shadow_decisions_total",
+      help: "Requests whose answer would differ if the policy's shadow rules were enforced, by the would-be policy, rule and outcome (not enforced).",
+      labelNames: ["policy", "rule", "outcome"], registers,
+    }),
+    dryRunDecisions: new Counter({
+      name: "vigil_dry_run_decisions_total",
+      help: "Refusals the sidecar-wide dry run answered with allow, by the outcome they would have had.",
+      labelNames: ["outcome"], registers,
+    }),
+    dryRun: new Gauge({ name: "vigil_dry_run", help: "1 while the sidecar-wide dry run is on: every judged request is allowed.", registers }),
     policyLastReloadSuccess: new Gauge({
       name: "vigil_policy_last_reload_success",
       help: "1 when the last policy load attempt succeeded, 0 when the active policy is an older good one.",

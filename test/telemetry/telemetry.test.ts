@@ -26,6 +26,7 @@ const line: DecisionLine = {
   method: "POST", host: "deploy-api", destination: "deploy-api", path: "/v1/\"quoted\"\npath\u2028", tool: "", context: { env: "prod", "we\"ird": "x" },
   outcome: "deny", rule: "guards/revoked", reason: "no \\ way", identity_problems: ["ambiguous_credential"], latency_us: 7,
   policy_version: "0123456789abcdef", controls: ["NHI2", "PR.AA-05"], matched_rules: ["guards/revoked", "deploy-api/release"],
+  shadow_outcome: "deny", shadow_rule: "deploy-api/new-rule", dry_run: true, would_outcome: "revoke", would_rule: "guards/revoked",
 };
 
 describe("decision log line", () => {

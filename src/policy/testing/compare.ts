@@ -10,6 +10,8 @@ export interface Observed {
   /** Headers of the answer Envoy got (lower-case names). */
   headers: Readonly<Record<string, string>>;
   controls: readonly string[];
+  /** Would-be result of the shadow rules, when it differs from the answer. */
+  shadow?: { outcome: string; rule: string } | undefined;
 }
 
 export function mismatches(expected: PolicyTestExpectation, got: Observed): string[] {
@@ -28,6 +30,12 @@ export function mismatches(expected: PolicyTestExpectation, got: Observed): stri
     const want = [...new Set(expected.controls)].sort();
     const have = [...new Set(got.controls)].sort();
     if (want.join(",") !== have.join(",")) out.push(`expected controls [${want.join(", ")}], got [${have.join(", ")}]`);
+  }
+  if (expected.shadow !== undefined) {
+    const outcome = got.shadow?.outcome ?? "";
+    const rule = got.shadow?.rule ?? "";
+    if (expected.shadow.outcome !== outcome) out.push(`expected shadow outcome ${expected.shadow.outcome === "" ? "\"\" (none)" : expected.shadow.outcome}, got ${outcome === "" ? "\"\" (none)" : `${outcome} (${rule})`}`);
+    else if (expected.shadow.rule !== undefined && expected.shadow.rule !== rule) out.push(`expected shadow rule ${expected.shadow.rule}, got ${rule}`);
   }
   return out;
 }

@@ -28,6 +28,8 @@ const expectSchema = z.strictObject({
   headers: z.record(z.string().regex(HEADER_NAME, { error: "header names are lower-case tokens" }), z.string()).optional(),
   /** Controls the deciding rule names (compared as a set). */
   controls: z.array(z.string()).optional(),
+  /** What the shadow rules would have made of it; outcome "" = the same as the answer. */
+  shadow: z.strictObject({ outcome: z.union([z.enum(OUTCOMES), z.literal("")]), rule: z.string().optional() }).optional(),
 });
 
 const caseSchema = z.strictObject({
