@@ -5,6 +5,7 @@
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { runAuthzenBench } from "./authzen.bench.js";
 import { ltsNode, runCerbosBench } from "./cerbos.bench.js";
 import { runThroughputBench } from "./check-throughput.bench.js";
 import { runClusterBench } from "./cluster.bench.js";
@@ -89,6 +90,7 @@ await step("check refusals", () => textBench("what the transport's refusal inter
 await step("side by side, Node 20", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, label: "Node 20" }));
 await step("side by side, Node 24", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, node: ltsNode(), label: "Node 24" }));
 await step("cerbos", () => runCerbosBench({ rounds: quick ? 1 : 3, requests: quick ? 10_000 : 40_000 }));
+await step("authzen", () => runAuthzenBench({ rounds: quick ? 1 : 3, requests: quick ? 5_000 : 40_000 }));
 
 const doc = `# Benchmarks
 
