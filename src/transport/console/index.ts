@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
+import { PATH_CONSOLE } from "../../config/index.js";
 import { VigilError } from "../../errors/index.js";
 import type { CompiledPolicy } from "../../policy/types.js";
 import { subjectProblem } from "../../signals/model.js";
@@ -33,7 +34,7 @@ import { createSessionCodec, parseCookies, type Session } from "./session.js";
 
 export { randomSessionKey } from "./session.js";
 
-export const CONSOLE_PREFIX = "/console";
+export const CONSOLE_PREFIX = PATH_CONSOLE;
 const COOKIE = "vigil_console";
 
 export interface ConsoleOptions {
