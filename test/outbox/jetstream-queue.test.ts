@@ -102,6 +102,36 @@ suite("the cluster outbox (JetStream work queue)", () => {
     expect(await total(metrics, "vigil_outbox_backlog")).toBe(0);
   });
 
+  it("hands a notice held by an instance that died mid-send to another instance after ackWait", async () => {
+    const receiver = await startReceiver();
+    cleanup.push(() => receiver.close());
+    const prefix = `t_outbox_${randomBytes(4).toString("hex")}`;
+    const store = storeSchema.parse({ bus: NATS_URL, bucketPrefix: prefix });
+    // The doomed instance: takes the notice and never settles it, then its connection is gone.
+    const doomed = new JetStreamQueue({ store, logger: silent, maxPending: 1_000, ackWaitMs: 1_500, seal: SEAL });
+    await doomed.open();
+    cleanup.push(async () => {
+      const nc = await connect({ servers: NATS_URL });
+      await (await jetstreamManager(nc)).streams.delete(outboxStreamName(prefix)).catch(() => false);
+      await nc.close();
+    });
+    await doomed.add(notice(1));
+    const held = await doomed.claim(1, 2_000, new AbortController().signal);
+    expect(held.map((l) => l.notice.id)).toEqual([notice(1).id]);
+    await doomed.close();
+    // A survivor on the same stream and consumer (ack_wait as the doomed one set it).
+    const survivor = new Outbox({
+      queue: new JetStreamQueue({ store, logger: silent, maxPending: 1_000, ackWaitMs: 1_500, seal: SEAL }),
+      destinations: new Map([[destinationKey("caep", "idp"), { url: receiver.url, headers: () => ({}) }]]),
+      metrics: createMetrics({ defaultMetrics: false }), logger: silent, retryDelaysMs: [50], maxAttempts: 5, timeoutMs: 2_000, concurrency: 4,
+    });
+    await survivor.start();
+    cleanup.push(() => survivor.close());
+    await eventually(() => receiver.received.length >= 1, 10_000, "the survivor's delivery");
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(receiver.received.map((r) => r.body)).toEqual(["set-1"]);
+  });
+
   it("drops unsent a message a bus client forged on the outbox subject", async () => {
     const receiver = await startReceiver();
     cleanup.push(() => receiver.close());
