@@ -77,7 +77,7 @@ describe("deploy/grafana/vigil-dashboard.json", () => {
     expect([...used]).toEqual(expect.arrayContaining(["vigil_dry_run"]));
   });
 
-    it("shows decisions, latency, signal freshness, policy reloads, approvals, SSF, revocations and check errors", () => {
+  it("shows decisions, latency, signal freshness, policy reloads, approvals, SSF, revocations and check errors", () => {
     const used = new Set(expressions.flatMap(({ expr }) => metricNames(expr)));
     expect([...used]).toEqual(expect.arrayContaining([
       "vigil_decisions_total",
