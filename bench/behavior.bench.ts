@@ -218,7 +218,7 @@ export async function runBehaviorBench(options: { quick?: boolean } = {}): Promi
     figures: { ...calls, ...whole, ...memory },
     notes: "added_check_cost_us times exactly what the pipeline calls per Check (actionKey, networkKey, check, observe) over the decision "
       + "bench's 4,096 requests from 4,096 callers with enforced baselines. The end-to-end figures run the whole Check (1,000 rules) with "
-      + "and without behaviour, each in processes of its own, alternated; their difference is within run-to-run noise on a shared machine. "
+      + "and without behaviour, each in processes of its own, alternated (medians). "
       + "The drain (learning, windows, detection, signal writes) runs off the Check path, a few milliseconds after the requests it folds.",
   };
 }

@@ -5,6 +5,7 @@
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { runAuthzenBench } from "./authzen.bench.js";
 import { ltsNode, runCerbosBench } from "./cerbos.bench.js";
 import { runThroughputBench } from "./check-throughput.bench.js";
 import { runClusterBench } from "./cluster.bench.js";
@@ -89,6 +90,7 @@ await step("check refusals", () => textBench("what the transport's refusal inter
 await step("side by side, Node 20", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, label: "Node 20" }));
 await step("side by side, Node 24", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, node: ltsNode(), label: "Node 24" }));
 await step("cerbos", () => runCerbosBench({ rounds: quick ? 1 : 3, requests: quick ? 10_000 : 40_000 }));
+await step("authzen", () => runAuthzenBench({ rounds: quick ? 1 : 3, requests: quick ? 5_000 : 40_000 }));
 
 const doc = `# Benchmarks
 
@@ -109,6 +111,9 @@ run, never absolute times across runs.
 | a revocation reaches a CAEP receiver within a second while it is up, and after it comes back when it was down | "revocation notice" p50_ms / p99_ms |
 | N sidecars racing for a one-use grant let exactly one request through, every round | "grant race" rounds_with_exactly_one_allow = rounds |
 | each stall case (hostile 60 KB path, Host or header against globs and CEL regexes) under 1 ms | "stall cases at 60 KB" p50_ms / p99_ms |
+| server CPU per Check ≤ a do-nothing grpc-js server's (proto-loader decode, fixed OK), allowed request and no-rule denial (issue #9) | "Vigil side by side with a do-nothing grpc-js server" vigil/floor cpu per check |
+| one-at-a-time p50 within 0.03 ms of the do-nothing server (issue #9) | same table, one-at-a-time p50 vigil − floor |
+| Vigil and Cerbos with 1,000 rules each, same load, same run, Node 20 and 24 (issue #9) | "Vigil and Cerbos side by side" |
 
 ## For comparison
 

@@ -2,6 +2,7 @@
 # Installs the Debian tools that Vigil's tests and benchmarks call as programs:
 #   promtool (package prometheus)   - `promtool check rules` on deploy/prometheus/vigil-alerts.yaml
 #   h2load   (package nghttp2-client) - HTTP/2 load for bench/
+#   chromium (package chromium)       - the console's browser tests (playwright-core drives it)
 # Idempotent and quick when everything is present: apt is only touched when a binary is missing.
 # Runs as root (CI does); elsewhere it uses sudo when it is available.
 set -euo pipefail
@@ -10,6 +11,7 @@ set -euo pipefail
 REQUIRED=(
   "promtool:prometheus"
   "h2load:nghttp2-client"
+  "chromium:chromium"
 )
 
 missing_packages=()

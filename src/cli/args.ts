@@ -226,11 +226,12 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "reset",
-    summary: "clear local state (npm run reset): the journal and dev tokens in .vigil",
+    summary: "clear local state (npm run reset): journals (signals, approvals), behaviour state and dev tokens in .vigil",
     flags: {
       "dir": { type: "string", value: "DIR", help: "the state directory (default .vigil)" },
       "url": { type: "string", value: "URL", help: `refuse while a Vigil answers here (default $VIGIL_URL, else ${DEFAULT_ADMIN_URL})` },
     },
+    notes: ["Refuses while a Vigil answers at --url or any process holds a file in DIR open; a file it does not know is left and named."],
   },
 ];
 

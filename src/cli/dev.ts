@@ -8,7 +8,7 @@
 // approval is checked against the token holder's NAME (a token named "admin" would be refused).
 
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { parseAdminTokens, type AdminScope } from "../config/index.js";
@@ -31,10 +31,10 @@ export const DEV_HOLDERS: readonly DevHolder[] = [
 ];
 
 /**
- * The state `vigil reset` removes: journals (the embedded store's, its compaction and repair
- * copies, and any other *.jsonl Vigil keeps there) and the dev tokens.
+ * The state `vigil reset` removes: journals (signals, approvals, their compaction and repair
+ * copies: *.jsonl*), JSON state kept beside them (behaviour baselines: *.json*) and the dev tokens.
  */
-const STATE_FILE = /^([A-Za-z0-9_-]+\.jsonl.*|admin-tokens|[a-z-]+\.token)$/;
+const STATE_FILE = /^([A-Za-z0-9_.-]+\.jsonl?(\..*)?|admin-tokens|[a-z-]+\.token)$/;
 
 function newToken(): string {
   // 32 random bytes, base64url: only characters an admin token may hold.
@@ -94,9 +94,35 @@ function answers(url: URL): Promise<boolean> {
 }
 
 /**
+ * Processes (other than this one) holding a file under `dir` open, where /proc tells (Linux): a
+ * server on a port --url does not name still has its journal open. Unreadable entries (other
+ * users' processes) are skipped; without /proc the answer is empty and the port check stands alone.
+ */
+function processesHolding(dir: string): number[] {
+  if (!existsSync("/proc/self/fd")) return [];
+  const holders: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      for (const fd of readdirSync(`/proc/${entry}/fd`)) {
+        const target = readlinkSync(`/proc/${entry}/fd/${fd}`);
+        if (target.startsWith(`${dir}/`)) {
+          holders.push(pid);
+          break;
+        }
+      }
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return holders;
+}
+
+/**
  * Removes the journal and dev tokens from DIR (nothing else: a file it does not know is left and
- * named). Refuses while a Vigil answers at `url`: it holds the journal open and would keep
- * writing to a file no longer there.
+ * named). Refuses while a Vigil answers at `url`, or while any process holds a file there open:
+ * a running server would keep writing to a journal no longer there.
  */
 export async function resetState(dir: string, url: URL): Promise<string> {
   if (await answers(url)) {
@@ -105,6 +131,10 @@ export async function resetState(dir: string, url: URL): Promise<string> {
   const full = resolve(dir);
   if (!existsSync(full)) return `vigil: nothing to reset (${dir} does not exist)`;
   if (!statSync(full).isDirectory()) throw new VigilError("invalid_input", `${dir} is not a directory`);
+  const holders = processesHolding(full);
+  if (holders.length > 0) {
+    throw new VigilError("conflict", `process ${holders.join(", ")} has a file in ${dir} open (a running vigil serve?): stop it first, then reset`);
+  }
   const removed: string[] = [];
   const kept: string[] = [];
   for (const entry of readdirSync(full)) {

@@ -73,7 +73,7 @@ async function run(r: PolicyResult, c: Caller, given?: { store: EmbeddedSignalSt
   const approvals = given?.approvals ?? new ApprovalBook({ store, now: () => NOW });
   const signals = readSignals(store, effects, c, REQUEST.headers, NOW);
   const decision = decisionFor(`d-${String(++n)}`, r, c);
-  applyEffects({ store, approvals, effects }, decision, { result: r, caller: c, view: VIEW, signals, at: NOW });
+  await applyEffects({ store, approvals, effects }, decision, { result: r, caller: c, view: VIEW, signals, at: NOW });
   return { decision, effects, approvals };
 }
 

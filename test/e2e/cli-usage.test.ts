@@ -208,9 +208,26 @@ describe("dev tokens and reset", () => {
     expect(readFileSync(join(dir, "notes.txt"), "utf8")).toBe("mine\n");
     expect(res.stderr).toContain("left what reset does not know: notes.txt, sub");
 
+    // A server on a port --url does not name is still found: it holds its journal open.
+    const held = join(scratch, "held");
+    await vigilCli(["dev-tokens", "--dir", held]);
+    const other = await startTestVigil({ store: { journalPath: join(held, "journal.jsonl") } });
+    try {
+      const refused = await vigilCli(["reset", "--dir", held, "--url", `http://127.0.0.1:${port}`]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/process \d+(, \d+)* has a file in .* open/);
+      expect(existsSync(join(held, "journal.jsonl"))).toBe(true);
+    } finally {
+      await other.close();
+    }
+    const after = await vigilCli(["reset", "--dir", held, "--url", `http://127.0.0.1:${port}`]);
+    expect(after.code).toBe(0);
+    // Everything that server kept there (signals and approvals journals, behaviour state) was Vigil's.
+    expect(existsSync(held), after.stderr).toBe(false);
+
     const empty = join(scratch, "empty-state");
     await vigilCli(["dev-tokens", "--dir", empty]);
     await vigilCli(["reset", "--dir", empty, "--url", `http://127.0.0.1:${port}`]);
     expect(existsSync(empty)).toBe(false);
-  });
+  }, 120_000);
 });

@@ -70,7 +70,8 @@ const SECURITY_HEADERS = {
   "content-security-policy": CSP,
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
+  // same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on a form POST.
+  "referrer-policy": "same-origin",
   "cross-origin-opener-policy": "same-origin",
   "cross-origin-resource-policy": "same-origin",
 };
@@ -137,21 +138,18 @@ export function createConsole(options: ConsoleOptions): Console {
     return principal === undefined ? undefined : { session, principal };
   }
 
-  /** A POST must come from this origin (Origin or Sec-Fetch-Site), besides carrying the CSRF token. */
+  /**
+   * A POST must come from a page of this origin, besides carrying the CSRF token: a browser says
+   * so in Sec-Fetch-Site, or (older ones) in Origin. A client that sends neither is no browser a
+   * forged page could drive; it still needs the session and its CSRF token.
+   */
   function sameOrigin(req: IncomingMessage): boolean {
     const site = req.headers["sec-fetch-site"];
-    if (site !== undefined && site !== "same-origin" && site !== "none") return false;
+    if (site !== undefined) return site === "same-origin";
     const origin = req.headers.origin;
-    if (origin === undefined) return site !== undefined || req.headers.referer === undefined || refererIsOurs(req);
-    return origin === `${secure(req) ? "https" : "http"}://${req.headers.host ?? ""}` || origin === `http://${req.headers.host ?? ""}` || origin === `https://${req.headers.host ?? ""}`;
-  }
-
-  function refererIsOurs(req: IncomingMessage): boolean {
-    try {
-      return new URL(req.headers.referer ?? "").host === req.headers.host;
-    } catch {
-      return false;
-    }
+    if (origin === undefined) return true;
+    const host = req.headers.host ?? "";
+    return origin === `http://${host}` || origin === `https://${host}`;
   }
 
   function clientOf(req: IncomingMessage): string {

@@ -30,7 +30,6 @@ export function layout(title: string, body: Html, options: { viewer?: Viewer; ta
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
 <meta name="htmx-config" content='{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true,"historyCacheSize":0}'>
 <title>${title} · Vigil</title>
 <link rel="stylesheet" href="/console/static/console.css">
