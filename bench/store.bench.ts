@@ -87,7 +87,11 @@ async function replay(records: number): Promise<void> {
   const config = storeSchema.parse({ journalPath: join(dir, "journal.jsonl"), compactAfterRecords: 1_000_000 });
   const writer = createEmbeddedStore(config, { logger });
   await writer.ready();
-  await Promise.all(Array.from({ length: records }, (_, i) => writer.put(risk(i))));
+  // In batches under store.maxQueuedWrites: past it the store refuses writes (a bound, issue #8).
+  const batch = Math.min(500, config.maxQueuedWrites);
+  for (let from = 0; from < records; from += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, records - from) }, (_, i) => writer.put(risk(from + i))));
+  }
   await writer.close();
   const started = performance.now();
   const reader = createEmbeddedStore(config, { logger });

@@ -36,6 +36,8 @@ export const PATH_SSF_EVENTS = "/ssf/events";
 export const PATH_SIGNALS = "/v1/signals";
 export const PATH_APPROVALS = "/v1/approvals";
 export const PATH_BEHAVIOR = "/v1/behavior";
+/** The web console (transport/console), when console.enabled. */
+export const PATH_CONSOLE = "/console";
 
 /** Request header naming a release artifact digest; its `attestation` signal is shown to policies. */
 export const HEADER_RELEASE_DIGEST = "x-release-digest";

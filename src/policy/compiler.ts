@@ -462,6 +462,8 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
         conditional: spec.when !== undefined,
         privileged: spec.privileged ?? manifest.spec.privileged,
         approvers: Object.freeze([...(spec.stepUp?.approvers ?? [])]),
+        shadow: spec.shadow ?? manifest.spec.shadow,
+        controls: Object.freeze([...(spec.controls ?? [])]),
       }));
     });
   }

@@ -43,6 +43,10 @@ export interface RuleSummary {
   conditional: boolean;
   privileged: boolean;
   approvers: readonly string[];
+  /** Evaluated and logged, never enforced (`shadow: true` on the rule or its policy). */
+  shadow: boolean;
+  /** Controls the rule enforces (its `controls:`). */
+  controls: readonly string[];
 }
 
 export interface CompiledPolicy {

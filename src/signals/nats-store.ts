@@ -10,12 +10,13 @@ import { Bucket, Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV, KvEntry, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import { VigilError } from "../errors/index.js";
-import { SIGNAL_KINDS, signalSchema } from "./model.js";
-import type { Signal, SignalKind } from "./model.js";
+import { signalSchema } from "./model.js";
+import type { Signal } from "./model.js";
 import type { Freshness, PutResult, SignalStore } from "./store.js";
 import type { StoreConfig } from "../config/schema.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { futureProblem } from "./validation.js";
+import { addressForKvKey, isSignalKind, kvKeyFor } from "./nats-codec.js";
 import { IndexedStore, storeLogger } from "./indexed-store.js";
 import { connectBus, isRevisionConflict, keyDigest, withTimeout } from "./nats-bucket.js";
 import type { IndexedStoreDeps } from "./indexed-store.js";
@@ -63,37 +64,7 @@ export function signalsBucketName(bucketPrefix: string): string {
   return `${bucketPrefix}-signals`;
 }
 
-// KV keys allow only [-/_=.a-zA-Z0-9], and dots separate tokens. The kind stays readable as the
-// first token (so `risk.>` can be watched alone); subject and name are base64url, which uses
-// only [-_a-zA-Z0-9] and never pads. An empty name gets no token.
-const KINDS: ReadonlySet<string> = new Set(SIGNAL_KINDS);
-
-function keyToken(text: string, field: string): string {
-  const bytes = Buffer.from(text, "utf8");
-  // A lone UTF-16 surrogate has no UTF-8 form: the key would not decode back to the signal.
-  if (bytes.toString("utf8") !== text) {
-    throw new VigilError("invalid_input", `${field} is not well-formed Unicode text`);
-  }
-  return bytes.toString("base64url");
-}
-
-/** The KV key for a signal key; VigilError("invalid_input") for text with lone surrogates. */
-export function kvKeyFor(subject: string, kind: SignalKind, name: string): string {
-  const subjectToken = keyToken(subject, "subject");
-  if (name === "") return `${kind}.${subjectToken}`;
-  return `${kind}.${subjectToken}.${keyToken(name, "name")}`;
-}
-
-/** The signal a KV key holds, or undefined for a key Vigil did not write. */
-export function addressForKvKey(kvKey: string): SignalAddress | undefined {
-  const [kind, subjectToken, nameToken, ...rest] = kvKey.split(".");
-  if (kind === undefined || !KINDS.has(kind) || subjectToken === undefined || rest.length > 0) return undefined;
-  const subject = Buffer.from(subjectToken, "base64url").toString("utf8");
-  const name = nameToken === undefined ? "" : Buffer.from(nameToken, "base64url").toString("utf8");
-  // Decoding is lenient; only a key that encodes back to itself is one Vigil wrote.
-  if (subject === "" || kvKeyFor(subject, kind as SignalKind, name) !== kvKey) return undefined;
-  return { subject, kind: kind as SignalKind, name };
-}
+export { addressForKvKey, kvKeyFor } from "./nats-codec.js";
 
 /** Delete markers older than this are purged from the bucket by the sweep. */
 const DELETE_MARKER_AGE_MS = 30 * 60_000;
@@ -364,7 +335,7 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     this.#metrics?.busValuesRefused.labels(reason).inc();
     const [kind] = entry.key.split(".", 1);
     this.logger.warn({
-      reason, revision: entry.revision, key: keyDigest(entry.key), kind: kind !== undefined && KINDS.has(kind) ? kind : "unknown",
+      reason, revision: entry.revision, key: keyDigest(entry.key), kind: kind !== undefined && isSignalKind(kind) ? kind : "unknown",
     }, "refused a value from the signal bus");
     const held = repair === undefined ? undefined : this.index.held(repair);
     if (held !== undefined && !this.closed) this.#track(this.#repair(entry.key, held, entry.revision));

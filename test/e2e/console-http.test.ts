@@ -4,6 +4,9 @@
 // every page carries. The browser-driven test (console-browser.test.ts) covers the same flows in
 // Chromium; this one pins each refusal exactly.
 
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConsoleClient } from "../support/console-client.js";
 import { createEnvoyClient, type DecodedCheckResponse, type EnvoyClient, type EnvoyLikeRequest } from "../support/envoy-client.js";
@@ -301,5 +304,39 @@ describe("console over HTTP", () => {
     expect(page.text).toContain(vigil.policy().version);
     expect(page.text).toContain("change-mgmt/");
     expect((page.text.match(/<tr><td>/g) ?? []).length).toBe(vigil.policy().ruleCount);
+  });
+});
+
+describe("console policy page with a rule in shadow", () => {
+  let vigil: TestVigil;
+  let envoy: EnvoyClient;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "vigil-console-shadow-"));
+    cpSync("examples/policies", dir, { recursive: true, filter: (src) => !src.includes("/tests") });
+    writeFileSync(join(dir, "trial.yaml"), [
+      "apiVersion: vigil.dev/v1alpha1", "kind: Policy", "metadata:", "  name: staging-freeze-trial", "spec:",
+      "  destinations: [\"deploy-api\"]", "  rules:", "    - name: freeze-staging", "      shadow: true", "      methods: [POST]",
+      "      paths: [\"/v1/deploy\"]", "      context: { env: staging }", "      outcome: deny", "      reason: staging is frozen (trial)", "",
+    ].join("\n"));
+    vigil = await startTestVigil({ policyDir: dir, console: { enabled: true } });
+    envoy = createEnvoyClient(vigil.grpcAddress);
+  });
+  afterAll(async () => {
+    envoy.close();
+    await vigil.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("lists the shadow rule and what it would have decided, while the answer stays an allow", async () => {
+    const admin = new ConsoleClient(vigil.httpUrl);
+    await admin.signIn(READ_ONLY_TOKEN);
+    expect((await admin.get("/console/policy")).text).toContain("not triggered yet");
+    expect(allowed(await envoy.check(DEPLOY))).toBe(true);
+    expect(allowed(await envoy.check(DEPLOY))).toBe(true);
+    const page = await admin.get("/console/policy");
+    expect(page.text).toContain('data-testid="shadow-rules"');
+    expect(page.text).toMatch(/staging-freeze-trial\/freeze-staging<\/td><td><span class="status deny">deny<\/span><\/td><td><span class="status deny">deny ×2<\/span>/);
   });
 });

@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
+import { PATH_CONSOLE } from "../../config/index.js";
 import { VigilError } from "../../errors/index.js";
 import type { CompiledPolicy } from "../../policy/types.js";
 import { subjectProblem } from "../../signals/model.js";
@@ -33,7 +34,7 @@ import { createSessionCodec, parseCookies, type Session } from "./session.js";
 
 export { randomSessionKey } from "./session.js";
 
-export const CONSOLE_PREFIX = "/console";
+export const CONSOLE_PREFIX = PATH_CONSOLE;
 const COOKIE = "vigil_console";
 
 export interface ConsoleOptions {
@@ -110,6 +111,19 @@ export function createConsole(options: ConsoleOptions): Console {
   const failures = new Map<string, number[]>();
   const streams = new Set<ServerResponse>();
   const assets = new Map<string, Buffer>();
+  // Would-be outcomes of shadow rules, tallied from the decision lines this replica writes. The
+  // rule ids come from the policy (a closed set); the map is capped all the same.
+  const shadowTally = new Map<string, Map<string, number>>();
+  const stopTally = options.feed.subscribe((line) => {
+    if (line.shadow_rule === "" || line.shadow_outcome === "") return;
+    let byOutcome = shadowTally.get(line.shadow_rule);
+    if (byOutcome === undefined) {
+      if (shadowTally.size >= 10_000) return;
+      byOutcome = new Map();
+      shadowTally.set(line.shadow_rule, byOutcome);
+    }
+    byOutcome.set(line.shadow_outcome, (byOutcome.get(line.shadow_outcome) ?? 0) + 1);
+  });
 
   function send(res: ServerResponse, status: number, page: Html | string, extra: Record<string, string> = {}): void {
     res.writeHead(status, { ...SECURITY_HEADERS, "content-type": "text/html; charset=utf-8", "cache-control": "no-store", ...extra });
@@ -305,7 +319,7 @@ export function createConsole(options: ConsoleOptions): Console {
     }
     if (path === `${CONSOLE_PREFIX}/policy`) {
       const policy = options.policy();
-      send(res, 200, policyPage(viewer, policy.version, policy.rules), renewed);
+      send(res, 200, policyPage(viewer, policy.version, policy.rules, shadowTally), renewed);
       return;
     }
     send(res, 404, errorPage(404, "No such page.", viewer), renewed);
@@ -422,6 +436,7 @@ export function createConsole(options: ConsoleOptions): Console {
   return {
     handle,
     close: () => {
+      stopTally();
       for (const res of streams) res.end();
       streams.clear();
     },

@@ -239,10 +239,25 @@ ${reinstates && revoked ? html`<form class="reinstate" method="post" action="/co
 
 // ---- policy ----
 
-export function policyPage(viewer: Viewer, version: string, rules: readonly RuleSummary[]): Html {
-  return layout("Policy", html`<h1>Policy <code>${version}</code> <span class="muted">${rules.length} rules</span></h1>
+/** Would-be outcomes of shadow rules seen by this replica: rule id → outcome → count. */
+export type ShadowTally = ReadonlyMap<string, ReadonlyMap<string, number>>;
+
+function wouldBe(tally: ReadonlyMap<string, number> | undefined): Html {
+  if (tally === undefined || tally.size === 0) return html`<span class="muted">not triggered yet</span>`;
+  return html`${[...tally].map(([outcome, n]) => html`<span class="status ${outcome}">${outcome} ×${n}</span> `)}`;
+}
+
+export function policyPage(viewer: Viewer, version: string, rules: readonly RuleSummary[], shadow: ShadowTally): Html {
+  const shadows = rules.filter((r) => r.shadow);
+  return layout("Policy", html`<h1>Policy <code>${version}</code> <span class="muted">${rules.length} rules${shadows.length > 0 ? `, ${String(shadows.length)} in shadow` : ""}</span></h1>
+${shadows.length === 0 ? "" : html`<h2>Shadow rules (evaluated, logged, never enforced)</h2>
+<table class="rules" data-testid="shadow-rules">
+<thead><tr><th>Rule</th><th>Would be</th><th>Would have decided (this replica, since start)</th></tr></thead>
+<tbody>${shadows.map((r) => html`<tr><td>${r.id}</td><td><span class="status ${r.outcome}">${r.outcome}</span></td><td>${wouldBe(shadow.get(r.id))}</td></tr>`)}</tbody>
+</table>
+<h2>All rules</h2>`}
 <table class="rules" data-testid="rules">
-<thead><tr><th>Rule</th><th>Outcome</th><th>Destinations</th><th>Matches</th><th>Condition</th><th>Approvers</th><th>Description</th></tr></thead>
-<tbody>${rules.map((r) => html`<tr><td>${r.id}</td><td><span class="status ${r.outcome}">${r.outcome}</span>${r.privileged ? html` <span class="muted">privileged</span>` : ""}</td><td>${r.destinations.join(", ")}</td><td><code>${r.matches}</code></td><td>${r.conditional ? "when …" : ""}</td><td>${r.approvers.join(", ")}</td><td>${r.description}</td></tr>`)}</tbody>
+<thead><tr><th>Rule</th><th>Outcome</th><th>Destinations</th><th>Matches</th><th>Condition</th><th>Approvers</th><th>Controls</th><th>Description</th></tr></thead>
+<tbody>${rules.map((r) => html`<tr><td>${r.id}${r.shadow ? html` <span class="status shadow">shadow</span>` : ""}</td><td><span class="status ${r.outcome}">${r.outcome}</span>${r.privileged ? html` <span class="muted">privileged</span>` : ""}</td><td>${r.destinations.join(", ")}</td><td><code>${r.matches}</code></td><td>${r.conditional ? "when …" : ""}</td><td>${r.approvers.join(", ")}</td><td>${r.controls.join(", ")}</td><td>${r.description}</td></tr>`)}</tbody>
 </table>`, { viewer, tab: "policy" });
 }
