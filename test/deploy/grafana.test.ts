@@ -70,6 +70,13 @@ describe("deploy/grafana/vigil-dashboard.json", () => {
     expect(unknown).toEqual([]);
   });
 
+  it("shows would-be refusals of shadow rules and the dry run next to real ones in the Policy rollout row (panels 100-109)", () => {
+    const rollout = expressions.filter(({ panel }) => /would-be refusals next to real ones/i.test(panel)).map(({ expr }) => expr).join("\n");
+    for (const name of ["vigil_decisions_total", "vigil_shadow_decisions_total", "vigil_dry_run_decisions_total"]) expect(rollout).toContain(name);
+    const used = new Set(expressions.flatMap(({ expr }) => metricNames(expr)));
+    expect([...used]).toEqual(expect.arrayContaining(["vigil_dry_run"]));
+  });
+
   it("shows decisions, latency, signal freshness, policy reloads, approvals, SSF, revocations and check errors", () => {
     const used = new Set(expressions.flatMap(({ expr }) => metricNames(expr)));
     expect([...used]).toEqual(expect.arrayContaining([

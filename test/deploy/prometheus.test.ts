@@ -86,7 +86,7 @@ describe(RULES, () => {
 
   describe("expressions (promtool test rules)", () => {
     // Counters are given as start+increment per minute; rate() over 5m then sees steady rates.
-    const cases: { name: string; alert: string; series: { series: string; values: string }[]; firing: Record<string, string>[] }[] = [
+    const cases: { name: string; alert: string; series: { series: string; values: string }[]; firing: Record<string, string>[]; at?: string }[] = [
       {
         name: "stale signals fire only where fresh is 0",
         alert: "VigilSignalsStale",
@@ -148,9 +148,30 @@ describe(RULES, () => {
         ],
         firing: [{ namespace: "n", channel: "caep", reason: "rejected" }],
       },
+      {
+        name: "dry run fires where it is on",
+        alert: "VigilDryRunOn",
+        series: [
+          { series: 'vigil_dry_run{namespace="rollout",pod="a"}', values: "1x70" },
+          { series: 'vigil_dry_run{namespace="enforcing",pod="b"}', values: "0x70" },
+        ],
+        firing: [{ namespace: "rollout", pod: "a" }],
+        at: "70m",
+      },
+      {
+        name: "a shadow rule that would refuse traffic fires; one that would only allow does not",
+        alert: "VigilShadowRuleWouldRefuse",
+        series: [
+          { series: 'vigil_shadow_decisions_total{namespace="n",pod="a",policy="api",rule="no-bot-reads",outcome="deny"}', values: "0+5x40" },
+          { series: 'vigil_shadow_decisions_total{namespace="n",pod="a",policy="api",rule="open-patch",outcome="allow"}', values: "0+5x40" },
+          { series: 'vigil_shadow_decisions_total{namespace="n",pod="a",policy="api",rule="quiet",outcome="deny"}', values: "3x40" },
+        ],
+        firing: [{ namespace: "n", policy: "api", rule: "no-bot-reads", outcome: "deny" }],
+        at: "40m",
+      },
     ];
 
-    it.for(cases)("$name", ({ alert, series, firing }, ctx) => {
+    it.for(cases)("$name", ({ alert, series, firing, at }, ctx) => {
       const bin = requirePromtool((note) => { ctx.skip(note); });
       const r = rule(alert);
       const labels = Object.keys(firing[0]!);
@@ -166,7 +187,7 @@ describe(RULES, () => {
             promql_expr_test: [{
               // count by () turns "which series match" into exact 1s, free of float rounding.
               expr: `count by (${labels.join(", ")}) (${r.expr})`,
-              eval_time: "10m",
+              eval_time: at ?? "10m",
               exp_samples: firing.map((l) => ({
                 labels: `{${Object.entries(l).map(([k, v]) => `${k}="${v}"`).join(",")}}`,
                 value: 1,
