@@ -29,12 +29,12 @@ function memoryBench(node = process.execPath, label = ""): BenchResult {
   return { ...result, name: `${result.name} (${label})`, command: `${node === process.execPath ? "node" : ".cache/node-lts-24/bin/node"} --expose-gc --import tsx bench/memory.bench.ts` };
 }
 
-function behaviorBench(): BenchResult {
+function behaviorBench(): BenchResult[] {
   // Its own process (with --expose-gc for the heap per 10k callers); it starts one more process per
   // end-to-end variant itself.
   const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/behavior.bench.ts", ...(quick ? ["--quick"] : [])], { encoding: "utf8", timeout: 1_800_000 });
   if (out.status !== 0) throw new Error(`behavior bench failed: ${out.stderr}`);
-  return JSON.parse(out.stdout) as BenchResult;
+  return JSON.parse(out.stdout) as BenchResult[];
 }
 
 function capsBench(): BenchResult {
@@ -66,7 +66,7 @@ function table(result: BenchResult): string {
 execFileSync("npm", ["run", "build"], { stdio: "inherit" });
 const started = new Date();
 const results: BenchResult[] = [];
-const step = async (name: string, run: () => Promise<BenchResult | BenchResult[]> | BenchResult): Promise<void> => {
+const step = async (name: string, run: () => Promise<BenchResult | BenchResult[]> | BenchResult | BenchResult[]): Promise<void> => {
   process.stderr.write(`bench: ${name}…\n`);
   const r = await run();
   results.push(...(Array.isArray(r) ? r : [r]));

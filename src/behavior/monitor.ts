@@ -156,10 +156,22 @@ export class BehaviorMonitor {
   /** Source address → network key: the hot path looks an address up instead of parsing it. */
   readonly #networkCache = new Map<string, number>();
   #share: FanoutShare | undefined;
+  /**
+   * What the last `check` found, for the `observe` of the same request (the record phase follows
+   * its judge, usually with no other Check in between): the caller's baseline and whether the
+   * action and network were both in it. Used only when caller, action and network are the ones
+   * checked; otherwise observe looks them up itself.
+   */
+  #checkedCaller = "";
+  #checkedAction = 0;
+  #checkedNetwork = 0;
+  #checkedBaseline: Baseline | undefined;
+  #checkedKnown = false;
 
   // The observation ring: references and numbers only, preallocated.
   readonly #ringCallers: string[];
   readonly #ringViews: (RequestView | undefined)[];
+  readonly #ringDestinations: string[];
   readonly #ringActions: Float64Array;
   readonly #ringNetworks: Float64Array;
   readonly #ringAts: Float64Array;
@@ -191,6 +203,7 @@ export class BehaviorMonitor {
     const size = this.enabled ? config.maxQueued : 0;
     this.#ringCallers = new Array<string>(size).fill("");
     this.#ringViews = new Array<RequestView | undefined>(size).fill(undefined);
+    this.#ringDestinations = new Array<string>(size).fill("");
     this.#ringActions = new Float64Array(size);
     this.#ringNetworks = new Float64Array(size);
     this.#ringAts = new Float64Array(size);
@@ -231,9 +244,14 @@ export class BehaviorMonitor {
     if (!this.enabled || caller === "") return NONE;
     // An excluded caller is never admitted, so it has no baseline to be checked against.
     const baseline = this.#baselines.get(caller);
+    const newAction = baseline === undefined || !baseline.actions.has(action);
+    const newNetwork = baseline === undefined || !baseline.networks.has(network);
+    this.#checkedCaller = caller;
+    this.#checkedAction = action;
+    this.#checkedNetwork = network;
+    this.#checkedBaseline = baseline;
+    this.#checkedKnown = !newAction && !newNetwork;
     if (baseline === undefined || at < baseline.firstSeen + this.#config.learningPeriodMs) return NONE;
-    const newAction = !baseline.actions.has(action);
-    const newNetwork = !baseline.networks.has(network);
     if (newAction) return newNetwork ? LIVE_BOTH : LIVE_ACTION;
     return newNetwork ? LIVE_NETWORK : NONE;
   }
@@ -241,22 +259,29 @@ export class BehaviorMonitor {
   /** Queues one decided request for learning and detection (the record phase). O(1), no allocation. */
   observe(caller: string, view: RequestView, action: number, network: number, at: number, rule: string): void {
     if (!this.enabled || this.#closed || caller === "" || view.destination === "") return;
-    if (this.#excludeRules.has(rule) || this.#excludedCaller(caller)) return;
+    if (this.#excludeRules.size > 0 && this.#excludeRules.has(rule)) return;
     const size = this.#ringCallers.length;
     if (this.#count === size) {
       this.#dropped++;
       this.#metrics?.behaviorDropped.inc();
       return;
     }
+    // The baseline and what check found in it, when check just looked at this very request.
+    const checked = caller === this.#checkedCaller && action === this.#checkedAction && network === this.#checkedNetwork;
+    const baseline = checked ? this.#checkedBaseline : this.#baselines.get(caller);
+    // An excluded caller is never admitted: a caller with a baseline needs no pattern matched.
+    if (baseline === undefined && this.#excludedCaller(caller)) return;
     const slot = (this.#head + this.#count) % size;
     // Hold nothing of the request the drain will not need: in the steady state (a learned caller
-    // doing what it does, within this window's destinations) only the baseline's own caller string
-    // and numbers are queued, so no request object outlives its Check (or burdens the young GC).
-    const baseline = this.#baselines.get(caller);
-    const known = baseline !== undefined && baseline.window === Math.floor(at / this.#config.windowMs)
-      && baseline.actions.has(action) && baseline.networks.has(network) && baseline.destinations.has(view.destination);
+    // doing what it does) only the baseline's own caller string, the destination's string and
+    // numbers are queued, so no request object outlives its Check (or burdens the young GC). The
+    // drain counts the destination into its window (fan-out); the view is kept only for an action
+    // or network the baseline lacks, whose label the drain must build.
+    const known = baseline !== undefined
+      && (checked ? this.#checkedKnown : baseline.actions.has(action) && baseline.networks.has(network));
     this.#ringCallers[slot] = baseline?.caller ?? caller;
     this.#ringViews[slot] = known ? undefined : view;
+    this.#ringDestinations[slot] = view.destination;
     this.#ringActions[slot] = action;
     this.#ringNetworks[slot] = network;
     this.#ringAts[slot] = at;
@@ -272,7 +297,7 @@ export class BehaviorMonitor {
 
   /** True for a rule whose decisions are neither learned nor flagged (behavior.excludeRules). */
   ruleExcluded(rule: string): boolean {
-    return this.#excludeRules.has(rule);
+    return this.#excludeRules.size > 0 && this.#excludeRules.has(rule);
   }
 
   /** True for a caller the settings exclude from baselines. */
@@ -302,18 +327,20 @@ export class BehaviorMonitor {
       const slot = this.#head;
       const caller = this.#ringCallers[slot] ?? "";
       const view = this.#ringViews[slot];
+      const destination = this.#ringDestinations[slot] ?? "";
       this.#ringCallers[slot] = "";
       this.#ringViews[slot] = undefined;
+      this.#ringDestinations[slot] = "";
       this.#head = (slot + 1) % size;
       this.#count--;
-      this.#fold(caller, view, this.#ringActions[slot] ?? 0, this.#ringNetworks[slot] ?? 0, this.#ringAts[slot] ?? 0, reports);
+      this.#fold(caller, view, destination, this.#ringActions[slot] ?? 0, this.#ringNetworks[slot] ?? 0, this.#ringAts[slot] ?? 0, reports);
     }
     this.#dirty = true;
     for (const [caller, report] of reports) this.#report(caller, report);
   }
 
-  /** One observation into its baseline; `view` is absent when observe found it all known. */
-  #fold(caller: string, view: RequestView | undefined, action: number, network: number, at: number, reports: Map<string, Report>): void {
+  /** One observation into its baseline; `view` is absent when observe found its action and network known. */
+  #fold(caller: string, view: RequestView | undefined, destination: string, action: number, network: number, at: number, reports: Map<string, Report>): void {
     const config = this.#config;
     const window = Math.floor(at / config.windowMs);
     let baseline = this.#baselines.get(caller);
@@ -341,14 +368,14 @@ export class BehaviorMonitor {
     if (window === baseline.window) baseline.windowCount++;
 
     // Fan-out: the destinations reached in this window, here and (shared) across the mesh.
-    if (view !== undefined && window === baseline.window && !baseline.destinations.has(view.destination) && baseline.destinations.size < MAX_WINDOW_DESTINATIONS) {
-      baseline.destinations.add(view.destination);
+    if (window === baseline.window && !baseline.destinations.has(destination) && baseline.destinations.size < MAX_WINDOW_DESTINATIONS) {
+      baseline.destinations.add(destination);
       this.#share?.publish(caller, window, [...baseline.destinations]);
     }
     const fanout = this.#share?.distinct(caller, window, baseline.destinations) ?? baseline.destinations.size;
 
-    // Without the view everything was known when observed (only an eviction in between could
-    // make it otherwise): the rate and the fan-out are all there is to judge.
+    // Without the view the action and network were known when observed (only an eviction in
+    // between could make it otherwise): the rate and the fan-out are all there is to judge.
     if (view === undefined) {
       if (learning && fanout > baseline.fanoutMax) baseline.fanoutMax = fanout;
       if (!learning) this.#judgeVolume(reports, baseline, fanout, at);

@@ -12,7 +12,7 @@ import { BehaviorMonitor, readBaselines, writeBaselines } from "../../src/behavi
 import { actionHash, actionLabel, labelHash, networkLabel, newHashKey, pathPattern } from "../../src/behavior/action.js";
 import { behaviorSchema } from "../../src/config/index.js";
 import type { RequestView } from "../../src/model/index.js";
-import { createEmbeddedStore } from "../../src/signals/index.js";
+import { createEmbeddedStore, type SignalStore } from "../../src/signals/index.js";
 import { createMetrics } from "../../src/telemetry/index.js";
 
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
@@ -25,10 +25,10 @@ function view(destination: string, method: string, path: string, extra: Partial<
   };
 }
 
-function monitor(settings: Record<string, unknown> = {}, clock = { now: T0 }): { m: BehaviorMonitor; clock: { now: number } } {
+function monitor(settings: Record<string, unknown> = {}, clock = { now: T0 }): { m: BehaviorMonitor; clock: { now: number }; store: SignalStore } {
   const store = createEmbeddedStore({ journalPath: "" } as never, { logger, now: () => clock.now });
   const config = behaviorSchema.parse({ learningPeriodMs: 1_000, windowMs: 1_000, ...settings });
-  return { m: new BehaviorMonitor({ config, store, logger, now: () => clock.now, metrics: createMetrics({ defaultMetrics: false }) }), clock };
+  return { m: new BehaviorMonitor({ config, store, logger, now: () => clock.now, metrics: createMetrics({ defaultMetrics: false }) }), clock, store };
 }
 
 function feed(m: BehaviorMonitor, caller: string, v: RequestView, at: number): readonly string[] {
@@ -158,6 +158,23 @@ describe("BehaviorMonitor", () => {
     const pending = m.show(A)?.pending[0]?.label ?? "";
     expect(pending.length).toBe(512);
     expect(pending.endsWith("…")).toBe(true);
+  });
+
+  it("counts fan-out over known actions, whose requests the queue holds no view of", async () => {
+    // Learning: one destination per window, so the learned fan-out is 1 (allowance 2).
+    const { m, clock, store } = monitor({ learningPeriodMs: 10_000 });
+    const destinations = ["d1", "d2", "d3", "d4"];
+    destinations.forEach((d, i) => feed(m, A, view(d, "GET", "/a"), T0 + i * 1_000));
+    expect(m.show(A)?.fanoutMax).toBe(1);
+    // Enforced: all four known actions in one window. Each is known (no live anomaly, no view
+    // queued), yet together they are 4 destinations > 1 + 2.
+    clock.now = T0 + 20_000;
+    for (const d of destinations.slice(0, 3)) expect(feed(m, A, view(d, "GET", "/a"), clock.now)).toEqual([]);
+    await m.settled();
+    expect(store.get(A, "behavior", "", clock.now)).toBeUndefined();
+    expect(feed(m, A, view("d4", "GET", "/a"), clock.now)).toEqual([]);
+    await m.settled();
+    expect(store.get(A, "behavior", "", clock.now)?.data.anomalies).toEqual(["fan_out"]);
   });
 
   it("drops observations past maxQueued and counts them", () => {
