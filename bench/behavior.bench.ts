@@ -5,7 +5,7 @@
 // distinct requests, from 4,096 callers or from 20), every caller's baseline learned and enforced
 // (no request is an anomaly: the steady state). The machine these run on is shared and loaded, so
 // wall-clock times drift by more than the figure sought: everything is measured as CPU time
-// (process.cpuUsage) in ONE process, the variants interleaved and their order rotated each round,
+// (process.cpuUsage) in ONE process, with- and without-behaviour Checks interleaved ABBA each round,
 // and reported as medians with their ranges:
 // - check_without / check_with: the whole Check (judge + record) without and with behaviour;
 //   added_check_cost_us is the median of the per-round differences;
@@ -32,7 +32,7 @@ import { compilePolicy, parsePolicyDocuments } from "../src/policy/index.js";
 import { createEmbeddedStore } from "../src/signals/index.js";
 import { createMetrics } from "../src/telemetry/index.js";
 import { policyYaml, request } from "./decision.bench.js";
-import { round, type BenchResult } from "./lib.js";
+import { abba, cpuUs, median, range, round, type BenchResult } from "./lib.js";
 
 const BATCH = 4096;
 const silent = pino({ level: "silent" });
@@ -99,22 +99,12 @@ function batch(pipeline: Pipeline, requests: readonly AccessRequest[]): void {
   for (const req of requests) pipeline.record(pipeline.judge(req));
 }
 
-/** CPU time (user + system, µs) a function takes: the process's, so other processes' load is not in it. */
-function cpuUs(run: () => void): number {
-  const t0 = process.cpuUsage();
-  run();
-  const t = process.cpuUsage(t0);
-  return t.user + t.system;
-}
-
-const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
-
 /**
- * Everything in one process, interleaved: per round, the whole Check without behaviour, the whole
- * Check with it, the calls behaviour adds (actionKey, networkKey, check, observe) alone, and
- * actionKey alone, in an order that rotates from round to round. Each variant is timed as the CPU
- * time of `passes` passes over the 4,096 requests; the queue is drained after each pass, outside
- * the timing (its cost per observation is reported on its own: it runs off the Check path).
+ * Everything in one process: per round the whole Check without behaviour and with it in ABBA order
+ * (without, with, with, without), then the calls behaviour adds (actionKey, networkKey, check,
+ * observe) alone and actionKey alone. Each measurement is the CPU time of `passes` passes over the
+ * 4,096 requests; the queue is drained after each pass, outside the timing (its cost per
+ * observation is reported on its own: it runs off the Check path).
  */
 async function interleaved(callers: "many" | "few", rounds: number, passes: number): Promise<Record<string, number | string>> {
   const w = await world(callers);
@@ -152,44 +142,49 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
     },
   };
   type Variant = keyof typeof variants;
-  const names = Object.keys(variants) as Variant[];
-  const perOp: Record<Variant, number[]> = { plain: [], behavior: [], calls: [], actionKey: [] };
   let drainUs = 0;
   let drained = 0;
-  for (let r = -3; r < rounds; r++) {
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(k + Math.max(r, 0)) % names.length] as Variant;
-      let us = 0;
-      for (let p = 0; p < passes; p++) {
-        if (name === "calls" || name === "actionKey") refresh();
-        us += cpuUs(variants[name]);
-        const d = cpuUs(() => { w.behavior.drain(); });
-        if (r >= 0 && name !== "plain" && name !== "actionKey") {
-          drainUs += d;
-          drained += items.length;
-        }
+  // One measurement: `passes` passes of a variant, each followed by a drain outside the timing.
+  const time = (name: Variant): number => {
+    let us = 0;
+    for (let p = 0; p < passes; p++) {
+      if (name === "calls" || name === "actionKey") refresh();
+      us += cpuUs(variants[name]);
+      const d = cpuUs(() => { w.behavior.drain(); });
+      if (name !== "plain" && name !== "actionKey") {
+        drainUs += d;
+        drained += items.length;
       }
-      if (r >= 0) perOp[name].push(us / (passes * BATCH));
     }
+    return us / (passes * BATCH);
+  };
+  // Warm-up: every variant optimised before anything counts.
+  for (let r = 0; r < 3; r++) for (const name of Object.keys(variants) as Variant[]) time(name);
+  drainUs = 0;
+  drained = 0;
+  const whole = abba(time, "plain", "behavior", rounds);
+  const calls: number[] = [];
+  const actionKeys: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    calls.push(time("calls"));
+    actionKeys.push(time("actionKey"));
   }
   const enforced = w.behavior.size;
   await w.close();
   if (sink === 0.5) throw new Error("unreachable: keeps actionKey's result alive");
-  const added = perOp.behavior.map((b, i) => b - (perOp.plain[i] ?? Number.NaN));
-  const range = (values: readonly number[]): string => `${String(round(Math.min(...values), 3))}–${String(round(Math.max(...values), 3))}`;
   return {
     callers_enforced: enforced,
     live_anomalies: flagged,
     rounds,
-    check_without_behavior_us_median: round(median(perOp.plain), 3),
-    check_without_behavior_us_range: range(perOp.plain),
-    check_with_behavior_us_median: round(median(perOp.behavior), 3),
-    check_with_behavior_us_range: range(perOp.behavior),
-    added_check_cost_us_median: round(median(added), 3),
-    added_check_cost_us_range: range(added),
-    behavior_calls_alone_us_median: round(median(perOp.calls), 3),
-    behavior_calls_alone_us_range: range(perOp.calls),
-    action_key_alone_us_median: round(median(perOp.actionKey), 3),
+    check_without_behavior_us_median: round(median(whole.base), 3),
+    check_without_behavior_us_range: range(whole.base),
+    check_with_behavior_us_median: round(median(whole.variant), 3),
+    check_with_behavior_us_range: range(whole.variant),
+    added_check_cost_us_median: round(median(whole.added), 3),
+    added_check_cost_us_range: range(whole.added),
+    behavior_calls_alone_us_median: round(median(calls), 3),
+    behavior_calls_alone_us_range: range(calls),
+    action_key_alone_us_median: round(median(actionKeys), 3),
     drain_per_observation_us_off_path: round(drainUs / drained, 3),
   };
 }
@@ -249,11 +244,11 @@ export async function runBehaviorBench(options: { quick?: boolean } = {}): Promi
   const memory = await memoryPer10kCallers();
   const command = "node --expose-gc --import tsx bench/behavior.bench.ts";
   const how = "CPU time (process.cpuUsage, user + system) per Check over passes of the decision bench's 4,096 requests (1,000 rules), "
-    + "everything in one process: per round the whole Check without behaviour, the whole Check with it, the calls behaviour adds "
-    + "(actionKey, networkKey, check, observe) alone over fresh copies of the requests' strings, and actionKey alone, in an order that "
-    + "rotates from round to round; medians and ranges over the rounds. added_check_cost_us is the median of the per-round differences "
-    + "(with − without). Every baseline is learned and enforced (no request is an anomaly: the steady state). The drain (learning, "
-    + "windows, detection, signal writes) runs off the Check path a few milliseconds later; it is timed on its own.";
+    + "everything in one process: per round the whole Check without behaviour and with it in ABBA order (without, with, with, without), "
+    + "then the calls behaviour adds (actionKey, networkKey, check, observe) alone over fresh copies of the requests' strings, and "
+    + "actionKey alone; medians and ranges over the rounds. added_check_cost_us is the median of the rounds' differences (with − without). "
+    + "Every baseline is learned and enforced (no request is an anomaly: the steady state). The drain (learning, windows, detection, "
+    + "signal writes) runs off the Check path a few milliseconds later; it is timed on its own.";
   return [
     { name: "behaviour baselines: added Check cost, 4,096 callers (goal < 0.5 µs)", command, figures: many, notes: how },
     { name: "behaviour baselines: added Check cost, 20 callers (goal < 0.5 µs)", command, figures: few,

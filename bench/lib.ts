@@ -30,3 +30,39 @@ export function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** CPU time (user + system, µs) `run` takes: this process's, so other processes' load is not in it. */
+export function cpuUs(run: () => void): number {
+  const t0 = process.cpuUsage();
+  run();
+  const t = process.cpuUsage(t0);
+  return t.user + t.system;
+}
+
+export function median(values: readonly number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+}
+
+/** "min–max" of values, rounded. */
+export function range(values: readonly number[], digits = 3): string {
+  return `${String(round(Math.min(...values), digits))}–${String(round(Math.max(...values), digits))}`;
+}
+
+/**
+ * The cost `variant` adds over `base`, both timed as CPU µs per operation by `time` (which runs
+ * one measurement of a variant), in ABBA order per round (base, variant, variant, base: a drift in
+ * the machine's speed during a round cancels out); the rounds' differences, with each side's.
+ */
+export function abba<V extends string>(time: (variant: V) => number, base: V, variant: V, rounds: number): { base: number[]; variant: number[]; added: number[] } {
+  const out = { base: [] as number[], variant: [] as number[], added: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    const a1 = time(base);
+    const b1 = time(variant);
+    const b2 = time(variant);
+    const a2 = time(base);
+    out.base.push((a1 + a2) / 2);
+    out.variant.push((b1 + b2) / 2);
+    out.added.push((b1 + b2 - a1 - a2) / 2);
+  }
+  return out;
+}

@@ -14,6 +14,7 @@ import { machine, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
 import { runProtobufReadersBench } from "./protobuf-readers.bench.js";
 import { runRevocationNoticeBench } from "./revocation-notice.bench.js";
+import { runRolloutBench } from "./rollout.bench.js";
 import { runSideBySideBench } from "./side-by-side.bench.js";
 import { runSignalLatencyBench } from "./signal-latency.bench.js";
 import { runStallsBench } from "./stalls.bench.js";
@@ -73,6 +74,7 @@ const step = async (name: string, run: () => Promise<BenchResult | BenchResult[]
 };
 await step("decision", () => runDecisionBench({ iterations: quick ? 50_000 : 300_000 }));
 await step("policy", () => runPolicyBench());
+await step("rollout", () => runRolloutBench(quick ? { rounds: 5, iterations: 5_000 } : {}));
 await step("stalls", () => runStallsBench());
 await step("protobuf readers", () => runProtobufReadersBench(quick ? 10 : 30));
 await step("memory", () => memoryBench(process.execPath, "Node 20"));
