@@ -8,7 +8,8 @@
 //   unanswered after approvals.pendingTtlMs and is forgotten past approvals.maxSettled
 //   (approvals sweep).
 // The sidecar's heap and RSS are read from its own /metrics (prom-client's default metrics) every
-// ~10 s, with the counts of what it holds. Saturation is measured first, briefly, by a
+// ~10 s, right after a full collection the bench asks for (SIGUSR2 → bench/gc-on-signal.ts, a
+// bench-only preload), so the heap figure is what is live; with the counts of what it holds. Saturation is measured first, briefly, by a
 // closed-loop gRPC client with the same request mix (h2load cannot send a new caller per request).
 //
 // Run: npx tsx bench/soak.bench.ts [--minutes 10] [--saturate-seconds 10]   (also SOAK_MINUTES)
@@ -101,7 +102,10 @@ function metric(text: string, name: string): number {
   return found ? sum : Number.NaN;
 }
 
+/** Samples the sidecar's /metrics right after a full collection (SIGUSR2, bench/gc-on-signal.ts). */
 async function sample(vigil: VigilProcess, startedAt: number): Promise<Sample> {
+  process.kill(vigil.pid, "SIGUSR2");
+  await new Promise((resolve) => setTimeout(resolve, 250));
   const text = await (await fetch(`${vigil.httpUrl}/metrics`)).text();
   return {
     t_s: Math.round((Date.now() - startedAt) / 1000),
@@ -137,7 +141,9 @@ export async function runSoakBench(options: SoakOptions): Promise<BenchResult> {
     if (file.endsWith(".yaml")) copyFileSync(join("examples/policies", file), join(policyDir, file));
   }
   writeFileSync(join(policyDir, "soak.yaml"), SOAK_POLICY);
-  const vigil = await startVigilProcess({ dir, settings: SETTINGS, args: ["--policy", policyDir] });
+  const vigil = await startVigilProcess({
+    dir, settings: SETTINGS, args: ["--policy", policyDir], nodeArgs: ["--expose-gc", "--import", "./bench/gc-on-signal.ts"],
+  });
   const client = createEnvoyClient(vigil.grpcAddress);
   try {
     // Warm-up, then saturation.
@@ -241,7 +247,6 @@ export async function runSoakBench(options: SoakOptions): Promise<BenchResult> {
         heap_max_mb: Math.max(...heap),
         heap_mean_q2_mb: round(mean(quarter(2).map((s) => s.heap_mb)), 1),
         heap_mean_q4_mb: round(mean(quarter(4).map((s) => s.heap_mb)), 1),
-        // The lowest sample of a quarter is nearest to what is live (right after a collection).
         heap_min_q2_mb: Math.min(...quarter(2).map((s) => s.heap_mb)),
         heap_min_q4_mb: Math.min(...quarter(4).map((s) => s.heap_mb)),
         rss_start_mb: rss[0] ?? Number.NaN,
@@ -256,7 +261,7 @@ export async function runSoakBench(options: SoakOptions): Promise<BenchResult> {
         behavior_callers_end: last?.behavior_callers ?? Number.NaN,
       },
       notes: [
-        `One \`vigil serve\` process (embedded journal, store.sweepIntervalMs and approvals.sweepIntervalMs at their defaults of 60 s and 30 s; approvals.pendingTtlMs 30 s, approvals.maxSettled 2,000, behavior.maxCallers 10,000), a soak policy for ns/soak/** on top of examples/policies. Load: ${String(SIGNALS_PER_SECOND)} risk signals/s for new subjects (expiresInSeconds ${String(SIGNAL_TTL_SECONDS)}, batches of ${String(SIGNAL_BATCH)} through POST /v1/signals); Checks open-loop at half the closed-loop saturation (${String(SATURATION_CONCURRENCY)} in flight), a new caller every 2 Checks, a new bearer credential every Check, 1 in 20 a privileged write that steps up. Heap (nodejs_heap_size_used_bytes) and RSS from the sidecar's /metrics every ${String(SAMPLE_EVERY_MS / 1000)} s; heap used is sampled without forcing a GC, so single samples swing by the young generation.`,
+        `One \`vigil serve\` process (embedded journal, store.sweepIntervalMs and approvals.sweepIntervalMs at their defaults of 60 s and 30 s; approvals.pendingTtlMs 30 s, approvals.maxSettled 2,000, behavior.maxCallers 10,000), a soak policy for ns/soak/** on top of examples/policies. Load: ${String(SIGNALS_PER_SECOND)} risk signals/s for new subjects (expiresInSeconds ${String(SIGNAL_TTL_SECONDS)}, batches of ${String(SIGNAL_BATCH)} through POST /v1/signals); Checks open-loop at half the closed-loop saturation (${String(SATURATION_CONCURRENCY)} in flight), a new caller every 2 Checks, a new bearer credential every Check, 1 in 20 a privileged write that steps up. Heap (nodejs_heap_size_used_bytes) and RSS from the sidecar's /metrics every ${String(SAMPLE_EVERY_MS / 1000)} s, each right after a full collection (the sidecar runs with --expose-gc and a bench-only preload, bench/gc-on-signal.ts, that collects on SIGUSR2): heap is the live set.`,
         "",
         "| t (s) | heap MB | RSS MB | signal keys | pending approvals | behaviour callers | swept total |",
         "|---|---|---|---|---|---|---|",
