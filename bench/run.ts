@@ -1,7 +1,8 @@
 // Runs every benchmark and writes BENCHMARKS.md from the results: machine, Node version, the
 // command behind each figure, and the goals they are measured against. Needs h2load (Debian
 // nghttp2-client) and NATS JetStream on 127.0.0.1:4222; builds dist/ first.
-// Run: npm run bench   (or: npx tsx bench/run.ts --quick for a short smoke run)
+// Run: npm run bench   (or: npx tsx bench/run.ts --quick for a short smoke run; --soak for the full
+// 10-minute soak instead of a 1-minute one)
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -17,9 +18,12 @@ import { runRevocationNoticeBench } from "./revocation-notice.bench.js";
 import { runRolloutBench } from "./rollout.bench.js";
 import { runSideBySideBench } from "./side-by-side.bench.js";
 import { runSignalLatencyBench } from "./signal-latency.bench.js";
+import { runSoakBench } from "./soak.bench.js";
 import { runStallsBench } from "./stalls.bench.js";
 
 const quick = process.argv.includes("--quick");
+/** The full 10-minute soak (issue #10) only with --soak; otherwise a 1-minute one. */
+const soakMinutes = process.argv.includes("--soak") ? 10 : 1;
 
 function memoryBench(node = process.execPath, label = ""): BenchResult {
   // Its own process, so the RSS it reports is the store's and nothing else's.
@@ -83,6 +87,7 @@ await step("caps", () => capsBench());
 await step("behavior", () => behaviorBench());
 await step("signal latency", () => runSignalLatencyBench([1, 10, 50], quick ? 50 : 1000));
 await step("cluster", () => runClusterBench(quick ? 20 : 100));
+await step("soak", () => runSoakBench({ minutes: soakMinutes, saturateSeconds: 10 }));
 await step("revocation notice", () => runRevocationNoticeBench(quick ? 20 : 100));
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
 await step("codec", () => textBench("protobuf codec, in process", "node --import tsx bench/codec.bench.ts 40", [], "bench/codec.bench.ts", [quick ? "5" : "40"]));

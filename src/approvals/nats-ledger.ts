@@ -15,7 +15,7 @@ import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { StoreConfig } from "../config/schema.js";
 import { VigilError } from "../errors/index.js";
-import { connectBus, isRevisionConflict, keyDigest, withTimeout } from "../signals/nats-bucket.js";
+import { connectBus, drainConnection, isRevisionConflict, keyDigest, withTimeout } from "../signals/nats-bucket.js";
 import { MemoryLedger, parseApprovalRecord } from "./ledger.js";
 import { APPROVAL_ID, isLawfulChange, isSettled } from "./model.js";
 import type { ApprovalRequest } from "./model.js";
@@ -336,12 +336,7 @@ export class NatsLedger extends MemoryLedger {
     await this.#starting.catch(() => undefined);
     this.#generation++;
     this.#watcher?.stop();
-    const nc = this.#nc;
-    if (nc !== undefined && !nc.isClosed()) {
-      await nc.drain().catch(async () => {
-        await nc.close();
-      });
-    }
+    await drainConnection(this.#nc);
     await Promise.allSettled(this.#background);
   }
 }

@@ -19,6 +19,7 @@ import type { Logger } from "pino";
 import { VigilError } from "../errors/index.js";
 import type { PutResult, SignalStore } from "../signals/store.js";
 import type { Metrics } from "../telemetry/metrics.js";
+import { sleep } from "../util/sleep.js";
 
 export interface RevocationEffect {
   /** Credential fingerprint or SPIFFE ID. */
@@ -197,17 +198,3 @@ function holdsRevocation(result: PutResult, subject: string): boolean {
   return held.kind === "revocation" && held.subject === subject && held.data.revoked;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted === true) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
-}

@@ -12,6 +12,7 @@
 import type { Logger } from "pino";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { Channel, Lease, Notice, OutboxQueue } from "./notice.js";
+import { sleep } from "../util/sleep.js";
 
 /** How one receiver is reached. Headers are made per attempt (signatures carry the send time). */
 export interface Destination {
@@ -300,19 +301,4 @@ async function readBounded(res: Response, limit: number): Promise<string> {
     await reader.cancel().catch(() => undefined);
   }
   return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted === true) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 }

@@ -54,3 +54,11 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
 export function keyDigest(kvKey: string): string {
   return `sha256:${createHash("sha256").update(kvKey).digest("hex").slice(0, 16)}`;
 }
+
+/** Drains a connection (flushing what it still sends), or closes it when draining fails. */
+export async function drainConnection(nc: NatsConnection | undefined): Promise<void> {
+  if (nc === undefined || nc.isClosed()) return;
+  await nc.drain().catch(async () => {
+    await nc.close();
+  });
+}

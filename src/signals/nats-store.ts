@@ -18,7 +18,7 @@ import type { Metrics } from "../telemetry/metrics.js";
 import { futureProblem } from "./validation.js";
 import { addressForKvKey, isSignalKind, kvKeyFor } from "./nats-codec.js";
 import { IndexedStore, storeLogger } from "./indexed-store.js";
-import { connectBus, isRevisionConflict, keyDigest, withTimeout } from "./nats-bucket.js";
+import { connectBus, drainConnection, isRevisionConflict, keyDigest, withTimeout } from "./nats-bucket.js";
 import type { IndexedStoreDeps } from "./indexed-store.js";
 import type { Refusal, SignalAddress, WriteDecision } from "./signal-index.js";
 
@@ -589,12 +589,7 @@ class NatsStore extends IndexedStore implements NatsSignalStore {
     await this.#starting;
     this.#generation++;
     this.#watcher?.stop();
-    const nc = this.#nc;
-    if (nc !== undefined && !nc.isClosed()) {
-      await nc.drain().catch(async () => {
-        await nc.close();
-      });
-    }
+    await drainConnection(this.#nc);
     await Promise.allSettled(this.#background);
   }
 }

@@ -35,7 +35,7 @@ export interface VigilProcessOptions {
   settings?: string;
   /** More `vigil serve` flags. */
   args?: string[];
-  /** Extra node flags (e.g. --max-old-space-size). */
+  /** Extra node flags (e.g. --max-old-space-size), after `--import tsx` so a .ts preload works. */
   nodeArgs?: string[];
   /** How long to wait for /readyz (default 30 s). */
   readyTimeoutMs?: number;
@@ -83,7 +83,7 @@ export async function startVigilProcess(options: VigilProcessOptions): Promise<V
     `${READ_ONLY_TOKEN} auditor`,
   ].join("\n") + "\n", { mode: 0o600 });
   const args = [
-    ...(options.nodeArgs ?? []), "--import", "tsx", "src/cli/main.ts", "serve",
+    "--import", "tsx", ...(options.nodeArgs ?? []), "src/cli/main.ts", "serve",
     "--grpc-port", String(grpcPort), "--http-port", String(httpPort),
     "--policy", "examples/policies", "--signals", "examples/signals.yaml",
     "--admin-tokens-file", tokens,
