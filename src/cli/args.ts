@@ -352,7 +352,8 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
       );
     }
     if (flag.type === "string" && !arg.includes("=")) {
-      if (i + 1 >= argv.length) throw new VigilError("invalid_input", `${spec.name}: --${name} needs a value (${flagUsage(name, flag)})`);
+      // "--" ends the flags: it is never a value (`--config -- --help` forgot the file name).
+      if (i + 1 >= argv.length || argv[i + 1] === "--") throw new VigilError("invalid_input", `${spec.name}: --${name} needs a value (${flagUsage(name, flag)})`);
       i++;
     }
   }

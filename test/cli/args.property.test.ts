@@ -33,6 +33,16 @@ describe("parseCommand", () => {
     }), { numRuns: 2_000 });
   });
 
+  it.each([
+    // fast-check found it: "--" used to be taken as --config's value, and the --help after it obeyed.
+    [["--config", "--", "--help"], "serve: --config needs a value"],
+    [["--policy", "--"], "serve: --policy needs a value"],
+  ])("refuses %j: a flag's value is never the end of the flags", (argv, message) => {
+    const serve = COMMANDS.find((c) => c.name === "serve");
+    if (serve === undefined) throw new Error("no serve command");
+    expect(() => parseCommand(serve, argv)).toThrow(message);
+  });
+
   it("suggests the flag a single slip came from, when no other flag is as close", () => {
     const slip = commandArb
       .filter((c) => Object.keys(c.flags).length > 0)

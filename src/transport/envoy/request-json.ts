@@ -59,6 +59,12 @@ function invalid(problem: string, cause?: unknown): VigilError {
   return new VigilError("invalid_input", `invalid CheckRequest JSON: ${problem}`, cause === undefined ? undefined : { cause });
 }
 
+/**
+ * Bounds Envoy's own protos put on numeric fields (`validate.rules`), which Vigil's trimmed copies
+ * leave out: a value past them is no request Envoy sends, and the decoder would refuse it.
+ */
+const ENVOY_MAXIMUMS: Readonly<Record<string, number>> = { port_value: 65535 };
+
 /** What proto3 JSON accepts for bytes: standard or URL-safe base64, padded or not. */
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
@@ -100,6 +106,8 @@ function normalise(type: protobuf.Type, value: Record<string, unknown>, path: st
       }
     } else {
       if (field.type === "bytes" && typeof v === "string" && !BASE64.test(v)) throw invalid(`${at}: base64 expected`);
+      const maximum = Object.hasOwn(ENVOY_MAXIMUMS, field.name) ? ENVOY_MAXIMUMS[field.name] : undefined;
+      if (maximum !== undefined && typeof v === "number" && v > maximum) throw invalid(`${at}: at most ${String(maximum)} (Envoy's own limit)`);
       out[field.name] = v;
     }
   }

@@ -62,6 +62,9 @@ describe("CheckRequest JSON", () => {
     ["a number for headers", { attributes: { request: { http: { headers: 3 } } } }, "headers: object expected"],
     ["an object for a header value", { attributes: { request: { http: { headers: { a: { b: 1 } } } } } }, "headers: string{k:string} expected"],
     ["a fraction for a port", { attributes: { source: { address: { socket_address: { port_value: 1.5 } } } } }, "port_value: integer expected"],
+    // fast-check found it: a uint32 the decoder refuses as no port (Envoy's own rule: at most 65535).
+    ["a port past 65535", { attributes: { source: { address: { socket_address: { port_value: 65536 } } } } }, "attributes.source.address.socket_address.port_value: at most 65535"],
+    ["the last port", { attributes: { source: { address: { socket_address: { port_value: 65535 } } } } }, undefined],
     ["a typo'd field", { attributes: { request: { http: { methd: "GET" } } } }, "attributes.request.http.methd: no such field"],
     ["an inherited name as a field", JSON.parse('{"attributes":{"__proto__":{"x":1}}}') as unknown, "__proto__: no such field"],
     ["not bytes in a bytes field", { attributes: { request: { http: { raw_body: "***" } } } }, "attributes.request.http.raw_body: base64 expected"],
