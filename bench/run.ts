@@ -117,6 +117,7 @@ run, never absolute times across runs.
 | every cache and map bounded; a full one holds tens of MB at most (approvals with 58 KB paths included) | "capped structures when full" *_heap_mb |
 | a revocation reaches a CAEP receiver within a second while it is up, and after it comes back when it was down | "revocation notice" p50_ms / p99_ms |
 | N sidecars racing for a one-use grant let exactly one request through, every round | "grant race" rounds_with_exactly_one_allow = rounds |
+| memory flat with new subjects arriving all the time, 10 minutes at half of saturation (issue #10) | "soak" heap_min_q2_mb / heap_min_q4_mb and its sample table |
 | each stall case (hostile 60 KB path, Host or header against globs and CEL regexes) under 1 ms | "stall cases at 60 KB" p50_ms / p99_ms |
 | server CPU per Check ≤ a do-nothing grpc-js server's (proto-loader decode, fixed OK), allowed request and no-rule denial (issue #9) | "Vigil side by side with a do-nothing grpc-js server" vigil/floor cpu per check |
 | one-at-a-time p50 within 0.03 ms of the do-nothing server (issue #9) | same table, one-at-a-time p50 vigil − floor |
