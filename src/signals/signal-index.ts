@@ -298,6 +298,7 @@ export class SignalIndex {
         if (!isExpired(signal, nowMs)) continue;
         held.delete(slot);
         this.#size--;
+        this.#forgetId(signal);
         removed++;
       }
       if (held.size === 0) {
@@ -323,10 +324,14 @@ export class SignalIndex {
         if (!spent && !isExpired(signal, nowMs)) continue;
         held.delete(slot);
         this.#size--;
+        this.#forgetId(signal);
         removed++;
         onRemoved(signal);
       }
-      if (held.size === 0) this.#bySubject.delete(subject);
+      if (held.size === 0) {
+        this.#bySubject.delete(subject);
+        this.#forgetLastSubject();
+      }
     }
     return removed;
   }
@@ -431,6 +436,16 @@ export class SignalIndex {
         this.#onListenerError(error, signal);
       }
     }
+  }
+
+  /**
+   * A swept value leaves the idempotency window with it: the window held the value itself, so
+   * every expired signal stayed in memory until 100k later writes pushed its id out (the soak
+   * bench's slow heap growth). Replayed after this, the event is judged afresh: it has expired,
+   * so it is swept again and never read (get and list skip expired values).
+   */
+  #forgetId(signal: Signal): void {
+    if (this.#seenIds.get(signal.id) === signal) this.#seenIds.delete(signal.id);
   }
 
   #remember(signal: Signal): void {

@@ -23,6 +23,21 @@ describe("SignalIndex", () => {
     expect(index.decide(risk("a", "s-a", T0 + 5)).status).toBe("write");
   });
 
+  it.each(["sweep", "sweepAll"] as const)("lets a value swept by %s leave the idempotency window too (memory stays with live values)", (how) => {
+    const index = new SignalIndex({ now: () => T0 });
+    const expiring: Signal = { ...risk("e", "s-e"), expiresAt: T0 + 1000 };
+    const lasting = risk("l", "s-l");
+    index.set(expiring, false);
+    index.set(lasting, false);
+    expect(index.decide(expiring).status).toBe("duplicate");
+    const removed = how === "sweep" ? index.sweep(T0 + 2000, Number.POSITIVE_INFINITY) : index.sweepAll(T0 + 2000, () => undefined);
+    expect(removed).toBe(1);
+    // The swept event, replayed, is judged afresh (it has expired, so it is never read); the live one is still a duplicate.
+    expect(index.decide(expiring).status).toBe("write");
+    expect(index.get("s-e", "risk", "", T0 + 2000)).toBeUndefined();
+    expect(index.decide(lasting).status).toBe("duplicate");
+  });
+
   it("takes back a value whose write failed, so a retry is not a duplicate", () => {
     const index = new SignalIndex();
     const first = risk("a", "s");
