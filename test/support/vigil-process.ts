@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { ADMIN_TOKEN, APPROVER_TOKEN, READ_ONLY_TOKEN } from "./vigil.js";
+import { ADMIN_TOKEN, adminCall, APPROVER_TOKEN, READ_ONLY_TOKEN } from "./vigil.js";
 
 /** The repository root (this file is test/support/vigil-process.ts). */
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -54,23 +54,6 @@ export interface VigilProcess {
   signal(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves when the process exits by itself or by a signal. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function adminCall(httpUrl: string, method: string, path: string, body: unknown, token: string): Promise<AdminAnswer> {
-  const res = await fetch(`${httpUrl}${path}`, {
-    method,
-    headers: {
-      ...(token === "" ? {} : { authorization: `Bearer ${token}` }),
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown = text;
-  try {
-    json = JSON.parse(text);
-  } catch { /* not JSON: keep the text */ }
-  return { status: res.status, json };
 }
 
 /** Spawns `vigil serve` and resolves once /readyz answers 200; rejects (and kills it) otherwise. */

@@ -56,21 +56,24 @@ export async function startTestVigil(
     clock,
     grpcAddress: config.grpc.socket !== "" ? `unix:${config.grpc.socket}` : `127.0.0.1:${vigil.grpcPort}`,
     httpUrl,
-    admin: async (method, path, body, token = ADMIN_TOKEN) => {
-      const res = await fetch(`${httpUrl}${path}`, {
-        method,
-        headers: {
-          ...(token === "" ? {} : { authorization: `Bearer ${token}` }),
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let json: unknown = text;
-      try {
-        json = JSON.parse(text);
-      } catch { /* not JSON: keep the text */ }
-      return { status: res.status, json, headers: res.headers };
-    },
+    admin: (method, path, body, token = ADMIN_TOKEN) => adminCall(httpUrl, method, path, body, token),
   };
+}
+
+/** One admin API call with a bearer token (none when ""); the answer's JSON, or its text when not JSON. */
+export async function adminCall(httpUrl: string, method: string, path: string, body: unknown, token: string): Promise<{ status: number; json: unknown; headers: Headers }> {
+  const res = await fetch(`${httpUrl}${path}`, {
+    method,
+    headers: {
+      ...(token === "" ? {} : { authorization: `Bearer ${token}` }),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown = text;
+  try {
+    json = JSON.parse(text);
+  } catch { /* not JSON: keep the text */ }
+  return { status: res.status, json, headers: res.headers };
 }
