@@ -4,7 +4,6 @@
 
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +11,7 @@ import { COMMANDS } from "../../src/cli/args.js";
 import { DEV_HOLDERS } from "../../src/cli/dev.js";
 import { readAdminTokensFile, SERVE_FLAGS } from "../../src/config/index.js";
 import { ADMIN_TOKEN, startTestVigil, type TestVigil } from "../support/vigil.js";
+import { freePort } from "../support/ports.js";
 
 const MAIN = join(process.cwd(), "src/cli/main.ts");
 
@@ -24,16 +24,6 @@ function vigilCli(args: string[], env: Record<string, string> = {}, cwd = proces
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** A loopback port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => { server.listen(0, "127.0.0.1", resolve); });
-  const address = server.address();
-  await new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 const scratch = mkdtempSync(join(tmpdir(), "vigil-usage-"));
@@ -106,7 +96,7 @@ describe("mistakes", () => {
 
 describe("nothing listening", () => {
   let port: number;
-  beforeAll(async () => { port = await closedPort(); });
+  beforeAll(async () => { port = await freePort(); });
 
   it("check --server names the address and suggests starting the server, no raw gRPC error", async () => {
     const res = await vigilCli(["check", "--server", `127.0.0.1:${port}`, "examples/requests/deploy-staging.json"]);
@@ -138,7 +128,7 @@ describe("VIGIL_URL", () => {
     const viaEnv = await vigilCli(["approvals", "list"], { VIGIL_ADMIN_TOKEN: ADMIN_TOKEN, VIGIL_URL: vigil.httpUrl });
     expect(viaEnv).toMatchObject({ code: 0 });
     expect(JSON.parse(viaEnv.stdout)).toBeTypeOf("object");
-    const port = await closedPort();
+    const port = await freePort();
     const flagWins = await vigilCli(["approvals", "list", "--url", `http://127.0.0.1:${port}`], { VIGIL_ADMIN_TOKEN: ADMIN_TOKEN, VIGIL_URL: vigil.httpUrl });
     expect(flagWins.code).toBe(2);
     expect(flagWins.stderr).toContain(`127.0.0.1:${port}`);
@@ -200,7 +190,7 @@ describe("dev tokens and reset", () => {
       await vigil.close();
     }
 
-    const port = await closedPort();
+    const port = await freePort();
     const res = await vigilCli(["reset", "--dir", dir, "--url", `http://127.0.0.1:${port}`]);
     expect(res.code).toBe(0);
     expect(res.stderr).toContain("removed");

@@ -6,7 +6,7 @@
 
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +14,7 @@ import { VigilError } from "../../src/errors/index.js";
 import { SUPPORT_BOT } from "../support/example-world.js";
 import { createEnvoyClient, type EnvoyLikeRequest } from "../support/envoy-client.js";
 import { startTestVigil, type TestVigil } from "../support/vigil.js";
+import { freePort } from "../support/ports.js";
 
 /** An honest request the example policy allows (scenario 6). */
 const HONEST: EnvoyLikeRequest = { sourcePrincipal: SUPPORT_BOT, host: "tickets", method: "GET", path: "/api/tickets/4711" };
@@ -38,14 +39,6 @@ async function startOnSocket(socket: string, port = 0): Promise<TestVigil> {
 }
 
 /** A TCP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => { resolve(); }));
-  if (address === null || typeof address === "string") throw new Error("no TCP port");
-  return address.port;
-}
 
 /** "refused" when nothing accepts TCP connections on 127.0.0.1:port, else "accepted". */
 function tcpConnect(port: number): Promise<"accepted" | "refused"> {

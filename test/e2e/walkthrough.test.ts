@@ -12,10 +12,10 @@
 
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/ports.js";
 
 const REPO = process.cwd();
 // tsx from the scratch directory's node_modules link (a bare --import resolves from the cwd).
@@ -77,15 +77,6 @@ export function outputPattern(expected: string): RegExp {
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => { server.listen(0, "127.0.0.1", resolve); });
-  const address = server.address();
-  await new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 const scripts = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;

@@ -2,7 +2,6 @@
 // suite is skipped and says why; with CI=true a missing server fails the run instead.
 
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -16,6 +15,7 @@ import { createMetrics } from "../../src/telemetry/metrics.js";
 import { runSignalStoreContract } from "../contract/signal-store.case.js";
 import { captureLogger, eventually } from "./support.js";
 import { TcpProxy, canConnect } from "./tcp-proxy.js";
+import { freePort } from "../support/ports.js";
 
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const target = new URL(NATS_URL.replace(/^nats:/, "http:"));
@@ -61,17 +61,6 @@ async function destroyBuckets(): Promise<void> {
 
 function riskFor(subject: string, level: "none" | "low" | "high" | "critical", observedAt: number, id = `r-${randomBytes(4).toString("hex")}`): SignalInput {
   return { id, kind: "risk", subject, source: "scanner", observedAt, data: { level } };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => {
-    resolve();
-  }));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 suite(title, () => {

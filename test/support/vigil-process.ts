@@ -6,21 +6,12 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { ADMIN_TOKEN, adminCall, APPROVER_TOKEN, READ_ONLY_TOKEN } from "./vigil.js";
+import { freePort } from "./ports.js";
 
 /** The repository root (this file is test/support/vigil-process.ts). */
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => { resolve(); }));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
 
 export interface VigilProcessOptions {
   /** Scratch folder for the tokens file and, by default, the journal. */
