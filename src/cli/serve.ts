@@ -22,7 +22,7 @@ import {
 import { createAuthzenRoutes } from "../transport/authzen/index.js";
 import { startAuthzServer } from "../transport/envoy/index.js";
 import { createConsole, CONSOLE_PREFIX, randomSessionKey } from "../transport/console/index.js";
-import { AdminAuth, createAdminActions, readBody, startOpsServer, type MountedRoutes, type Readiness } from "../transport/http/index.js";
+import { AdminAuth, createAdminActions, startOpsServer, type MountedRoutes, type Readiness } from "../transport/http/index.js";
 
 export interface Vigil {
   grpcPort: number;
@@ -302,7 +302,6 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
         maxSessionMs: config.console.maxSessionSeconds * 1000,
         secureCookie: config.console.secureCookie,
         maxFailedSignInsPerMinute: config.console.maxFailedSignInsPerMinute,
-        readBody: (req, limit) => readBody(req, limit),
       });
       closers.push(() => { web.close(); return Promise.resolve(); });
       mount = { prefix: CONSOLE_PREFIX, handle: (req, res, url) => web.handle(req, res, url) };

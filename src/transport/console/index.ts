@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import type { ApprovalBook, ApprovalRequest } from "../../approvals/book.js";
+import type { ApprovalBook } from "../../approvals/book.js";
 import { PATH_CONSOLE } from "../../config/index.js";
 import { VigilError } from "../../errors/index.js";
 import type { CompiledPolicy } from "../../policy/types.js";
@@ -24,7 +24,7 @@ import type { DecisionLine } from "../../telemetry/decision-log.js";
 import type { AdminActions } from "../http/admin-actions.js";
 import { parseReinstateRequest, parseSignalRequest } from "../http/admin-requests.js";
 import type { AdminAuth, AdminPrincipal } from "../http/auth.js";
-import { httpStatusOf } from "../http/server.js";
+import { httpStatusOf, readBody } from "../http/server.js";
 import type { Html } from "./html.js";
 import {
   approvalPage, approvalsPage, decisionItem, decisionsPage, errorPage, identityPage, matchesFilter, pendingTable, policyPage,
@@ -52,8 +52,6 @@ export interface ConsoleOptions {
   maxFailedSignInsPerMinute: number;
   logger: Logger;
   now: () => number;
-  /** Reads one form body (the ops server's reader, with its limits). */
-  readBody(req: IncomingMessage, limit: number): Promise<Buffer>;
 }
 
 export interface Console {
@@ -191,7 +189,7 @@ export function createConsole(options: ConsoleOptions): Console {
   async function form(req: IncomingMessage): Promise<URLSearchParams> {
     const type = req.headers["content-type"] ?? "";
     if (!type.startsWith("application/x-www-form-urlencoded")) throw new VigilError("invalid_input", "expected a form (application/x-www-form-urlencoded)");
-    return new URLSearchParams((await options.readBody(req, MAX_FORM_BYTES)).toString("utf8"));
+    return new URLSearchParams((await readBody(req, MAX_FORM_BYTES)).toString("utf8"));
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -238,7 +236,7 @@ export function createConsole(options: ConsoleOptions): Console {
       send(res, 405, errorPage(405, "Method not allowed.", viewer), { allow: "GET, POST" });
       return;
     }
-    await get(req, res, url, viewer, renewed);
+    get(req, res, url, viewer, renewed);
   }
 
   async function signIn(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -268,7 +266,7 @@ export function createConsole(options: ConsoleOptions): Console {
     redirect(res, next, { "set-cookie": cookie(req, value, Math.ceil(options.maxSessionMs / 1000)) });
   }
 
-  async function get(req: IncomingMessage, res: ServerResponse, url: URL, viewer: Viewer, renewed: Record<string, string>): Promise<void> {
+  function get(req: IncomingMessage, res: ServerResponse, url: URL, viewer: Viewer, renewed: Record<string, string>): void {
     const path = url.pathname;
     const at = now();
     if (path === CONSOLE_PREFIX || path === `${CONSOLE_PREFIX}/`) {
@@ -276,16 +274,16 @@ export function createConsole(options: ConsoleOptions): Console {
       return;
     }
     if (path === `${CONSOLE_PREFIX}/approvals`) {
-      send(res, 200, approvalsPage(viewer, await listApprovals(), at, noticeOf(url)), renewed);
+      send(res, 200, approvalsPage(viewer, options.approvals.list(), at, noticeOf(url)), renewed);
       return;
     }
     if (path === `${CONSOLE_PREFIX}/approvals/pending`) {
-      send(res, 200, pendingTable((await listApprovals()).filter((a) => a.status === "pending"), at));
+      send(res, 200, pendingTable((options.approvals.list()).filter((a) => a.status === "pending"), at));
       return;
     }
     const approval = /^\/console\/approvals\/(apr_[A-Za-z0-9-]{1,64})$/.exec(path);
     if (approval?.[1] !== undefined) {
-      const found = await getApproval(approval[1]);
+      const found = options.approvals.get(approval[1]);
       if (found === undefined) {
         send(res, 404, errorPage(404, "No such approval request (it may have been forgotten after a day).", viewer), renewed);
         return;
@@ -344,7 +342,7 @@ export function createConsole(options: ConsoleOptions): Console {
         else throw new VigilError("invalid_input", "choose Approve or Deny");
       } catch (err) {
         const error = VigilError.from(err);
-        const found = await getApproval(id);
+        const found = options.approvals.get(id);
         if (found === undefined) {
           send(res, 404, errorPage(404, "No such approval request.", viewer));
           return;
@@ -424,14 +422,7 @@ export function createConsole(options: ConsoleOptions): Console {
     res.end(body);
   }
 
-  /** The shared book's approvals (a read of the shared store in cluster mode, so any replica shows them). */
-  async function listApprovals(): Promise<ApprovalRequest[]> {
-    return await Promise.resolve(options.approvals.list());
-  }
 
-  async function getApproval(id: string): Promise<ApprovalRequest | undefined> {
-    return await Promise.resolve(options.approvals.get(id));
-  }
 
   return {
     handle,
