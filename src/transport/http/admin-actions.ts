@@ -122,7 +122,7 @@ export function createAdminActions(options: AdminActionsOptions): AdminActions {
 
     async deny(id, principal, comment = "") {
       authorize(principal, "approvals:decide");
-      const approval = await refusedApproverIsForbidden(id, () => Promise.resolve(approvals.deny(id, principal.name, comment)));
+      const approval = await refusedApproverIsForbidden(id, () => approvals.deny(id, principal.name, comment));
       metrics.approvalsResolved.labels("denied").inc();
       log.info({ approval_id: id, by: principal.name, comment: approval.comment }, "step-up denied");
       return approval;
