@@ -10,12 +10,12 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { buildCheckRequestBytes, createEnvoyClient } from "../test/support/envoy-client.js";
+import { freePort } from "../test/support/ports.js";
 import { grpcFrame } from "./h2load-data.js";
 import { h2load, median, range } from "./h2load.js";
 import { round, type BenchResult } from "./lib.js";
@@ -48,17 +48,6 @@ const EVALUATIONS = {
   subject: EVALUATION.subject, action: EVALUATION.action,
   evaluations: Array.from({ length: 10 }, (_, i) => ({ resource: { type: "route", id: `/v1/things/${String(i)}` } })),
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => { resolve(port); });
-    });
-  });
-}
 
 async function startVigil(dir: string): Promise<{ child: ChildProcess; grpcPort: number; httpPort: number }> {
   const grpcPort = await freePort();

@@ -12,12 +12,12 @@
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
 import { buildCheckRequestBytes, createEnvoyClient } from "../test/support/envoy-client.js";
+import { freePort } from "../test/support/ports.js";
 import { grpcFrame } from "./h2load-data.js";
 import { cpuSeconds, h2load, median, range, startTarget, stopTarget, type Target } from "./h2load.js";
 import { round, type BenchResult } from "./lib.js";
@@ -103,17 +103,6 @@ function vigilRequest(path: string): Buffer {
     host: BENCH_CALL.destination, method: BENCH_CALL.method, path,
     authorization: "Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJyIn0.c2ln",
     headers: { "content-type": "application/json", "accept-encoding": "gzip", "traceparent": null },
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => { resolvePort(typeof address === "object" && address !== null ? address.port : 0); });
-    });
   });
 }
 

@@ -66,3 +66,45 @@ export function abba<V extends string>(time: (variant: V) => number, base: V, va
   }
   return out;
 }
+
+/**
+ * The markers around the part of BENCHMARKS.md that `npm run bench` (bench/run.ts) writes. What is
+ * outside them (the title, the sections written by hand from single-bench runs) is never touched.
+ */
+export const GENERATED_BEGIN = "<!-- bench:run begin -->";
+export const GENERATED_END = "<!-- bench:run end -->";
+
+/** BENCHMARKS.md with a new generated part, or why it cannot take one without losing text. */
+export type SpliceResult = { ok: true; text: string } | { ok: false; reason: string };
+
+function occurrences(text: string, marker: string): number[] {
+  const at: number[] = [];
+  for (let i = text.indexOf(marker); i !== -1; i = text.indexOf(marker, i + marker.length)) at.push(i);
+  return at;
+}
+
+/**
+ * Replaces what lies between the two markers in `doc` with `body` and keeps every other character
+ * of `doc` as it is. Refuses unless each marker is there exactly once, begin before end: with a
+ * marker missing, repeated or out of order there is no telling which text is generated, and
+ * guessing could delete hand-written sections. `body` is written with the first line ending found
+ * in `doc` (so a CRLF file stays CRLF), followed by a blank line, so that the end marker never
+ * continues a table or a paragraph; it may not itself contain a marker.
+ */
+export function spliceGenerated(doc: string, body: string): SpliceResult {
+  const begins = occurrences(doc, GENERATED_BEGIN);
+  const ends = occurrences(doc, GENERATED_END);
+  const [begin] = begins;
+  const [end] = ends;
+  if (begin === undefined || end === undefined || begins.length > 1 || ends.length > 1) {
+    return { ok: false, reason: `expected "${GENERATED_BEGIN}" and "${GENERATED_END}" once each, found them ${begins.length} and ${ends.length} times` };
+  }
+  if (end < begin) return { ok: false, reason: `"${GENERATED_END}" comes before "${GENERATED_BEGIN}"` };
+  if (body.includes(GENERATED_BEGIN) || body.includes(GENERATED_END)) {
+    return { ok: false, reason: "the generated text contains a marker itself; the next run could not tell where it ends" };
+  }
+  const eol = /\r?\n/.exec(doc)?.[0] ?? "\n";
+  const lines = body.replace(/\r\n/g, "\n").replace(/\n+$/, "");
+  const inner = lines === "" ? eol : eol + lines.split("\n").join(eol) + eol + eol;
+  return { ok: true, text: doc.slice(0, begin + GENERATED_BEGIN.length) + inner + doc.slice(end) };
+}

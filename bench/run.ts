@@ -1,17 +1,27 @@
-// Runs every benchmark and writes BENCHMARKS.md from the results: machine, Node version, the
+// Runs every benchmark and writes its results into BENCHMARKS.md: machine, Node version, the
 // command behind each figure, and the goals they are measured against. Needs h2load (Debian
 // nghttp2-client) and NATS JetStream on 127.0.0.1:4222; builds dist/ first.
 // Run: npm run bench   (or: npx tsx bench/run.ts --quick for a short smoke run; --soak for the full
 // 10-minute soak instead of a 1-minute one)
+//
+// It rewrites only the part of BENCHMARKS.md between `<!-- bench:run begin -->` and
+// `<!-- bench:run end -->` (the intro, Goals, For comparison and Results); the title and every
+// section outside the markers (the per-issue figures measured one bench at a time, "Where the Check
+// time goes") stay byte for byte. If the markers are missing, repeated or out of order it refuses
+// and exits 1 rather than guess what is generated: it checks before the first bench (so a long run
+// is not wasted) and again before writing (the file may have been edited meanwhile); a refusal at
+// the end leaves the generated part in a temporary file whose path it prints.
 
 import { execFileSync, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { runAuthzenBench } from "./authzen.bench.js";
 import { ltsNode, runCerbosBench } from "./cerbos.bench.js";
 import { runThroughputBench } from "./check-throughput.bench.js";
 import { runClusterBench } from "./cluster.bench.js";
 import { runDecisionBench } from "./decision.bench.js";
-import { machine, type BenchResult } from "./lib.js";
+import { machine, spliceGenerated, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
 import { runProtobufReadersBench } from "./protobuf-readers.bench.js";
 import { runRevocationNoticeBench } from "./revocation-notice.bench.js";
@@ -21,6 +31,7 @@ import { runSignalLatencyBench } from "./signal-latency.bench.js";
 import { runSoakBench } from "./soak.bench.js";
 import { runStallsBench } from "./stalls.bench.js";
 
+const DOC = "BENCHMARKS.md";
 const quick = process.argv.includes("--quick");
 /** The full 10-minute soak (issue #10) only with --soak; otherwise a 1-minute one. */
 const soakMinutes = process.argv.includes("--soak") ? 10 : 1;
@@ -68,6 +79,27 @@ function table(result: BenchResult): string {
     ...(result.notes === undefined ? [] : ["", result.notes]), ""].join("\n");
 }
 
+/** BENCHMARKS.md with `body` as its generated part, or exits 1 with the reason (nothing is written). */
+function docWith(body: string): string {
+  let doc: string;
+  try {
+    doc = readFileSync(DOC, "utf8");
+  } catch (err) {
+    process.stderr.write(`bench: cannot read ${DOC} (${String(err)}); create it with the two marker lines\n`);
+    process.exit(1);
+  }
+  const spliced = spliceGenerated(doc, body);
+  if (spliced.ok) return spliced.text;
+  process.stderr.write(`bench: will not rewrite ${DOC}: ${spliced.reason}. Put the markers back around the generated part (the intro, Goals, For comparison and Results).\n`);
+  if (body !== "") {
+    const kept = join(mkdtempSync(join(tmpdir(), "vigil-bench-")), "generated.md");
+    writeFileSync(kept, body);
+    process.stderr.write(`bench: this run's generated part is in ${kept}\n`);
+  }
+  process.exit(1);
+}
+
+docWith("");
 execFileSync("npm", ["run", "build"], { stdio: "inherit" });
 const started = new Date();
 const results: BenchResult[] = [];
@@ -99,12 +131,11 @@ await step("side by side, Node 24", () => runSideBySideBench({ rounds: quick ? 1
 await step("cerbos", () => runCerbosBench({ rounds: quick ? 1 : 3, requests: quick ? 10_000 : 40_000 }));
 await step("authzen", () => runAuthzenBench({ rounds: quick ? 1 : 3, requests: quick ? 5_000 : 40_000 }));
 
-const doc = `# Benchmarks
-
-Written by \`npm run bench\` (bench/run.ts) on ${started.toISOString()}${quick ? " (--quick: fewer iterations)" : ""}.
+const generated = `Written by \`npm run bench\` (bench/run.ts) on ${started.toISOString()}${quick ? " (--quick: fewer iterations)" : ""}.
 Machine: ${machine()}. Each figure says the command that produced it; they are noisy from run to
 run on this shared 2-core VM (steal time is visible in \`top\`), so compare ratios taken in one
-run, never absolute times across runs.
+run, never absolute times across runs. The sections after Results were measured one bench at a time
+and written by hand; each says its command and when it ran.
 
 ## Goals
 
@@ -136,29 +167,7 @@ run, never absolute times across runs.
 ## Results
 
 ${results.map(table).join("\n")}
-## Where the Check time goes (read before comparing with the goals)
-
-Measured by hand on the same VM with the throughput target (\`bench/target.ts\`) and h2load as
-above, reading the server's CPU time from /proc before and after 60,000 requests (3 alternating
-rounds; the commands are in bench/target.ts and bench/check-throughput.bench.ts):
-
-| server | CPU per Check |
-|---|---|
-| grpc-js answering a fixed OK without decoding (the floor) | ≈ 70–100 µs |
-| + Vigil's selective CheckRequest decoder | ≈ +24 µs |
-| + encoding a real CheckResponse | ≈ +0–4 µs |
-| full Vigil (identity, signals, policy, metrics, decision line) | ≈ 170–200 µs |
-
-Inside a loaded server one decision takes p50 18 µs, p90 25 µs (the \`latency_us\` of 80,000
-decision lines), about twice the in-process figure: the Check path competes with grpc-js for
-caches, and the young generation is collected ~3× as often as the floor's. The largest single
-costs on the decision path are the SHA-256 fingerprint of the presented credential (≈1 µs; a
-cache keyed by the token would keep secrets in memory, so there is none), building the decision
-line (≈3–4 µs even hand-built; \`Date.toISOString\` alone is 1.3 µs on Node 20, hence the
-per-second clock), and CEL conditions. What would move the throughput ratio next: decoding only
-the header values that identity and policies read (CEL references can be collected at compile
-time), and fewer per-request objects between decoder, pipeline and encoder.
 `;
-writeFileSync("BENCHMARKS.md", doc);
+writeFileSync(DOC, docWith(generated));
 process.stderr.write("bench: wrote BENCHMARKS.md\n");
 process.exit(0);
