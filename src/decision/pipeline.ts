@@ -10,7 +10,6 @@
 // `judge` runs the phases up to the answer; `record` counts and logs it, and is called once the
 // answer went on the wire (or, in process, right after judging: createDecider).
 
-import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { ApprovalBook } from "../approvals/book.js";
 import type { BehaviorMonitor } from "../behavior/index.js";
@@ -20,6 +19,7 @@ import { OUTCOME_SEVERITY, type AccessRequest, type Decision, type Outcome, type
 import { NO_ENTITIES, type EntityBook } from "../policy/entities.js";
 import type { CompiledPolicy, PolicyResult } from "../policy/types.js";
 import type { SignalStore } from "../signals/store.js";
+import { createUuidV4 } from "../util/uuid.js";
 import type { DecisionLog } from "../telemetry/decision-log.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { applyEffects } from "./apply-effects.js";
@@ -104,7 +104,7 @@ export type Decide = (request: AccessRequest) => Decision;
 
 export function createPipeline(deps: DeciderDeps): Pipeline {
   const now = deps.now ?? Date.now;
-  const newId = deps.newId ?? randomUUID;
+  const newId = deps.newId ?? createUuidV4();
   const { store, effects, approvals } = deps;
   const effectsDeps = { store, approvals, effects };
   const sinks = { metrics: deps.metrics, decisionLog: deps.decisionLog };
