@@ -5,8 +5,9 @@
 // sidecar sees them at its next request.
 //
 // Cost on the Check path (design §2): `actionKey`/`networkKey` hash the view's own strings (no
-// string is built), `check` is two Map lookups and two Set lookups against a learned baseline, and
-// `observe` writes references and numbers into a preallocated ring. Everything else — learning,
+// string is built), `check` is one Map lookup (the caller's baseline) and two probes of that
+// baseline's key tables, which live in one Float64Array (table.ts), and `observe` writes
+// references and numbers into a preallocated ring. Everything else — learning,
 // the rate and fan-out windows, labels, signal writes, persistence — runs off the hot path, in
 // `drain`, shortly after.
 //
@@ -24,6 +25,7 @@ import type { Metrics } from "../telemetry/metrics.js";
 import {
   actionHash, actionLabel, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
 } from "./action.js";
+import { KeyTables } from "./table.js";
 
 export const ANOMALY_KINDS = ["new_action", "new_source_network", "rate_spike", "fan_out"] as const;
 export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
@@ -54,8 +56,11 @@ interface Baseline {
   readonly caller: string;
   firstSeen: number;
   lastSeen: number;
-  actions: Map<number, string>;
-  networks: Map<number, string>;
+  /** This baseline's block in the monitor's KeyTables: its action and network keys. Moves as they grow. */
+  block: number;
+  /** The labels of the keys in the block, in the order learned (reports and persistence). */
+  actions: string[];
+  networks: string[];
   /** Requests per window, exponentially weighted. */
   ewma: number;
   window: number;
@@ -153,6 +158,7 @@ export class BehaviorMonitor {
   readonly #excludeOneSegment: string[];
   readonly #excludeRules: Set<string>;
   readonly #baselines = new Map<string, Baseline>();
+  readonly #tables = new KeyTables();
   /** Source address → network key: the hot path looks an address up instead of parsing it. */
   readonly #networkCache = new Map<string, number>();
   #share: FanoutShare | undefined;
@@ -244,14 +250,20 @@ export class BehaviorMonitor {
     if (!this.enabled || caller === "") return NONE;
     // An excluded caller is never admitted, so it has no baseline to be checked against.
     const baseline = this.#baselines.get(caller);
-    const newAction = baseline === undefined || !baseline.actions.has(action);
-    const newNetwork = baseline === undefined || !baseline.networks.has(network);
     this.#checkedCaller = caller;
     this.#checkedAction = action;
     this.#checkedNetwork = network;
     this.#checkedBaseline = baseline;
+    if (baseline === undefined) {
+      this.#checkedKnown = false;
+      return NONE;
+    }
+    const tables = this.#tables;
+    const block = baseline.block;
+    const newAction = !tables.hasAction(block, action);
+    const newNetwork = !tables.hasNetwork(block, network);
     this.#checkedKnown = !newAction && !newNetwork;
-    if (baseline === undefined || at < baseline.firstSeen + this.#config.learningPeriodMs) return NONE;
+    if (at < tables.enforcedFrom(block)) return NONE;
     if (newAction) return newNetwork ? LIVE_BOTH : LIVE_ACTION;
     return newNetwork ? LIVE_NETWORK : NONE;
   }
@@ -278,7 +290,7 @@ export class BehaviorMonitor {
     // drain counts the destination into its window (fan-out); the view is kept only for an action
     // or network the baseline lacks, whose label the drain must build.
     const known = baseline !== undefined
-      && (checked ? this.#checkedKnown : baseline.actions.has(action) && baseline.networks.has(network));
+      && (checked ? this.#checkedKnown : this.#tables.hasAction(baseline.block, action) && this.#tables.hasNetwork(baseline.block, network));
     this.#ringCallers[slot] = baseline?.caller ?? caller;
     this.#ringViews[slot] = known ? undefined : view;
     this.#ringDestinations[slot] = view.destination;
@@ -381,24 +393,25 @@ export class BehaviorMonitor {
       if (!learning) this.#judgeVolume(reports, baseline, fanout, at);
       return;
     }
+    const tables = this.#tables;
     if (learning) {
-      if (!baseline.actions.has(action) && baseline.actions.size < config.maxActionsPerCaller) {
+      if (!tables.hasAction(baseline.block, action) && baseline.actions.length < config.maxActionsPerCaller) {
         const label = actionLabel(view);
-        if (label.length <= MAX_ACTION_LABEL) baseline.actions.set(action, label);
+        if (label.length <= MAX_ACTION_LABEL) this.#learnAction(baseline, action, label);
       }
-      if (!baseline.networks.has(network) && baseline.networks.size < config.maxNetworksPerCaller) {
-        baseline.networks.set(network, networkLabel(view.source_ip, this.#prefixes) ?? OTHER_NETWORK);
+      if (!tables.hasNetwork(baseline.block, network) && baseline.networks.length < config.maxNetworksPerCaller) {
+        this.#learnNetwork(baseline, network, networkLabel(view.source_ip, this.#prefixes) ?? OTHER_NETWORK);
       }
       if (fanout > baseline.fanoutMax) baseline.fanoutMax = fanout;
       return;
     }
 
-    if (!baseline.actions.has(action)) {
+    if (!tables.hasAction(baseline.block, action)) {
       const label = shortLabel(actionLabel(view));
       this.#remember(baseline, action, { kind: "action", label, at });
       this.#flag(reports, baseline, "new_action", `new action ${label}`, at);
     }
-    if (!baseline.networks.has(network)) {
+    if (!tables.hasNetwork(baseline.block, network)) {
       const label = networkLabel(view.source_ip, this.#prefixes) ?? OTHER_NETWORK;
       this.#remember(baseline, network, { kind: "network", label, at });
       this.#flag(reports, baseline, "new_source_network", `new source network ${label} for ${view.destination}`, at);
@@ -446,15 +459,39 @@ export class BehaviorMonitor {
   }
 
   #admit(caller: string, at: number, window: number): Baseline {
+    // Only a file naming a caller twice re-admits one: the later entry replaces the earlier.
+    const replaced = this.#baselines.get(caller);
+    if (replaced !== undefined) this.#forget(replaced);
     while (this.#baselines.size >= this.#config.maxCallers) {
-      const oldest = this.#baselines.keys().next();
+      const oldest = this.#baselines.values().next();
       if (oldest.done === true) break;
-      this.#baselines.delete(oldest.value);
+      this.#forget(oldest.value);
       this.#metrics?.behaviorEvictions.inc();
     }
-    const baseline = newBaseline(caller, at, window);
+    const baseline = newBaseline(caller, at, window, this.#tables.open(at + this.#config.learningPeriodMs));
     this.#baselines.set(caller, baseline);
     return baseline;
+  }
+
+  #forget(baseline: Baseline): void {
+    this.#baselines.delete(baseline.caller);
+    this.#tables.close(baseline.block);
+    // A Baseline object still referenced (check's, until the next check) must never reach the
+    // block, which another caller may get.
+    baseline.block = -1;
+  }
+
+  /** Adds an action to a baseline: its key to the table, its label to the list. Once per key. */
+  #learnAction(baseline: Baseline, key: number, label: string): void {
+    if (this.#tables.hasAction(baseline.block, key)) return;
+    baseline.block = this.#tables.addAction(baseline.block, key);
+    baseline.actions.push(label);
+  }
+
+  #learnNetwork(baseline: Baseline, key: number, label: string): void {
+    if (this.#tables.hasNetwork(baseline.block, key)) return;
+    baseline.block = this.#tables.addNetwork(baseline.block, key);
+    baseline.networks.push(label);
   }
 
   #remember(baseline: Baseline, key: number, item: Pending): void {
@@ -556,8 +593,8 @@ export class BehaviorMonitor {
       lastSeen: new Date(b.lastSeen).toISOString(),
       learningUntil: new Date(learningUntil).toISOString(),
       learning: this.#now() < learningUntil,
-      actions: [...b.actions.values()].sort(),
-      networks: [...b.networks.values()].sort(),
+      actions: [...b.actions].sort(),
+      networks: [...b.networks].sort(),
       rate: Math.round(b.ewma * 100) / 100,
       windowMs: this.#config.windowMs,
       fanoutMax: b.fanoutMax,
@@ -583,20 +620,20 @@ export class BehaviorMonitor {
           `networks are written as this sidecar learns them (IPv4 /${String(this.#prefixes.ipv4)}, IPv6 /${String(this.#prefixes.ipv6)}), e.g. 10.1.2.0/${String(this.#prefixes.ipv4)}`);
       }
     }
-    if (b.actions.size + actions.length > this.#config.maxActionsPerCaller) {
+    if (b.actions.length + actions.length > this.#config.maxActionsPerCaller) {
       throw new VigilError("conflict", `the baseline would hold more than ${String(this.#config.maxActionsPerCaller)} actions (behavior.maxActionsPerCaller)`);
     }
-    if (b.networks.size + networks.length > this.#config.maxNetworksPerCaller) {
+    if (b.networks.length + networks.length > this.#config.maxNetworksPerCaller) {
       throw new VigilError("conflict", `the baseline would hold more than ${String(this.#config.maxNetworksPerCaller)} networks (behavior.maxNetworksPerCaller)`);
     }
     for (const label of actions) {
       const key = labelHash(this.#key, label);
-      b.actions.set(key, label);
+      this.#learnAction(b, key, label);
       b.pending.delete(key);
     }
     for (const label of networks) {
       const key = labelHash(this.#key, label);
-      b.networks.set(key, label);
+      this.#learnNetwork(b, key, label);
       b.pending.delete(key);
     }
     const cleared: string[] = [];
@@ -631,7 +668,7 @@ export class BehaviorMonitor {
     this.#dirty = false;
     return [...this.#baselines.values()].map((b) => ({
       caller: b.caller, firstSeen: b.firstSeen, lastSeen: b.lastSeen,
-      actions: [...b.actions.values()], networks: [...b.networks.values()],
+      actions: [...b.actions], networks: [...b.networks],
       ewma: b.ewma, fanoutMax: b.fanoutMax,
     }));
   }
@@ -647,8 +684,14 @@ export class BehaviorMonitor {
       b.ewma = s.ewma;
       b.fanoutMax = s.fanoutMax;
       b.windowCount = 0;
-      for (const label of s.actions.slice(0, this.#config.maxActionsPerCaller)) b.actions.set(labelHash(this.#key, label), label);
-      for (const label of s.networks.slice(0, this.#config.maxNetworksPerCaller)) b.networks.set(labelHash(this.#key, label), label);
+      for (const label of s.actions) {
+        if (b.actions.length >= this.#config.maxActionsPerCaller) break;
+        this.#learnAction(b, labelHash(this.#key, label), label);
+      }
+      for (const label of s.networks) {
+        if (b.networks.length >= this.#config.maxNetworksPerCaller) break;
+        this.#learnNetwork(b, labelHash(this.#key, label), label);
+      }
     }
   }
 
@@ -674,9 +717,9 @@ function shortLabel(label: string): string {
   return label.length <= MAX_ACTION_LABEL ? label : `${label.slice(0, MAX_ACTION_LABEL - 1)}…`;
 }
 
-function newBaseline(caller: string, at: number, window: number): Baseline {
+function newBaseline(caller: string, at: number, window: number, block: number): Baseline {
   return {
-    caller, firstSeen: at, lastSeen: at, actions: new Map(), networks: new Map(), ewma: 0, window, windowCount: 0,
+    caller, firstSeen: at, lastSeen: at, block, actions: [], networks: [], ewma: 0, window, windowCount: 0,
     destinations: new Set(), fanoutMax: 0, pending: new Map(), touched: window,
     reportedUntil: { new_action: 0, new_source_network: 0, rate_spike: 0, fan_out: 0 },
   };
