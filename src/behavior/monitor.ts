@@ -5,7 +5,7 @@
 // sidecar sees them at its next request.
 //
 // Cost on the Check path (design §2): `actionKey`/`networkKey` hash the view's own strings (no
-// string is built), `check` is one Map lookup (the caller's baseline) and two probes of that
+// string is built; an IPv4 source address is not even looked up), `check` is one Map lookup (the caller's baseline) and two probes of that
 // baseline's key tables, which live in one Float64Array (table.ts), and `observe` writes
 // references and numbers into a preallocated ring. Everything else — learning,
 // the rate and fan-out windows, labels, signal writes, persistence — runs off the hot path, in
@@ -23,7 +23,7 @@ import type { RequestView } from "../model/index.js";
 import type { SignalStore } from "../signals/index.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import {
-  actionHash, actionLabel, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
+  actionHash, actionLabel, ipv4NetworkHash, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
 } from "./action.js";
 import { BLOCK_ALIGN, KeyTables } from "./table.js";
 
@@ -236,9 +236,14 @@ export class BehaviorMonitor {
     return this.enabled ? actionHash(this.#key, view) : 0;
   }
 
-  /** The source network key of an address; parsed once per address, then looked up. */
+  /**
+   * The source network key of an address: an IPv4 literal is hashed in place (nothing looked up);
+   * any other address is parsed once, then looked up.
+   */
   networkKey(ip: string): number {
     if (!this.enabled) return 0;
+    const v4 = ipv4NetworkHash(this.#key, ip, this.#prefixes.ipv4);
+    if (v4 >= 0) return v4;
     const cached = this.#networkCache.get(ip);
     if (cached !== undefined) return cached;
     const key = labelHash(this.#key, networkLabel(ip, this.#prefixes) ?? OTHER_NETWORK);
