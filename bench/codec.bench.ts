@@ -12,6 +12,7 @@ import {
   loadAuthorizationPackage,
 } from "../src/transport/envoy/index.js";
 import { benchmarkCheckRequestBytes, envoyType } from "../test/support/envoy-client.js";
+import * as previous from "../test/support/legacy-encode/encode.js";
 
 interface ProtoLoaderCheck {
   requestDeserialize(bytes: Buffer): unknown;
@@ -35,6 +36,10 @@ const allow: Decision = {
   durationNs: 0,
 };
 const deny: Decision = { ...allow, outcome: "deny", reason: "caller risk is high" };
+const stepUp: Decision = { ...allow, outcome: "step_up", reason: "needs a second approver", approvalId: "apr_01HZX3K9V7Q2" };
+const delay: Decision = { ...allow, outcome: "delay", reason: "change window opens later", retryAfterSeconds: 42.5 };
+/** The benchmark request's headers as the decoder reads them: what the server passes with an allow. */
+const requestHeaders = decoder(bytes).headers;
 const option = (key: string, value: string): object => ({ header: { key, value }, append: { value: false } });
 /** The same allow as an object for proto-loader's serialiser. */
 const allowObject = {
@@ -64,7 +69,16 @@ const candidates: [string, () => unknown][] = [
   ["decode: vigil createCheckRequestDecoder()", () => decoder(bytes)],
   ["encode: proto-loader allow (fromObject + encode)", () => standard.responseSerialize(allowObject)],
   ["encode: vigil encodeCheckResponse allow", () => encodeCheckResponse(allow)],
+  ["encode: vigil allow + request headers", () => encodeCheckResponse(allow, requestHeaders)],
   ["encode: vigil encodeCheckResponse deny", () => encodeCheckResponse(deny)],
+  ["encode: vigil encodeCheckResponse step_up", () => encodeCheckResponse(stepUp)],
+  ["encode: vigil encodeCheckResponse delay", () => encodeCheckResponse(delay)],
+  // The encoder before the #9 rewrite (test/support/legacy-encode), for the ratio in one run.
+  ["encode: previous encoder allow", () => previous.encodeCheckResponse(allow)],
+  ["encode: previous allow + request headers", () => previous.encodeCheckResponse(allow, requestHeaders)],
+  ["encode: previous encoder deny", () => previous.encodeCheckResponse(deny)],
+  ["encode: previous encoder step_up", () => previous.encodeCheckResponse(stepUp)],
+  ["encode: previous encoder delay", () => previous.encodeCheckResponse(delay)],
 ];
 
 let sink: unknown;
@@ -72,19 +86,26 @@ const rounds = Number(process.argv[2] ?? 40);
 const perRound = 5_000;
 for (let i = 0; i < 30_000; i++) for (const [, run] of candidates) sink = run();
 const samples = candidates.map((): number[] => []);
+/** CPU time (user + system) of this process: not charged while another process has the core. */
+const cpuSamples = candidates.map((): number[] => []);
 for (let round = 0; round < rounds; round++) {
   candidates.forEach(([, run], j) => {
+    const cpu = process.cpuUsage();
     const start = process.hrtime.bigint();
     for (let i = 0; i < perRound; i++) sink = run();
     samples[j]?.push(Number(process.hrtime.bigint() - start) / perRound / 1000);
+    const used = process.cpuUsage(cpu);
+    cpuSamples[j]?.push((used.user + used.system) / perRound);
   });
 }
 if (sink === undefined) throw new Error("nothing ran");
 
-console.log(`node ${process.version}, CheckRequest ${bytes.length} bytes, ${rounds} interleaved rounds of ${perRound} calls`);
-console.log("µs per call".padStart(56), "   min  median");
+console.log(`node ${process.version}, CheckRequest ${String(bytes.length)} bytes, ${String(rounds)} interleaved rounds of ${String(perRound)} calls`);
+console.log("µs per call: wall".padStart(56), "   min  median   cpu min  median");
+const quantile = (values: number[] | undefined, q: number): string => {
+  const sorted = [...(values ?? [])].sort((a, b) => a - b);
+  return (sorted[Math.floor(q * (sorted.length - 1))] ?? NaN).toFixed(2).padStart(6);
+};
 candidates.forEach(([name], j) => {
-  const sorted = (samples[j] ?? []).sort((a, b) => a - b);
-  const at = (q: number): string => (sorted[Math.floor(q * (sorted.length - 1))] ?? NaN).toFixed(2).padStart(6);
-  console.log(name.padEnd(56), at(0), at(0.5));
+  console.log(name.padEnd(56), quantile(samples[j], 0), quantile(samples[j], 0.5), quantile(cpuSamples[j], 0).padStart(9), quantile(cpuSamples[j], 0.5));
 });

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { ApprovalBook, approvalsJournalPath, type ApprovalEvent, type ApprovalEventListener, LocalLedger, NatsLedger, SETTLED_RETENTION_MS, type ApprovalLedger } from "../approvals/index.js";
 import { BehaviorMonitor, behaviorStatePath, MeshFanout, persistBaselines } from "../behavior/index.js";
 import type { Config } from "../config/index.js";
-import { createPipeline, Effects } from "../decision/index.js";
+import { createHeaderSelector, createPipeline, Effects } from "../decision/index.js";
 import { VigilError } from "../errors/index.js";
 import { createCallerResolver } from "../identity/index.js";
 import { startNotifications, type Notifications } from "../notify/index.js";
@@ -218,6 +218,8 @@ export async function startVigil(config: Config, options: StartOptions = {}): Pr
       port: config.grpc.port,
       socket: config.grpc.socket,
       maxHeaderBytes: config.grpc.maxHeaderBytes,
+      // Only the header values the phases and the current policy's conditions read are decoded.
+      headers: createHeaderSelector(config.identity, () => watcher.current()),
       maxRequestBytes: config.grpc.maxRequestBytes,
       // judge, encode, then record: the decision line carries the id that went on the wire.
       judge: pipeline.judge,

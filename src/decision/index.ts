@@ -11,3 +11,4 @@ export { Effects, type EffectsOptions, type RevocationEffect } from "./effects.j
 export { createDestinationResolver, gatewayHost, CONTEXT_DESTINATION, type DestinationResult, type ResolveDestination } from "./destination.js";
 export { pathProblem } from "./path.js";
 export { checkEntities, evaluationEntities, ROUTE_RESOURCE, WORKLOAD_SUBJECT, type Entities } from "./entities.js";
+export { ALL_HEADERS, coversHeaders, createHeaderSelector, phaseHeaders } from "./headers.js";

@@ -52,3 +52,14 @@ export interface Evaluation {
   /** The destination (policies' `destinations`) this PDP judges evaluations under. */
   destination: string;
 }
+
+/**
+ * Which request headers a decision reads: every one (`all`), or the named ones. The decoder keeps
+ * the values of these (and the names of x-vigil-* headers, which the encoder removes) and leaves
+ * the rest as bytes (transport/envoy/header-selection.ts).
+ */
+export interface HeaderSelection {
+  readonly all: boolean;
+  /** Lower-case names; empty when `all`. */
+  readonly names: ReadonlySet<string>;
+}

@@ -11,7 +11,7 @@
 
 import { createHash } from "node:crypto";
 import { OUTCOME_SEVERITY } from "../model/index.js";
-import type { Outcome } from "../model/index.js";
+import type { HeaderSelection, Outcome } from "../model/index.js";
 import { ConditionCompiler, celActivation } from "./cel.js";
 import type { CelActivation, Condition } from "./cel.js";
 import { ChangeWindow } from "./change-window.js";
@@ -71,6 +71,9 @@ class Evaluation {
 }
 
 type ErrorReporter = (rule: string, error: unknown) => void;
+
+/** The `revoke` of a result that revokes nothing (most): shared, frozen, never written to. */
+const NO_REVOCATIONS = Object.freeze([]) as unknown as RevocationTarget[];
 
 /**
  * Total order of results, most restrictive highest: the outcome first, then whether revocations
@@ -202,14 +205,14 @@ class CompiledRule {
           rule: this.id,
           reason: `outside the change window (${this.window.description})`,
           retryAfterSeconds: wait,
-          revoke: this.revoke.slice(),
+          revoke: this.revoke.length === 0 ? NO_REVOCATIONS : this.revoke.slice(),
           privileged: this.resultPrivileged,
           ...(this.controls === undefined ? {} : { controls: this.controls }),
         };
       }
     }
     state.rank = this.rank;
-    const result: PolicyResult = { outcome: this.outcome, rule: this.id, reason: this.reason, revoke: this.revoke.slice(), privileged: this.resultPrivileged };
+    const result: PolicyResult = { outcome: this.outcome, rule: this.id, reason: this.reason, revoke: this.revoke.length === 0 ? NO_REVOCATIONS : this.revoke.slice(), privileged: this.resultPrivileged };
     if (this.controls !== undefined) result.controls = this.controls;
     if (this.retryAfterSeconds !== undefined) result.retryAfterSeconds = this.retryAfterSeconds;
     if (this.stepUp !== undefined) {
@@ -291,15 +294,20 @@ class Policy implements CompiledPolicy {
   readonly ruleCount: number;
   readonly rules: readonly RuleSummary[];
   readonly version: string;
+  readonly headers: HeaderSelection;
   readonly #exact: ReadonlyMap<string, Bucket>;
   readonly #fallback: Bucket;
   readonly #report: ErrorReporter;
   readonly #shadow: Policy | undefined;
 
-  constructor(rules: readonly RuleSummary[], version: string, exact: ReadonlyMap<string, Bucket>, fallback: Bucket, report: ErrorReporter, shadow: Policy | undefined) {
+  constructor(
+    rules: readonly RuleSummary[], version: string, headers: HeaderSelection, exact: ReadonlyMap<string, Bucket>, fallback: Bucket,
+    report: ErrorReporter, shadow: Policy | undefined,
+  ) {
     this.ruleCount = rules.length;
     this.rules = rules;
     this.version = version;
+    this.headers = headers;
     this.#exact = exact;
     this.#fallback = fallback;
     this.#report = report;
@@ -407,6 +415,9 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
   const policyNames = new Map<string, PolicyDocument>();
   const entries: Entry[] = [];
   const summaries: RuleSummary[] = [];
+  // The request headers any condition reads (shadow rules too: they are evaluated as well).
+  const headerNames = new Set<string>();
+  const reads = { allHeaders: false };
 
   for (const document of documents) {
     const manifest: PolicyManifest = document.manifest;
@@ -437,6 +448,8 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
         const compiled = conditions.compile(spec.when);
         if (compiled.ok) {
           condition = compiled.condition;
+          reads.allHeaders ||= compiled.headers.all;
+          for (const name of compiled.headers.names) headerNames.add(name);
         } else {
           const path = ["spec", "rules", index, "when"];
           const line = lineOf(document.source, path);
@@ -470,12 +483,13 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
   if (issues.length > 0) throw policyError(issues);
 
   const version = policyVersion(documents);
+  const headers: HeaderSelection = Object.freeze({ all: reads.allHeaders, names: reads.allHeaders ? new Set<string>() : headerNames });
   const enforced = index(entries.filter((entry) => !entry.shadow));
   // Shadow rules (rollout): a second index holding every rule as if the shadow ones were
   // enforced; it is only built, and only consulted, when there are shadow rules.
   const shadowed = entries.some((entry) => entry.shadow) ? index(entries) : undefined;
-  const shadow = shadowed === undefined ? undefined : new Policy(Object.freeze(summaries), version, shadowed.exact, shadowed.fallback, report, undefined);
-  return new Policy(Object.freeze(summaries), version, enforced.exact, enforced.fallback, report, shadow);
+  const shadow = shadowed === undefined ? undefined : new Policy(Object.freeze(summaries), version, headers, shadowed.exact, shadowed.fallback, report, undefined);
+  return new Policy(Object.freeze(summaries), version, headers, enforced.exact, enforced.fallback, report, shadow);
 }
 
 interface Entry {

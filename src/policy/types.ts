@@ -2,6 +2,7 @@
 // from the request, the resolved caller and the signal store; a CompiledPolicy turns it into one result.
 
 import type { Outcome } from "../model/outcome.js";
+import type { HeaderSelection } from "../model/request.js";
 import type { PolicyInput } from "../model/views.js";
 
 export type { ActionView, EntityView, PolicyInput, RequestView, SignalsView, SourceView } from "../model/views.js";
@@ -56,6 +57,11 @@ export interface CompiledPolicy {
   readonly rules: readonly RuleSummary[];
   /** Content hash of the documents compiled (for logs and /readyz). */
   readonly version: string;
+  /**
+   * The request headers the rules' conditions can read, shadow rules included (found at compile
+   * time, cel-refs.ts); absent means every header.
+   */
+  readonly headers?: HeaderSelection;
   evaluate(input: PolicyInput): PolicyResult;
   /**
    * Every rule that matches the request ("<policy>/<rule>"), most restrictive first: what a

@@ -121,19 +121,96 @@ export interface SignalAddress {
   name: string;
 }
 
-/** Key inside a subject's map: the bare kind for the usual unnamed signal (no string building). */
+/** Key of a value in a subject's map (the many-values form only): the bare kind when unnamed. */
 function slotOf(kind: SignalKind, name: string): string {
   return name === "" ? kind : `${kind}\u0000${name}`;
 }
 
+/**
+ * What one subject holds, in the smallest form that fits: the value itself when it is the only
+ * one (most subjects: one risk score, one credential state, one revocation), the values in
+ * write order when a few (a linear search over kind and name beats hashing at that size), a map
+ * by slot past MAX_LISTED so that many named values (grants) cannot make writes quadratic. A
+ * per-subject Map cost about 180 bytes even for one value; at 100k subjects that was a third of
+ * what the index held (bench/memory.bench.ts). Arrays are replaced, never grown in place, so
+ * each is exactly as long as what it holds.
+ */
+type Held = Signal | Signal[] | Map<string, Signal>;
+/** Most values kept as a list; one more turns the subject's values into a map. */
+const MAX_LISTED = 8;
+/** A map that shrinks to this many goes back to a list (not at MAX_LISTED: no flapping). */
+const RELIST_AT = MAX_LISTED / 2;
+
+function isOne(held: Held): held is Signal {
+  return !Array.isArray(held) && !(held instanceof Map);
+}
+
+function find(held: Held, kind: SignalKind, name: string): Signal | undefined {
+  if (Array.isArray(held)) {
+    for (const signal of held) if (signal.kind === kind && signal.name === name) return signal;
+    return undefined;
+  }
+  if (held instanceof Map) return held.get(slotOf(kind, name));
+  return held.kind === kind && held.name === name ? held : undefined;
+}
+
+/** The form that holds `values` (in their order), or undefined when there are none. */
+function heldFor(values: Signal[]): Held | undefined {
+  if (values.length > MAX_LISTED) return new Map(values.map((signal) => [slotOf(signal.kind, signal.name), signal]));
+  if (values.length > 1) return values;
+  return values[0];
+}
+
+/** The values held, in write order (the order of the first write to each address). */
+function valuesIn(held: Held): Signal[] {
+  if (Array.isArray(held)) return held;
+  if (held instanceof Map) return [...held.values()];
+  return [held];
+}
+
+/** `held` with `signal` at its address, and the value it replaced. */
+function withValue(held: Held | undefined, signal: Signal): { held: Held; previous: Signal | undefined } {
+  if (held === undefined) return { held: signal, previous: undefined };
+  if (held instanceof Map) {
+    const slot = slotOf(signal.kind, signal.name);
+    const previous = held.get(slot);
+    held.set(slot, signal);
+    return { held, previous };
+  }
+  if (!Array.isArray(held)) {
+    if (held.kind === signal.kind && held.name === signal.name) return { held: signal, previous: held };
+    return { held: [held, signal], previous: undefined };
+  }
+  const at = held.findIndex((value) => value.kind === signal.kind && value.name === signal.name);
+  if (at >= 0) return { held: held.with(at, signal), previous: held[at] };
+  return { held: heldFor(held.concat(signal)) ?? signal, previous: undefined };
+}
+
+/** `held` without the value at (kind, name), and that value. */
+function withoutValue(held: Held, kind: SignalKind, name: string): { held: Held | undefined; previous: Signal | undefined } {
+  if (held instanceof Map) {
+    const slot = slotOf(kind, name);
+    const previous = held.get(slot);
+    if (previous === undefined) return { held, previous };
+    held.delete(slot);
+    return { held: held.size <= RELIST_AT ? heldFor([...held.values()]) : held, previous };
+  }
+  if (!Array.isArray(held)) {
+    return held.kind === kind && held.name === name ? { held: undefined, previous: held } : { held, previous: undefined };
+  }
+  const at = held.findIndex((value) => value.kind === kind && value.name === name);
+  if (at < 0) return { held, previous: undefined };
+  return { held: heldFor(held.toSpliced(at, 1)), previous: held[at] };
+}
+
 export class SignalIndex {
   /**
-   * Subject → (kind, name) → value. Two lookups instead of one on a concatenated signalKey: the
-   * hot path then hashes the caller's subject string (V8 caches a string's hash) and a kind
-   * literal, never a freshly built key; measured about twice as fast at 100k subjects. The inner
-   * map doubles as the per-subject index for `list`.
+   * Subject → its values (see {@link Held}). Looked up by subject first, then by kind and name
+   * inside: the hot path then hashes the caller's subject string (V8 caches a string's hash),
+   * never a freshly built key; measured about twice as fast at 100k subjects as one map keyed by
+   * a concatenated signalKey. The per-subject part doubles as the index for `list`.
    */
-  readonly #bySubject = new Map<string, Map<string, Signal>>();
+  readonly #bySubject = new Map<string, Held>();
   #size = 0;
   /** Event id → the value it produced, in insertion order so the oldest can be evicted. */
   readonly #seenIds = new Map<string, Signal>();
@@ -144,7 +221,7 @@ export class SignalIndex {
   readonly #onFull: (signal: Signal) => void;
   readonly #now: () => number;
   /** Where the incremental sweep goes on; a Map iterator survives inserts and deletes. */
-  #sweepCursor: MapIterator<[string, Map<string, Signal>]> | undefined;
+  #sweepCursor: MapIterator<[string, Held]> | undefined;
   #lastFullSweepAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: SignalIndexOptions = {}) {
@@ -158,13 +235,13 @@ export class SignalIndex {
   /**
    * The subject looked up last and its values: one Check reads several kinds of the same subject
    * in a row (risk, posture, behavior and revocation of the caller; credential and revocation of
-   * its fingerprint), and at 100k subjects each lookup in the big map is a cache miss. Reset
-   * whenever a subject's value map is created or dropped, so it never hides a value.
+   * its fingerprint), and at 100k subjects each lookup in the big map is a cache miss. Kept in
+   * step by #hold, the only place a subject's values change, so it never hides a value.
    */
   #lastSubject: string | undefined;
-  #lastHeld: Map<string, Signal> | undefined;
+  #lastHeld: Held | undefined;
 
-  #valuesOf(subject: string): Map<string, Signal> | undefined {
+  #valuesOf(subject: string): Held | undefined {
     if (subject === this.#lastSubject) return this.#lastHeld;
     const held = this.#bySubject.get(subject);
     this.#lastSubject = subject;
@@ -172,13 +249,17 @@ export class SignalIndex {
     return held;
   }
 
-  #forgetLastSubject(): void {
-    this.#lastSubject = undefined;
-    this.#lastHeld = undefined;
+  /** Makes `held` what `subject` holds (nothing: the subject leaves the map). */
+  #hold(subject: string, held: Held | undefined): void {
+    if (held === undefined) this.#bySubject.delete(subject);
+    else this.#bySubject.set(subject, held);
+    if (subject === this.#lastSubject) this.#lastHeld = held;
   }
 
   get<K extends SignalKind>(subject: string, kind: K, name: string, nowMs: number): SignalOf<K> | undefined {
-    const held = this.#valuesOf(subject)?.get(slotOf(kind, name));
+    const values = this.#valuesOf(subject);
+    if (values === undefined) return undefined;
+    const held = find(values, kind, name);
     if (held === undefined || isExpired(held, nowMs)) return undefined;
     return held as SignalOf<K>;
   }
@@ -187,13 +268,14 @@ export class SignalIndex {
     const held = this.#bySubject.get(subject);
     if (held === undefined) return [];
     const live: Signal[] = [];
-    for (const signal of held.values()) if (!isExpired(signal, nowMs)) live.push(signal);
+    for (const signal of valuesIn(held)) if (!isExpired(signal, nowMs)) live.push(signal);
     return live;
   }
 
   /** The raw value at an address, expired or not. */
   held(address: SignalAddress): Signal | undefined {
-    return this.#bySubject.get(address.subject)?.get(slotOf(address.kind, address.name));
+    const held = this.#bySubject.get(address.subject);
+    return held === undefined ? undefined : find(held, address.kind, address.name);
   }
 
   size(): number {
@@ -202,7 +284,7 @@ export class SignalIndex {
 
   /** Every value held, expired ones included (journal snapshots filter them). */
   * values(): Generator<Signal> {
-    for (const held of this.#bySubject.values()) yield* held.values();
+    for (const held of this.#bySubject.values()) yield* valuesIn(held);
   }
 
   /**
@@ -294,17 +376,7 @@ export class SignalIndex {
       }
       seen++;
       const [subject, held] = next.value;
-      for (const [slot, signal] of held) {
-        if (!isExpired(signal, nowMs)) continue;
-        held.delete(slot);
-        this.#size--;
-        this.#forgetId(signal);
-        removed++;
-      }
-      if (held.size === 0) {
-        this.#bySubject.delete(subject);
-        this.#forgetLastSubject();
-      }
+      removed += this.#prune(subject, held, (signal) => isExpired(signal, nowMs), undefined);
     }
     this.#sweepCursor = cursor;
     return removed;
@@ -318,22 +390,31 @@ export class SignalIndex {
    */
   sweepAll(nowMs: number, onRemoved: (signal: Signal) => void): number {
     let removed = 0;
-    for (const [subject, held] of this.#bySubject) {
-      for (const [slot, signal] of held) {
-        const spent = signal.kind === "grant" && signal.data.usesLeft <= 0;
-        if (!spent && !isExpired(signal, nowMs)) continue;
-        held.delete(slot);
-        this.#size--;
-        this.#forgetId(signal);
-        removed++;
-        onRemoved(signal);
-      }
-      if (held.size === 0) {
-        this.#bySubject.delete(subject);
-        this.#forgetLastSubject();
-      }
-    }
+    const leaves = (signal: Signal): boolean => (signal.kind === "grant" && signal.data.usesLeft <= 0) || isExpired(signal, nowMs);
+    for (const [subject, held] of this.#bySubject) removed += this.#prune(subject, held, leaves, onRemoved);
     return removed;
+  }
+
+  /**
+   * Drops the values of `subject` that `leaves` picks, forgetting their event ids, then tells
+   * `onRemoved` of each (once the subject's values are consistent again); returns how many.
+   */
+  #prune(subject: string, held: Held, leaves: (signal: Signal) => boolean, onRemoved: ((signal: Signal) => void) | undefined): number {
+    let gone: Signal[];
+    if (isOne(held)) {
+      if (!leaves(held)) return 0;
+      gone = [held];
+      this.#hold(subject, undefined);
+    } else {
+      const values = valuesIn(held);
+      if (!values.some(leaves)) return 0;
+      gone = values.filter(leaves);
+      this.#hold(subject, heldFor(values.filter((signal) => !leaves(signal))));
+    }
+    this.#size -= gone.length;
+    for (const signal of gone) this.#forgetId(signal);
+    if (onRemoved !== undefined) for (const signal of gone) onRemoved(signal);
+    return gone.length;
   }
 
   /** The address holds a sticky value: a delete from the bus must not forget it. */
@@ -379,35 +460,25 @@ export class SignalIndex {
    * replaying their source of truth (journal, KV watch) in order. Returns the value replaced.
    */
   set(signal: Signal, notify: boolean): Signal | undefined {
-    let held = this.#bySubject.get(signal.subject);
-    if (held === undefined) {
-      held = new Map();
-      this.#bySubject.set(signal.subject, held);
-      this.#forgetLastSubject();
-    }
-    const slot = slotOf(signal.kind, signal.name);
-    const previous = held.get(slot);
-    held.set(slot, signal);
-    if (previous === undefined) this.#size++;
+    const held = this.#bySubject.get(signal.subject);
+    const next = withValue(held, signal);
+    if (next.held !== held) this.#hold(signal.subject, next.held);
+    if (next.previous === undefined) this.#size++;
     this.#remember(signal);
     this.sweep(this.#now(), SWEEP_PER_SET);
     if (notify) this.emit(signal);
-    return previous;
+    return next.previous;
   }
 
   /** Forgets the value at an address (a KV delete). Listeners are not told: they receive values. */
   remove(address: SignalAddress): Signal | undefined {
     const held = this.#bySubject.get(address.subject);
-    const slot = slotOf(address.kind, address.name);
-    const previous = held?.get(slot);
-    if (held === undefined || previous === undefined) return undefined;
-    held.delete(slot);
+    if (held === undefined) return undefined;
+    const next = withoutValue(held, address.kind, address.name);
+    if (next.previous === undefined) return undefined;
+    if (next.held !== held) this.#hold(address.subject, next.held);
     this.#size--;
-    if (held.size === 0) {
-      this.#bySubject.delete(address.subject);
-      this.#forgetLastSubject();
-    }
-    return previous;
+    return next.previous;
   }
 
   /**

@@ -62,6 +62,84 @@ describe("SignalIndex", () => {
   });
 });
 
+function grant(id: string, subject: string, name: string, usesLeft = 1): Signal {
+  return { id, kind: "grant", subject, name, source: "s", observedAt: T0, data: { approvalId: id, scope: "svc", approver: "a", usesLeft } };
+}
+
+describe("SignalIndex holding several values of one subject", () => {
+  // A subject's values are kept as the value itself, a short list, or a map past 8; each row
+  // fills one subject with that many values, then removes them one by one, oldest first.
+  const subject = "spiffe://example.org/ns/a/sa/b";
+  const addresses = (count: number): Signal[] => Array.from({ length: count }, (_, i) => grant(`g${String(i)}`, subject, `approval-${String(i)}`));
+  it.each([
+    ["one value", 1],
+    ["two values", 2],
+    ["a list's worth (8)", 8],
+    ["one past a list (9)", 9],
+    ["many named grants (40)", 40],
+  ] as const)("finds, lists and removes %s in write order", (_label, count) => {
+    const index = new SignalIndex({ now: () => T0 });
+    const values = addresses(count);
+    for (const value of values) expect(index.set(value, false)).toBeUndefined();
+    // An unnamed value of the same kind and a value of another kind are other addresses.
+    index.set(grant("unnamed", subject, ""), false);
+    index.set(risk("r", subject), false);
+    expect(index.size()).toBe(count + 2);
+    expect(index.list(subject, T0).map((s) => s.id)).toEqual([...values.map((s) => s.id), "unnamed", "r"]);
+    for (const value of values) expect(index.get(subject, "grant", value.name, T0)).toBe(value);
+    expect(index.get(subject, "grant", "approval-missing", T0)).toBeUndefined();
+    expect(index.get(subject, "posture", "", T0)).toBeUndefined();
+    // Replacing a value keeps its place in the list.
+    const middle = values[Math.floor(count / 2)] ?? values[0];
+    const replaced = { ...middle!, id: "again", data: { ...(middle as Signal & { kind: "grant" }).data, usesLeft: 5 } } as Signal;
+    expect(index.set(replaced, false)).toBe(middle);
+    expect(index.list(subject, T0).map((s) => s.id)).toEqual(
+      [...values.map((s) => (s === middle ? "again" : s.id)), "unnamed", "r"],
+    );
+    index.remove({ subject, kind: "grant", name: "" });
+    index.remove({ subject, kind: "risk", name: "" });
+    const left = values.map((s) => (s === middle ? replaced : s));
+    while (left.length > 0) {
+      const gone = left.shift()!;
+      expect(index.remove(gone)).toBe(gone);
+      expect(index.remove(gone)).toBeUndefined();
+      expect(index.get(subject, "grant", gone.name, T0)).toBeUndefined();
+      expect(index.held(gone)).toBeUndefined();
+      expect(index.size()).toBe(left.length);
+      expect(index.list(subject, T0)).toEqual(left);
+      for (const value of left) expect(index.get(subject, "grant", value.name, T0)).toBe(value);
+    }
+    expect([...index.values()]).toEqual([]);
+  });
+
+  it.each([
+    ["sweep, a few subjects at a time", (index: SignalIndex, nowMs: number) => index.sweep(nowMs, 3)],
+    ["sweepAll", (index: SignalIndex, nowMs: number) => index.sweepAll(nowMs, () => undefined)],
+  ] as const)("keeps every live value when %s runs between writes", (_label, sweep) => {
+    let nowMs = T0;
+    const index = new SignalIndex({ now: () => nowMs });
+    const live = new Map<string, Signal>();
+    for (let round = 0; round < 30; round++) {
+      for (let s = 0; s < 12; s++) {
+        const subject = `spiffe://example.org/ns/a/sa/w${String(s)}`;
+        // Every subject gets values that expire soon and one that lasts, some of them named.
+        const expiring: Signal = { ...grant(`e${String(round)}-${String(s)}`, subject, `x${String(round % 4)}`), expiresAt: nowMs + 5 };
+        const lasting = grant(`l${String(round)}-${String(s)}`, subject, `keep${String(round % ((s % 11) + 1))}`);
+        index.set(expiring, false);
+        index.set(lasting, false);
+        live.set(`${subject} ${lasting.name}`, lasting);
+        sweep(index, nowMs);
+      }
+      nowMs += 10;
+      sweep(index, nowMs);
+    }
+    index.sweep(nowMs, Number.POSITIVE_INFINITY);
+    expect(index.size()).toBe(live.size);
+    expect(new Set(index.values())).toEqual(new Set(live.values()));
+    for (const value of live.values()) expect(index.get(value.subject, "grant", value.name, nowMs)).toBe(value);
+  });
+});
+
 describe("SignalIndex reads of one subject in a row", () => {
   // get() remembers the last subject's values; each row drops or recreates that subject's value
   // map between two reads, and the second read must see the change, never the remembered map.

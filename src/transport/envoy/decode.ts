@@ -6,7 +6,8 @@
 
 import protobuf from "protobufjs/minimal.js";
 import { configSchema } from "../../config/schema.js";
-import type { AccessRequest, PeerInfo } from "../../model/index.js";
+import type { AccessRequest, HeaderSelection, PeerInfo } from "../../model/index.js";
+import { VIGIL_HEADER_PREFIX } from "./upstream-headers.js";
 
 const { Reader } = protobuf;
 
@@ -32,6 +33,8 @@ interface DecodeContext {
   readonly out: AccessRequest;
   readonly maxHeaderBytes: number;
   readonly strings: StringTable | undefined;
+  /** Header values to keep; undefined (or `all`) keeps every one. */
+  readonly select: HeaderSelection | undefined;
   headerBytes: number;
   headersTooLarge: boolean;
   rawBody: string;
@@ -71,8 +74,13 @@ function emptyAccessRequest(receivedAt: number): AccessRequest {
   };
 }
 
-/** Decodes one CheckRequest into an AccessRequest; never throws. */
-export type CheckRequestDecoder = (bytes: Uint8Array) => AccessRequest;
+/**
+ * Decodes one CheckRequest into an AccessRequest; never throws. `headers`: which header values a
+ * decision reads (decision/headers.ts); the others are skipped as bytes (counted against
+ * maxHeaderBytes, never made into strings, absent from `headers`). x-vigil-* headers are always
+ * kept (the encoder removes them). Default: every header.
+ */
+export type CheckRequestDecoder = (bytes: Uint8Array, headers?: HeaderSelection) => AccessRequest;
 
 export interface CheckRequestDecoderOptions {
   /**
@@ -91,7 +99,7 @@ export interface CheckRequestDecoderOptions {
 export function createCheckRequestDecoder(options: CheckRequestDecoderOptions = {}): CheckRequestDecoder {
   const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
   const strings = createStringTable();
-  return (bytes) => decode(bytes, maxHeaderBytes, strings);
+  return (bytes, headers) => decode(bytes, maxHeaderBytes, strings, headers);
 }
 
 /** One-off decode (tests, `vigil check`); a server should use createCheckRequestDecoder. */
@@ -99,10 +107,10 @@ export function decodeCheckRequest(
   bytes: Uint8Array,
   maxHeaderBytes: number = DEFAULT_MAX_HEADER_BYTES,
 ): AccessRequest {
-  return decode(bytes, maxHeaderBytes, undefined);
+  return decode(bytes, maxHeaderBytes, undefined, undefined);
 }
 
-function decode(bytes: Uint8Array, maxHeaderBytes: number, strings: StringTable | undefined): AccessRequest {
+function decode(bytes: Uint8Array, maxHeaderBytes: number, strings: StringTable | undefined, selection: HeaderSelection | undefined): AccessRequest {
   const out = emptyAccessRequest(Date.now());
   // grpc-js hands us a Buffer; anything else is viewed as one without copying.
   const buf = (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as Utf8Buffer;
@@ -112,6 +120,7 @@ function decode(bytes: Uint8Array, maxHeaderBytes: number, strings: StringTable 
     out,
     maxHeaderBytes,
     strings,
+    select: selection === undefined || selection.all ? undefined : selection,
     headerBytes: 0,
     headersTooLarge: false,
     rawBody: "",
@@ -360,8 +369,21 @@ function startEntry(c: DecodeContext): void {
   c.hasRaw = false;
 }
 
-/** A header value: shared when its name (read first, as every encoder writes) is low-cardinality. */
+/** Whether the value of header `name` (lower case) is kept (CheckRequestDecoderOptions.headers). */
+function wanted(select: HeaderSelection | undefined, name: string): boolean {
+  return select === undefined || select.names.has(name) || name.startsWith(VIGIL_HEADER_PREFIX);
+}
+
+/**
+ * A header value: shared when its name (read first, as every encoder writes) is low-cardinality;
+ * skipped as bytes when the name is known and not wanted. A value read before its name is read
+ * and dropped at the end of the entry when the name turns out not to be wanted.
+ */
 function headerValue(c: DecodeContext, end: number): string {
+  if (c.select !== undefined && c.key !== "" && !wanted(c.select, c.key)) {
+    c.r.pos = fieldEnd(c, end);
+    return "";
+  }
   return SHARED_HEADER_VALUES.has(c.key) ? readShared(c, end) : readString(c, end);
 }
 
@@ -379,7 +401,9 @@ const headerEntry = nested("headers", () => messageSpec("attributes.request.http
     startEntry(c);
     return admitHeader(c, stop - c.r.pos);
   },
-  leave: (c) => { c.out.headers[c.key] = c.value; },
+  leave: (c) => {
+    if (wanted(c.select, c.key)) c.out.headers[c.key] = c.value;
+  },
 });
 
 /**
@@ -404,6 +428,7 @@ const headerMap = nested("header_map", () => messageSpec("attributes.request.htt
       return admitHeader(c, stop - c.r.pos);
     },
     leave: (c) => {
+      if (!wanted(c.select, c.key)) return;
       const text = c.hasRaw ? c.raw : c.value;
       const previous = c.out.headers[c.key];
       c.out.headers[c.key] = previous === undefined ? text : `${previous},${text}`;

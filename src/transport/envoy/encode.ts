@@ -1,12 +1,27 @@
 // Turns a Decision into CheckResponse bytes (design.md §2 outcome table, extauthz-protocol.md §4).
 // Written by hand: the message is small and its shape fixed, so sizes are computed first and the
-// bytes written once into an exact-size buffer, without the per-field allocations of a generic
-// writer (an allow is encoded for most requests). This is the one place that knows how outcomes
+// bytes written once into an exact-size buffer. This is the one place that knows how outcomes
 // look on Envoy's wire.
+//
+// An allow is encoded for most requests, so per call the encoder does only what depends on the
+// decision: it measures each variable string once (Buffer.byteLength), writes it with one copy
+// (ASCII through latin1Write, a memcpy for V8's one-byte strings), and copies every constant run
+// of bytes (tags, header names, `append: false`, metadata keys and the outcome entry, the JSON
+// body's keys) from bytes prepared at load. Nothing is allocated per call but the output buffer
+// (and, for a refusal, the JSON escape of a string that needs one).
 
-import { HEADER_APPROVAL_ID, HEADER_DECISION_ID, HEADER_STEP_UP } from "../../config/defaults.js";
+import { Buffer } from "node:buffer";
+import { HEADER_APPROVAL_ID, HEADER_CALLER, HEADER_CALLER_TRUST_DOMAIN, HEADER_CREDENTIAL_FINGERPRINT, HEADER_DECISION_ID, HEADER_STEP_UP } from "../../config/defaults.js";
 import type { Decision, Outcome } from "../../model/index.js";
-import { isFieldValue, upstreamHeaders } from "./upstream-headers.js";
+import {
+  isFieldValue,
+  removedHeaders,
+  SENT_CALLER,
+  SENT_CREDENTIAL_FINGERPRINT,
+  SENT_DECISION_ID,
+  SENT_TRUST_DOMAIN,
+  sentIdentityHeaders,
+} from "./upstream-headers.js";
 
 /** google.rpc.Code values Vigil puts in CheckResponse.status. */
 export const GrpcCode = {
@@ -35,6 +50,8 @@ export const OUTCOME_WIRE: Readonly<Record<Outcome, { grpc: GrpcCode; http: numb
 
 /** Reason sent when Vigil could not decide; says nothing about internals. */
 export const FAIL_CLOSED_REASON = "authorization failed; request denied";
+
+const OUTCOMES = Object.keys(OUTCOME_WIRE) as Outcome[];
 
 // Field tags (field number << 3 | wire type). Every field used has a number below 16, so each
 // tag is one byte. 2 = length-delimited, 0 = varint.
@@ -80,133 +97,160 @@ function lenField(payload: number): number {
   return 1 + varintSize(payload) + payload;
 }
 
-/** UTF-8 byte length as Buffer#write produces it (a lone surrogate becomes U+FFFD, 3 bytes). */
-function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
+/** UTF-8 bytes of a string as Buffer writes it (a lone surrogate becomes U+FFFD, 3 bytes). */
+function utf8Bytes(s: string): number {
+  return s.length === 0 ? 0 : Buffer.byteLength(s, "utf8");
+}
+
+// ---- Writing: each function writes at `pos` and returns the position after what it wrote. ----
+
+/** Buffer's native string writers: on every Node release, missing only from @types/node. */
+interface Out extends Buffer {
+  latin1Write(s: string, offset: number, length: number): number;
+  utf8Write(s: string, offset: number, length: number): number;
+}
+
+/** Below this many characters an ASCII string is copied by a JS loop, cheaper than a native call. */
+const SHORT_STRING = 16;
+
+/** Writes `s`, whose UTF-8 length is `n`. Length n === s.length means every character is ASCII. */
+function putText(out: Out, pos: number, s: string, n: number): number {
+  if (n !== s.length) return pos + out.utf8Write(s, pos, n);
+  if (n >= SHORT_STRING) return pos + out.latin1Write(s, pos, n);
+  for (let i = 0; i < n; i++) out[pos + i] = s.charCodeAt(i);
+  return pos + n;
+}
+
+/** Copies constant bytes (TypedArray#set: a builtin, no native call, faster than a JS loop). */
+function putBytes(out: Out, pos: number, bytes: Uint8Array): number {
+  out.set(bytes, pos);
+  return pos + bytes.length;
+}
+
+function putVarint(out: Out, pos: number, n: number): number {
+  while (n > 0x7f) {
+    out[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
   }
-  return n;
+  out[pos++] = n;
+  return pos;
 }
 
-/** A string with its UTF-8 length, measured once and used for both sizing and writing. */
-interface Text {
-  readonly s: string;
-  readonly n: number;
+/** Tag and length prefix of a length-delimited field. */
+function putOpen(out: Out, pos: number, tag: number, payload: number): number {
+  out[pos] = tag;
+  return putVarint(out, pos + 1, payload);
 }
 
-function text(s: string): Text {
-  return { s, n: utf8Length(s) };
+function putField(out: Out, pos: number, tag: number, s: string, n: number): number {
+  return putText(out, putOpen(out, pos, tag, n), s, n);
 }
 
-interface HeaderText {
-  readonly key: Text;
-  readonly value: Text;
+/** A sizing mistake must never send Envoy a corrupt message; the caller fails closed instead. */
+function checked(out: Out, pos: number): Buffer {
+  if (pos !== out.length) throw new Error(`CheckResponse size mismatch: wrote ${String(pos)} of ${String(out.length)} bytes`);
+  return out;
 }
 
-/** An exact-size output buffer written front to back. */
-class Sink {
-  readonly buf: Buffer;
-  pos = 0;
+function allocate(size: number): Out {
+  return Buffer.allocUnsafe(size) as Out;
+}
 
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+/** Bytes of numbers and latin1 (here always ASCII) strings, joined; built at load. */
+function bytes(...parts: readonly (number | string)[]): Uint8Array {
+  const out: number[] = [];
+  for (const part of parts) {
+    if (typeof part === "number") out.push(part);
+    else for (let i = 0; i < part.length; i++) out.push(part.charCodeAt(i));
   }
-
-  byte(b: number): void {
-    this.buf[this.pos++] = b;
-  }
-
-  varint(n: number): void {
-    while (n > 0x7f) {
-      this.buf[this.pos++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    this.buf[this.pos++] = n;
-  }
-
-  open(tag: number, payload: number): void {
-    this.buf[this.pos++] = tag;
-    this.varint(payload);
-  }
-
-  string(tag: number, t: Text): void {
-    this.open(tag, t.n);
-    if (t.n === t.s.length) {
-      // All ASCII: a JS loop beats crossing into C++ for strings this short.
-      for (let i = 0; i < t.n; i++) this.buf[this.pos++] = t.s.charCodeAt(i);
-    } else {
-      this.pos += this.buf.write(t.s, this.pos, t.n, "utf8");
-    }
-  }
-
-  done(): Buffer {
-    // A sizing mistake must never send Envoy a corrupt message; the caller fails closed instead.
-    if (this.pos !== this.buf.length) throw new Error(`CheckResponse size mismatch: wrote ${this.pos} of ${this.buf.length} bytes`);
-    return this.buf;
-  }
+  return Uint8Array.from(out);
 }
 
-function headerValueSize(h: HeaderText): number {
-  return lenField(h.key.n) + lenField(h.value.n);
+// ---- Header options ----
+
+/** What precedes a header's value inside HeaderValue: the key field, then the value's tag. */
+function keyHead(name: string): Uint8Array {
+  if (name.length >= 0x80 || /[^\x20-\x7e]/.test(name)) throw new Error(`header name ${name} must be short ASCII`);
+  return bytes(HEADER_KEY, name.length, name, HEADER_VALUE);
 }
 
-function headerOptionSize(h: HeaderText): number {
-  return lenField(headerValueSize(h)) + APPEND_FALSE.length;
+/** HeaderValueOption payload for a value of `n` bytes after `head` (keyHead). */
+function optionSize(head: Uint8Array, n: number): number {
+  return lenField(head.length + varintSize(n) + n) + APPEND_FALSE.length;
 }
 
-function writeHeaderOption(out: Sink, tag: number, h: HeaderText): void {
-  out.open(tag, headerOptionSize(h));
-  out.open(OPTION_HEADER, headerValueSize(h));
-  out.string(HEADER_KEY, h.key);
-  out.string(HEADER_VALUE, h.value);
-  for (const b of APPEND_FALSE) out.byte(b);
+/** A whole HeaderValueOption field: `tag`, size (optionSize), header { key, value }, append false. */
+function putOption(out: Out, pos: number, tag: number, size: number, head: Uint8Array, value: string, n: number): number {
+  pos = putOpen(out, pos, tag, size);
+  pos = putOpen(out, pos, OPTION_HEADER, head.length + varintSize(n) + n);
+  pos = putBytes(out, pos, head);
+  pos = putText(out, putVarint(out, pos, n), value, n);
+  out[pos] = APPEND_FALSE[0];
+  out[pos + 1] = APPEND_FALSE[1];
+  out[pos + 2] = APPEND_FALSE[2];
+  out[pos + 3] = APPEND_FALSE[3];
+  return pos + APPEND_FALSE.length;
 }
 
-/** CheckResponse.dynamic_metadata: lands under envoy.filters.http.ext_authz for access logs. */
-const META_DECISION_ID = text("decision_id");
-const META_OUTCOME = text("outcome");
-const META_RULE = text("rule");
-
-function structEntrySize(key: Text, value: Text): number {
-  return lenField(key.n) + lenField(lenField(value.n));
+/** A HeaderValueOption field whose name and value are both fixed, encoded whole. */
+function constantOption(tag: number, name: string, value: string): Uint8Array {
+  const head = keyHead(name);
+  const size = optionSize(head, value.length);
+  const out = allocate(lenField(size));
+  return new Uint8Array(checked(out, putOption(out, 0, tag, size, head, value, value.length)));
 }
 
-function metadataSize(id: Text, outcome: Text, rule: Text): number {
-  return lenField(structEntrySize(META_DECISION_ID, id))
-    + lenField(structEntrySize(META_OUTCOME, outcome))
-    + lenField(structEntrySize(META_RULE, rule));
+const DECISION_ID_HEAD = keyHead(HEADER_DECISION_ID);
+const CALLER_HEAD = keyHead(HEADER_CALLER);
+const TRUST_DOMAIN_HEAD = keyHead(HEADER_CALLER_TRUST_DOMAIN);
+const FINGERPRINT_HEAD = keyHead(HEADER_CREDENTIAL_FINGERPRINT);
+const APPROVAL_ID_HEAD = keyHead(HEADER_APPROVAL_ID);
+const RETRY_AFTER_HEAD = keyHead("retry-after");
+const JSON_CONTENT_TYPE_OPTION = constantOption(DENIED_HEADERS, "content-type", "application/json");
+const STEP_UP_OPTION = constantOption(DENIED_HEADERS, HEADER_STEP_UP, "approval");
+
+// ---- CheckResponse.dynamic_metadata: lands under envoy.filters.http.ext_authz for access logs ----
+
+/** What precedes an entry's string value: the key field, then the value's tag. */
+function entryHead(key: string): Uint8Array {
+  return bytes(ENTRY_KEY, key.length, key, ENTRY_VALUE);
 }
 
-function writeMetadata(out: Sink, id: Text, outcome: Text, rule: Text): void {
-  out.open(CHECK_DYNAMIC_METADATA, metadataSize(id, outcome, rule));
-  for (const [key, value] of [[META_DECISION_ID, id], [META_OUTCOME, outcome], [META_RULE, rule]] as const) {
-    out.open(STRUCT_FIELDS, structEntrySize(key, value));
-    out.string(ENTRY_KEY, key);
-    out.open(ENTRY_VALUE, lenField(value.n));
-    out.string(VALUE_STRING, value);
-  }
+/** Struct.fields entry payload for a string value of `n` bytes after `head` (entryHead). */
+function entrySize(head: Uint8Array, n: number): number {
+  return head.length + varintSize(lenField(n)) + lenField(n);
 }
 
-const OUTCOME_TEXT: Readonly<Record<Outcome, Text>> = {
-  allow: text("allow"),
-  deny: text("deny"),
-  revoke: text("revoke"),
-  step_up: text("step_up"),
-  delay: text("delay"),
-};
-const JSON_CONTENT_TYPE: HeaderText = { key: text("content-type"), value: text("application/json") };
-const DECISION_ID = text(HEADER_DECISION_ID);
+function putEntry(out: Out, pos: number, head: Uint8Array, value: string, n: number): number {
+  pos = putOpen(out, pos, STRUCT_FIELDS, entrySize(head, n));
+  pos = putVarint(out, putBytes(out, pos, head), lenField(n));
+  return putField(out, pos, VALUE_STRING, value, n);
+}
+
+const DECISION_ID_ENTRY = entryHead("decision_id");
+const RULE_ENTRY = entryHead("rule");
+
+/** The `outcome` entry of each outcome, encoded whole. */
+const OUTCOME_ENTRY = Object.fromEntries(OUTCOMES.map((outcome) => {
+  const head = entryHead("outcome");
+  const out = allocate(lenField(entrySize(head, outcome.length)));
+  return [outcome, new Uint8Array(checked(out, putEntry(out, 0, head, outcome, outcome.length)))];
+})) as Readonly<Record<Outcome, Uint8Array>>;
+
+function metadataSize(outcome: Outcome, idBytes: number, ruleBytes: number): number {
+  return lenField(entrySize(DECISION_ID_ENTRY, idBytes)) + OUTCOME_ENTRY[outcome].length + lenField(entrySize(RULE_ENTRY, ruleBytes));
+}
+
+function putMetadata(out: Out, pos: number, size: number, outcome: Outcome, id: string, idBytes: number, rule: string, ruleBytes: number): number {
+  pos = putOpen(out, pos, CHECK_DYNAMIC_METADATA, size);
+  pos = putEntry(out, pos, DECISION_ID_ENTRY, id, idBytes);
+  pos = putBytes(out, pos, OUTCOME_ENTRY[outcome]);
+  return putEntry(out, pos, RULE_ENTRY, rule, ruleBytes);
+}
 
 /**
  * Encodes a decision. `allow` (and only exactly `allow`) becomes an OK with the upstream headers
- * upstreamHeaders() decides for it and the request's headers; every other outcome is a non-OK
+ * upstream-headers.ts decides for it and the request's headers; every other outcome is a non-OK
  * status with a denied_response, so even a value outside the Outcome union fails closed. Throws
  * only on a bug (size mismatch or a field that is not a string); the server answers that with
  * encodeFailClosed.
@@ -217,62 +261,57 @@ export function encodeCheckResponse(decision: Decision, requestHeaders: Readonly
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
+/**
+ * OK, with ok_response { headers: the identity headers sent, headers_to_remove,
+ * response_headers_to_add: the decision id again, so the client can quote it }.
+ */
 function encodeAllow(d: Decision, requestHeaders: Readonly<Record<string, string>>): Buffer {
-  const upstream = upstreamHeaders(d, requestHeaders);
-  const set: HeaderText[] = upstream.set.map(([name, value]) => ({ key: text(name), value: text(value) }));
-  const removed: Text[] = upstream.remove.map(text);
+  const sent = sentIdentityHeaders(d);
+  const removed = removedHeaders(d, requestHeaders, sent);
+  const idBytes = utf8Bytes(d.id);
+  const ruleBytes = utf8Bytes(d.rule);
+  const callerBytes = (sent & SENT_CALLER) !== 0 ? utf8Bytes(d.caller) : 0;
+  const trustDomainBytes = (sent & SENT_TRUST_DOMAIN) !== 0 ? utf8Bytes(d.trustDomain) : 0;
+  const fingerprintBytes = (sent & SENT_CREDENTIAL_FINGERPRINT) !== 0 ? utf8Bytes(d.credentialFingerprint) : 0;
 
-  // The client gets the decision id too, so it can quote it.
-  const echo = set[0]?.key.s === HEADER_DECISION_ID ? set[0] : undefined;
-
+  const idOption = (sent & SENT_DECISION_ID) !== 0 ? optionSize(DECISION_ID_HEAD, idBytes) : 0;
+  const callerOption = (sent & SENT_CALLER) !== 0 ? optionSize(CALLER_HEAD, callerBytes) : 0;
+  const trustDomainOption = (sent & SENT_TRUST_DOMAIN) !== 0 ? optionSize(TRUST_DOMAIN_HEAD, trustDomainBytes) : 0;
+  const fingerprintOption = (sent & SENT_CREDENTIAL_FINGERPRINT) !== 0 ? optionSize(FINGERPRINT_HEAD, fingerprintBytes) : 0;
   let okSize = 0;
-  for (const h of set) okSize += lenField(headerOptionSize(h));
-  for (const name of removed) okSize += lenField(name.n);
-  if (echo !== undefined) okSize += lenField(headerOptionSize(echo));
-  const id = text(d.id);
-  const rule = text(d.rule);
-  const size = lenField(0) + lenField(okSize) + lenField(metadataSize(id, OUTCOME_TEXT.allow, rule));
+  // The decision id is both set for the upstream and echoed to the client.
+  if (idOption !== 0) okSize += 2 * lenField(idOption);
+  if (callerOption !== 0) okSize += lenField(callerOption);
+  if (trustDomainOption !== 0) okSize += lenField(trustDomainOption);
+  if (fingerprintOption !== 0) okSize += lenField(fingerprintOption);
+  for (const name of removed) okSize += lenField(utf8Bytes(name));
+  const metaSize = metadataSize("allow", idBytes, ruleBytes);
 
-  const out = new Sink(size);
-  out.open(CHECK_STATUS, 0); // status {} = code 0, OK
-  out.open(CHECK_OK, okSize);
-  for (const h of set) writeHeaderOption(out, OK_HEADERS, h);
-  for (const name of removed) out.string(OK_HEADERS_TO_REMOVE, name);
-  if (echo !== undefined) writeHeaderOption(out, OK_RESPONSE_HEADERS_TO_ADD, echo);
-  writeMetadata(out, id, OUTCOME_TEXT.allow, rule);
-  return out.done();
+  const out = allocate(2 + lenField(okSize) + lenField(metaSize));
+  out[0] = CHECK_STATUS; // status {} = code 0, OK
+  out[1] = 0;
+  let pos = putOpen(out, 2, CHECK_OK, okSize);
+  if (idOption !== 0) pos = putOption(out, pos, OK_HEADERS, idOption, DECISION_ID_HEAD, d.id, idBytes);
+  if (callerOption !== 0) pos = putOption(out, pos, OK_HEADERS, callerOption, CALLER_HEAD, d.caller, callerBytes);
+  if (trustDomainOption !== 0) pos = putOption(out, pos, OK_HEADERS, trustDomainOption, TRUST_DOMAIN_HEAD, d.trustDomain, trustDomainBytes);
+  if (fingerprintOption !== 0) pos = putOption(out, pos, OK_HEADERS, fingerprintOption, FINGERPRINT_HEAD, d.credentialFingerprint, fingerprintBytes);
+  for (const name of removed) pos = putField(out, pos, OK_HEADERS_TO_REMOVE, name, utf8Bytes(name));
+  if (idOption !== 0) pos = putOption(out, pos, OK_RESPONSE_HEADERS_TO_ADD, idOption, DECISION_ID_HEAD, d.id, idBytes);
+  return checked(out, putMetadata(out, pos, metaSize, "allow", d.id, idBytes, d.rule, ruleBytes));
 }
 
 function encodeRefusal(d: Decision): Buffer {
   // Outcome comes from our own code, but a value outside the union must still fail closed.
   const outcome: Outcome = Object.hasOwn(OUTCOME_WIRE, d.outcome) ? d.outcome : "deny";
   const wire = OUTCOME_WIRE[outcome];
-  const headers: [string, string][] = [];
-  const body: Record<string, string | number> = { decision_id: d.id, outcome, reason: d.reason };
-  switch (outcome) {
-    case "step_up":
-      headers.push([HEADER_STEP_UP, "approval"]);
-      if (d.approvalId !== undefined && d.approvalId !== "") {
-        headers.push([HEADER_APPROVAL_ID, d.approvalId]);
-        body.approval_id = d.approvalId;
-      }
-      break;
-    case "delay": {
-      const seconds = d.retryAfterSeconds;
-      if (seconds !== undefined && Number.isFinite(seconds)) {
-        // delta-seconds in Retry-After is a non-negative integer (RFC 9110 §10.2.3).
-        const whole = Math.max(0, Math.ceil(seconds));
-        headers.push(["retry-after", String(whole)]);
-        body.retry_after_seconds = whole;
-      }
-      break;
-    }
-    case "allow":
-    case "deny":
-    case "revoke":
-      break;
+  let approvalId: string | undefined;
+  let retryAfter: string | undefined;
+  if (outcome === "step_up" && d.approvalId !== undefined && d.approvalId !== "") approvalId = d.approvalId;
+  if (outcome === "delay" && d.retryAfterSeconds !== undefined && Number.isFinite(d.retryAfterSeconds)) {
+    // delta-seconds in Retry-After is a non-negative integer (RFC 9110 §10.2.3).
+    retryAfter = String(Math.max(0, Math.ceil(d.retryAfterSeconds)));
   }
-  return encodeDenied(wire.grpc, wire.http, d.id, outcome, d.reason, d.rule, headers, body);
+  return encodeDenied(wire.grpc, wire.http, d.id, outcome, d.reason, d.rule, approvalId, retryAfter);
 }
 
 /**
@@ -280,10 +319,7 @@ function encodeRefusal(d: Decision): Buffer {
  * denies with 403 even under failure_mode_allow, which only applies to failed RPCs.
  */
 export function encodeFailClosed(decisionId: string): Buffer {
-  return encodeDenied(
-    GrpcCode.INTERNAL, 403, decisionId, "deny", FAIL_CLOSED_REASON, "", [],
-    { decision_id: decisionId, outcome: "deny", reason: FAIL_CLOSED_REASON },
-  );
+  return encodeDenied(GrpcCode.INTERNAL, 403, decisionId, "deny", FAIL_CLOSED_REASON, "", undefined, undefined);
 }
 
 /**
@@ -307,16 +343,107 @@ export const TRANSPORT_REFUSAL_REASON: Readonly<Record<Exclude<TransportRefusal,
 export function encodeTransportRefusal(refusal: TransportRefusal, decisionId: string, maxRequestBytes: number): Buffer {
   if (refusal === "oversized") {
     const reason = `CheckRequest larger than ${String(maxRequestBytes)} bytes; request denied`;
-    return encodeDenied(
-      GrpcCode.INVALID_ARGUMENT, 413, decisionId, "deny", reason, "", [],
-      { decision_id: decisionId, outcome: "deny", reason },
-    );
+    return encodeDenied(GrpcCode.INVALID_ARGUMENT, 413, decisionId, "deny", reason, "", undefined, undefined);
   }
-  const reason = TRANSPORT_REFUSAL_REASON[refusal];
-  return encodeDenied(
-    GrpcCode.INTERNAL, 403, decisionId, "deny", reason, "", [],
-    { decision_id: decisionId, outcome: "deny", reason },
-  );
+  return encodeDenied(GrpcCode.INTERNAL, 403, decisionId, "deny", TRANSPORT_REFUSAL_REASON[refusal], "", undefined, undefined);
+}
+
+// ---- The denied_response body: JSON.stringify of { decision_id, outcome, reason, approval_id?,
+// retry_after_seconds? }, written in pieces. ----
+
+const JSON_DECISION_ID = bytes("{\"decision_id\":");
+/** `,"outcome":"…","reason":` for each outcome. */
+const JSON_OUTCOME = Object.fromEntries(OUTCOMES.map((outcome) => [outcome, bytes(`,"outcome":${JSON.stringify(outcome)},"reason":`)])) as Readonly<Record<Outcome, Uint8Array>>;
+const JSON_APPROVAL_ID = bytes(",\"approval_id\":");
+const JSON_RETRY_AFTER = bytes(",\"retry_after_seconds\":");
+const QUOTE = 0x22;
+const CLOSE_BRACE = 0x7d;
+/** What JSON.stringify escapes: quote, backslash, controls, (lone) surrogates. Paired ones take the slow path too. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is looked for
+const JSON_ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** `s` as a JSON string: undefined when it is only `s` in quotes (the usual case), else JSON.stringify(s). */
+function jsonEscape(s: string): string | undefined {
+  return JSON_ESCAPED.test(s) ? JSON.stringify(s) : undefined;
+}
+
+/** Bytes of a JSON string: `escaped` (jsonEscape) or the `n` bytes of the raw string in quotes. */
+function jsonBytes(escaped: string | undefined, n: number): number {
+  return escaped === undefined ? n + 2 : utf8Bytes(escaped);
+}
+
+function putJson(out: Out, pos: number, s: string, escaped: string | undefined, n: number): number {
+  if (escaped !== undefined) return putText(out, pos, escaped, utf8Bytes(escaped));
+  out[pos] = QUOTE;
+  pos = putText(out, pos + 1, s, n);
+  out[pos] = QUOTE;
+  return pos + 1;
+}
+
+/**
+ * A non-OK status with a denied_response: HTTP `http`, headers content-type, the decision id (when
+ * it is a valid value), x-vigil-step-up and the approval id for a step-up, retry-after for a delay
+ * (`approvalId` and `retryAfter` are set only then); the JSON body; the metadata.
+ */
+function encodeDenied(
+  grpc: GrpcCode,
+  http: number,
+  id: string,
+  outcome: Outcome,
+  reason: string,
+  rule: string,
+  approvalId: string | undefined,
+  retryAfter: string | undefined,
+): Buffer {
+  const idBytes = utf8Bytes(id);
+  const reasonBytes = utf8Bytes(reason);
+  const ruleBytes = utf8Bytes(rule);
+  const approvalBytes = approvalId === undefined ? 0 : utf8Bytes(approvalId);
+  const idEscaped = jsonEscape(id);
+  const reasonEscaped = jsonEscape(reason);
+  const approvalEscaped = approvalId === undefined ? undefined : jsonEscape(approvalId);
+
+  const idOption = id !== "" && isFieldValue(id) ? optionSize(DECISION_ID_HEAD, idBytes) : 0;
+  const approvalOption = approvalId !== undefined && isFieldValue(approvalId) ? optionSize(APPROVAL_ID_HEAD, approvalBytes) : 0;
+  const retryOption = retryAfter === undefined ? 0 : optionSize(RETRY_AFTER_HEAD, retryAfter.length);
+  let jsonSize = JSON_DECISION_ID.length + jsonBytes(idEscaped, idBytes) + JSON_OUTCOME[outcome].length + jsonBytes(reasonEscaped, reasonBytes) + 1;
+  if (approvalId !== undefined) jsonSize += JSON_APPROVAL_ID.length + jsonBytes(approvalEscaped, approvalBytes);
+  if (retryAfter !== undefined) jsonSize += JSON_RETRY_AFTER.length + retryAfter.length;
+
+  const statusSize = (grpc === 0 ? 0 : 1 + varintSize(grpc)) + (reasonBytes === 0 ? 0 : lenField(reasonBytes));
+  let deniedSize = lenField(1 + varintSize(http)) + JSON_CONTENT_TYPE_OPTION.length + lenField(jsonSize);
+  if (idOption !== 0) deniedSize += lenField(idOption);
+  if (outcome === "step_up") deniedSize += STEP_UP_OPTION.length;
+  if (approvalOption !== 0) deniedSize += lenField(approvalOption);
+  if (retryOption !== 0) deniedSize += lenField(retryOption);
+  const metaSize = metadataSize(outcome, idBytes, ruleBytes);
+
+  const out = allocate(lenField(statusSize) + lenField(deniedSize) + lenField(metaSize));
+  let pos = putOpen(out, 0, CHECK_STATUS, statusSize);
+  if (grpc !== 0) {
+    out[pos] = STATUS_CODE;
+    pos = putVarint(out, pos + 1, grpc);
+  }
+  if (reasonBytes !== 0) pos = putField(out, pos, STATUS_MESSAGE, reason, reasonBytes);
+  pos = putOpen(out, pos, CHECK_DENIED, deniedSize);
+  pos = putOpen(out, pos, DENIED_STATUS, 1 + varintSize(http));
+  out[pos] = HTTP_STATUS_CODE;
+  pos = putVarint(out, pos + 1, http);
+  pos = putBytes(out, pos, JSON_CONTENT_TYPE_OPTION);
+  if (idOption !== 0) pos = putOption(out, pos, DENIED_HEADERS, idOption, DECISION_ID_HEAD, id, idBytes);
+  if (outcome === "step_up") pos = putBytes(out, pos, STEP_UP_OPTION);
+  if (approvalId !== undefined && approvalOption !== 0) pos = putOption(out, pos, DENIED_HEADERS, approvalOption, APPROVAL_ID_HEAD, approvalId, approvalBytes);
+  if (retryAfter !== undefined) pos = putOption(out, pos, DENIED_HEADERS, retryOption, RETRY_AFTER_HEAD, retryAfter, retryAfter.length);
+
+  pos = putOpen(out, pos, DENIED_BODY, jsonSize);
+  pos = putBytes(out, pos, JSON_DECISION_ID);
+  pos = putJson(out, pos, id, idEscaped, idBytes);
+  pos = putBytes(out, pos, JSON_OUTCOME[outcome]);
+  pos = putJson(out, pos, reason, reasonEscaped, reasonBytes);
+  if (approvalId !== undefined) pos = putJson(out, putBytes(out, pos, JSON_APPROVAL_ID), approvalId, approvalEscaped, approvalBytes);
+  if (retryAfter !== undefined) pos = putText(out, putBytes(out, pos, JSON_RETRY_AFTER), retryAfter, retryAfter.length);
+  out[pos++] = CLOSE_BRACE;
+  return checked(out, putMetadata(out, pos, metaSize, outcome, id, idBytes, rule, ruleBytes));
 }
 
 /**
@@ -324,45 +451,3 @@ export function encodeTransportRefusal(refusal: TransportRefusal, decisionId: st
  * even encoding a fresh denial failed, so sending it cannot fail.
  */
 export const STATIC_FAIL_CLOSED: Buffer = encodeFailClosed("");
-
-function encodeDenied(
-  grpc: GrpcCode,
-  http: number,
-  decisionId: string,
-  outcome: Outcome,
-  reason: string,
-  rule: string,
-  extraHeaders: readonly (readonly [string, string])[],
-  body: Readonly<Record<string, string | number>>,
-): Buffer {
-  const headers: HeaderText[] = [JSON_CONTENT_TYPE];
-  if (decisionId !== "" && isFieldValue(decisionId)) headers.push({ key: DECISION_ID, value: text(decisionId) });
-  for (const [name, value] of extraHeaders) {
-    if (isFieldValue(value)) headers.push({ key: text(name), value: text(value) });
-  }
-  const message = text(reason);
-  const json = text(JSON.stringify(body));
-  const id = text(decisionId);
-  const ruleText = text(rule);
-
-  const statusSize = (grpc === 0 ? 0 : 1 + varintSize(grpc)) + (message.n === 0 ? 0 : lenField(message.n));
-  let deniedSize = lenField(1 + varintSize(http)) + lenField(json.n);
-  for (const h of headers) deniedSize += lenField(headerOptionSize(h));
-  const size = lenField(statusSize) + lenField(deniedSize) + lenField(metadataSize(id, OUTCOME_TEXT[outcome], ruleText));
-
-  const out = new Sink(size);
-  out.open(CHECK_STATUS, statusSize);
-  if (grpc !== 0) {
-    out.byte(STATUS_CODE);
-    out.varint(grpc);
-  }
-  if (message.n !== 0) out.string(STATUS_MESSAGE, message);
-  out.open(CHECK_DENIED, deniedSize);
-  out.open(DENIED_STATUS, 1 + varintSize(http));
-  out.byte(HTTP_STATUS_CODE);
-  out.varint(http);
-  for (const h of headers) writeHeaderOption(out, DENIED_HEADERS, h);
-  out.string(DENIED_BODY, json);
-  writeMetadata(out, id, OUTCOME_TEXT[outcome], ruleText);
-  return out.done();
-}

@@ -14,8 +14,8 @@ import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
-import type { Judgement } from "../../decision/index.js";
-import type { AccessRequest, Decision } from "../../model/index.js";
+import { coversHeaders, type Judgement } from "../../decision/index.js";
+import type { AccessRequest, Decision, HeaderSelection } from "../../model/index.js";
 import { configSchema } from "../../config/schema.js";
 import { VigilError } from "../../errors/index.js";
 import { answerEveryCheck, refusalBytes, type CheckRefusalOptions } from "./call-refusals.js";
@@ -59,6 +59,13 @@ export interface AuthzServerOptions {
   /** Header bytes beyond this make the request malformed (config grpc.maxHeaderBytes). */
   maxHeaderBytes: number;
   /**
+   * The request headers judging reads (decision createHeaderSelector); the decoder leaves the
+   * other values as bytes. The same object until the policy changes; a request decoded for an
+   * older selection that misses a header the current one names is decoded again, whole, before it
+   * is judged. Default: every header.
+   */
+  headers?: () => HeaderSelection;
+  /**
    * Largest CheckRequest accepted (config grpc.maxRequestBytes, default 1 MiB). A larger one gets
    * a 413 denial from its length prefix on, without being buffered.
    */
@@ -88,6 +95,14 @@ export interface AuthzServer {
 /** What the handler hands to responseSerialize: the answer, already encoded. */
 type CheckAnswer = Buffer;
 
+/** What requestDeserialize hands the handler: the request, its bytes and the headers it kept. */
+interface DecodedCheck {
+  readonly request: AccessRequest;
+  readonly bytes: Buffer;
+  /** undefined: every header was decoded. */
+  readonly headers: HeaderSelection | undefined;
+}
+
 export async function startAuthzServer(options: AuthzServerOptions): Promise<AuthzServer> {
   const { judge, maxHeaderBytes } = options;
   const encode = options.encode ?? encodeCheckResponse;
@@ -101,6 +116,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     }
   };
 
+  const selectHeaders = options.headers;
   const decodeRequest = createCheckRequestDecoder({ maxHeaderBytes });
   const loaded = grpc.loadPackageDefinition(loadAuthorizationPackage()) as unknown as ProtoGrpcType;
   const generated = loaded.envoy.service.auth.v3.Authorization.service.Check;
@@ -116,7 +132,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     },
   };
 
-  const check: grpc.MethodDefinition<AccessRequest, CheckAnswer> = {
+  const check: grpc.MethodDefinition<DecodedCheck, CheckAnswer> = {
     path: generated.path,
     originalName: generated.originalName,
     requestStream: false,
@@ -128,16 +144,17 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     responseDeserialize: () => {
       throw new VigilError("internal", "the server-side Check definition cannot read responses");
     },
-    requestDeserialize: (bytes: Buffer): AccessRequest => {
+    requestDeserialize: (bytes: Buffer): DecodedCheck => {
       try {
-        return decodeRequest(bytes);
+        const headers = selectHeaders?.();
+        return { request: decodeRequest(bytes, headers), bytes, headers };
       } catch (err) {
         // The decoder is built not to throw; if it ever does, decide still sees a request that
         // must fail closed rather than grpc-js answering INTERNAL (an RPC error).
         reportError(err);
         const request = decodeCheckRequest(Buffer.alloc(0), maxHeaderBytes);
         request.malformed = ["CheckRequest could not be decoded"];
-        return request;
+        return { request, bytes, headers: undefined };
       }
     },
     // The handler encodes (so the record phase knows what went on the wire); this only hands the
@@ -190,7 +207,17 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     return answer;
   };
 
-  const handleCheck: grpc.handleUnaryCall<AccessRequest, CheckAnswer> = (call, callback) => {
+  /**
+   * The request as the current policy must see it: a policy loaded between decoding and judging
+   * may read a header the decoder skipped, so such a request is decoded again with every header.
+   */
+  const requestFor = (decoded: DecodedCheck): AccessRequest => {
+    const kept = decoded.headers;
+    if (kept === undefined || selectHeaders === undefined || coversHeaders(kept, selectHeaders())) return decoded.request;
+    return decodeCheckRequest(decoded.bytes, maxHeaderBytes);
+  };
+
+  const handleCheck: grpc.handleUnaryCall<DecodedCheck, CheckAnswer> = (call, callback) => {
     // Already answered (the deadline timer fired while the message was on its way) or gone.
     if (call.cancelled) return;
     if (isPastDeadline(call.getDeadline())) {
@@ -200,7 +227,13 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
       callback(null, refusalBytes("late", refusals));
       return;
     }
-    const answer = answerCheck(call.request);
+    let answer: Buffer | Promise<Buffer>;
+    try {
+      answer = answerCheck(requestFor(call.request));
+    } catch (err) {
+      reportError(err);
+      answer = failClosed().bytes;
+    }
     if (Buffer.isBuffer(answer)) callback(null, answer);
     else void answer.then((bytes) => { callback(null, bytes); });
   };

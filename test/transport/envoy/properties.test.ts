@@ -1,5 +1,6 @@
 import { connect, type ClientHttp2Session } from "node:http2";
 import fc from "fast-check";
+import protobuf from "protobufjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AccessRequest, Decision } from "../../../src/model/index.js";
 import {
@@ -118,6 +119,63 @@ describe("decoder properties", () => {
       const { receivedAt: _b, ...shared } = req;
       expect(shared).toEqual(fresh);
     }), { numRuns: 300 });
+  });
+});
+
+describe("decoding only the headers a decision reads", () => {
+  const wantedBy = (names: ReadonlySet<string>) => (name: string): boolean => names.has(name) || name.startsWith("x-vigil-");
+
+  it("keeps exactly the selected values (and x-vigil-*), everything else as a whole decode, with any limit", () => {
+    const withVigil = envoyLikeRequest.chain((opts) => fc.record({
+      opts: fc.constant(opts),
+      vigil: fc.dictionary(fc.constantFrom("x-vigil-caller", "x-vigil-decision-id", "x-vigil-x"), text, { maxKeys: 2 }),
+      pick: fc.subarray(Object.keys(opts.headers ?? {})),
+      extra: fc.array(headerName, { maxLength: 3 }),
+      limit: fc.oneof(fc.constant(64 * 1024), fc.integer({ min: 0, max: 2000 })),
+    }));
+    fc.assert(fc.property(withVigil, ({ opts, vigil, pick, extra, limit }) => {
+      const bytes = encodeWithEnvoyProtos(buildCheckRequest({ ...opts, headers: { ...opts.headers, ...vigil } }));
+      const names = new Set([...pick, ...extra, "authorization"]);
+      const decode = createCheckRequestDecoder({ maxHeaderBytes: limit });
+      const selective = decode(bytes, { all: false, names });
+      const whole = decodeCheckRequest(bytes, limit);
+      const keep = wantedBy(names);
+      const { receivedAt: _a, headers: partHeaders, ...part } = selective;
+      const { receivedAt: _b, headers: allHeaders, ...all } = whole;
+      expect(part).toEqual(all);
+      expect({ ...partHeaders }).toEqual(Object.fromEntries(Object.entries(allHeaders).filter(([name]) => keep(name))));
+      // `all` decodes every header, as no selection does.
+      const { receivedAt: _c, ...every } = decode(bytes, { all: true, names: new Set() });
+      expect(every).toEqual({ ...all, headers: allHeaders });
+    }), { numRuns: 400 });
+  });
+
+  it("reads a value sent before its name and drops it when the name is not selected", () => {
+    const entry = (w: protobuf.Writer, first: [number, string], second: [number, string]): void => {
+      w.uint32((3 << 3) | 2).fork();
+      w.uint32((first[0] << 3) | 2).string(first[1]);
+      w.uint32((second[0] << 3) | 2).string(second[1]);
+      w.ldelim();
+    };
+    const w = protobuf.Writer.create();
+    w.uint32((1 << 3) | 2).fork(); // attributes
+    w.uint32((4 << 3) | 2).fork(); // request
+    w.uint32((2 << 3) | 2).fork(); // http
+    entry(w, [2, "kept-value"], [1, "x-kept"]);
+    entry(w, [2, "dropped-value"], [1, "x-dropped"]);
+    entry(w, [1, "x-vigil-caller"], [2, "forged"]);
+    w.ldelim().ldelim().ldelim();
+    const bytes = Buffer.from(w.finish());
+    const req = createCheckRequestDecoder()(bytes, { all: false, names: new Set(["x-kept"]) });
+    expect(req.malformed).toEqual([]);
+    expect({ ...req.headers }).toEqual({ "x-kept": "kept-value", "x-vigil-caller": "forged" });
+  });
+
+  it("counts skipped headers against maxHeaderBytes: a large unread header still fails closed", () => {
+    const bytes = buildCheckRequestBytes({ headers: { "x-padding": "p".repeat(5000) } });
+    const req = createCheckRequestDecoder({ maxHeaderBytes: 1000 })(bytes, { all: false, names: new Set() });
+    expect(req.malformed).toEqual(["headers exceed 1000 bytes"]);
+    expect(req.headers["x-padding"]).toBeUndefined();
   });
 });
 

@@ -1,0 +1,203 @@
+// The learned keys of every baseline, in one Float64Array: what the Check path reads to tell a
+// known action or source network from a new one, touching as few cache lines as it can.
+//
+// Each baseline owns one block of the array: a header (when its baseline is enforced, the two
+// tables' masks and counts), then its networks table, then its actions table, each an open-
+// addressing table with linear probing at most half full. A request's lookup thus reads the
+// header (which, with up to one network, shares its 64-byte line with the networks table) and one
+// line of the actions table: no Map, no boxed number, no object per key. Keys are the 52-bit safe
+// integers of action.ts, stored plus one so that 0 marks an empty slot.
+//
+// Keys are only ever added (a baseline forgets all at once, when evicted): no tombstones. A table
+// that would pass half full moves its block to one twice the size (off the Check path: learning
+// and accept run in the drain and the admin API); the caller keeps the block offset `add*` returns.
+// Blocks are power-of-two sized and reused per size once freed; the array doubles when full.
+// Labels are not here: a baseline keeps them in plain arrays, for reports and persistence.
+
+/** Header slots of a block. */
+const ENFORCED_FROM = 0;
+const ACTION_MASK = 1;
+const NETWORK_MASK = 2;
+const ACTION_COUNT = 3;
+const NETWORK_COUNT = 4;
+const SIZE_CLASS = 5;
+const HEADER = 6;
+
+const MIN_ACTIONS = 8;
+const MIN_NETWORKS = 2;
+const MIN_CLASS = 4; // 16 doubles: the smallest block (6 + 2 + 8)
+
+/** Every block's offset is a multiple of this: offset / BLOCK_ALIGN numbers blocks densely enough to index an array. */
+export const BLOCK_ALIGN = 2 ** MIN_CLASS;
+
+export class KeyTables {
+  #slab: Float64Array;
+  #end = 0;
+  /** Freed blocks by size class (log2 of their length in doubles). */
+  readonly #free: number[][] = [];
+  #used = 0;
+
+  constructor(initialDoubles = 1 << 12) {
+    this.#slab = new Float64Array(Math.max(1 << MIN_CLASS, initialDoubles));
+  }
+
+  /** A new, empty block for a baseline enforced from `enforcedFrom` (epoch ms). */
+  open(enforcedFrom: number): number {
+    const block = this.#allocate(HEADER + MIN_NETWORKS + MIN_ACTIONS);
+    const slab = this.#slab;
+    slab[block + ENFORCED_FROM] = enforcedFrom;
+    slab[block + ACTION_MASK] = MIN_ACTIONS - 1;
+    slab[block + NETWORK_MASK] = MIN_NETWORKS - 1;
+    return block;
+  }
+
+  /** Gives a block back (its baseline was evicted). The offset must not be used again. */
+  close(block: number): void {
+    const sizeClass = this.#slab[block + SIZE_CLASS] ?? 0;
+    this.#slab.fill(0, block, block + 2 ** sizeClass);
+    (this.#free[sizeClass] ??= []).push(block);
+    this.#used -= 2 ** sizeClass;
+  }
+
+  enforcedFrom(block: number): number {
+    return this.#slab[block + ENFORCED_FROM] ?? 0;
+  }
+
+  // ---- The Check path: reads only, no allocation ----------------------------------------------
+
+  hasAction(block: number, key: number): boolean {
+    const slab = this.#slab;
+    const mask = slab[block + ACTION_MASK] ?? 0;
+    const base = block + HEADER + (slab[block + NETWORK_MASK] ?? 0) + 1;
+    return probe(slab, base, mask, key + 1) >= 0;
+  }
+
+  hasNetwork(block: number, key: number): boolean {
+    const slab = this.#slab;
+    return probe(slab, block + HEADER, slab[block + NETWORK_MASK] ?? 0, key + 1) >= 0;
+  }
+
+  // ---- Off the Check path ---------------------------------------------------------------------
+
+  actionCount(block: number): number {
+    return this.#slab[block + ACTION_COUNT] ?? 0;
+  }
+
+  networkCount(block: number): number {
+    return this.#slab[block + NETWORK_COUNT] ?? 0;
+  }
+
+  /** Adds an action key; returns the block's offset, which moves when its table grows. */
+  addAction(block: number, key: number): number {
+    if (this.hasAction(block, key)) return block;
+    const count = this.actionCount(block);
+    const mask = this.#slab[block + ACTION_MASK] ?? 0;
+    const at = (count + 1) * 2 > mask + 1 ? this.#grow(block, (mask + 1) * 2, this.#networkCapacity(block)) : block;
+    const slab = this.#slab;
+    const newMask = slab[at + ACTION_MASK] ?? 0;
+    const base = at + HEADER + (slab[at + NETWORK_MASK] ?? 0) + 1;
+    slab[base + emptySlot(slab, base, newMask, key + 1)] = key + 1;
+    slab[at + ACTION_COUNT] = count + 1;
+    return at;
+  }
+
+  /** Adds a network key; returns the block's offset, which moves when its table grows. */
+  addNetwork(block: number, key: number): number {
+    if (this.hasNetwork(block, key)) return block;
+    const count = this.networkCount(block);
+    const capacity = this.#networkCapacity(block);
+    const at = (count + 1) * 2 > capacity ? this.#grow(block, (this.#slab[block + ACTION_MASK] ?? 0) + 1, capacity * 2) : block;
+    const slab = this.#slab;
+    const base = at + HEADER;
+    slab[base + emptySlot(slab, base, slab[at + NETWORK_MASK] ?? 0, key + 1)] = key + 1;
+    slab[at + NETWORK_COUNT] = count + 1;
+    return at;
+  }
+
+  /** Doubles held by open blocks (their whole size classes). */
+  get usedDoubles(): number {
+    return this.#used;
+  }
+
+  /** Length of the array behind every block. */
+  get capacityDoubles(): number {
+    return this.#slab.length;
+  }
+
+  #networkCapacity(block: number): number {
+    return (this.#slab[block + NETWORK_MASK] ?? 0) + 1;
+  }
+
+  /** Moves a block to one with the given table capacities, re-inserting every key. */
+  #grow(block: number, actions: number, networks: number): number {
+    const to = this.#allocate(HEADER + networks + actions);
+    // #allocate may have replaced the array: read it only now.
+    const slab = this.#slab;
+    slab[to + ENFORCED_FROM] = slab[block + ENFORCED_FROM] ?? 0;
+    slab[to + ACTION_MASK] = actions - 1;
+    slab[to + NETWORK_MASK] = networks - 1;
+    slab[to + ACTION_COUNT] = slab[block + ACTION_COUNT] ?? 0;
+    slab[to + NETWORK_COUNT] = slab[block + NETWORK_COUNT] ?? 0;
+    const oldNetworks = (slab[block + NETWORK_MASK] ?? 0) + 1;
+    const oldActions = (slab[block + ACTION_MASK] ?? 0) + 1;
+    rehash(slab, block + HEADER, oldNetworks, to + HEADER, networks - 1);
+    rehash(slab, block + HEADER + oldNetworks, oldActions, to + HEADER + networks, actions - 1);
+    this.close(block);
+    return to;
+  }
+
+  #allocate(doubles: number): number {
+    let sizeClass = MIN_CLASS;
+    while (2 ** sizeClass < doubles) sizeClass++;
+    const size = 2 ** sizeClass;
+    const reused = this.#free[sizeClass]?.pop();
+    let block: number;
+    if (reused !== undefined) {
+      block = reused;
+    } else {
+      if (this.#end + size > this.#slab.length) {
+        let length = this.#slab.length * 2;
+        while (length < this.#end + size) length *= 2;
+        const bigger = new Float64Array(length);
+        bigger.set(this.#slab.subarray(0, this.#end));
+        this.#slab = bigger;
+      }
+      block = this.#end;
+      this.#end += size;
+    }
+    this.#slab[block + SIZE_CLASS] = sizeClass;
+    this.#used += size;
+    return block;
+  }
+}
+
+/**
+ * Where `stored` (key + 1) sits in the table at `base`, or -1. A table is never more than half
+ * full, so an empty slot ends the probe; the bound only keeps a broken table from spinning.
+ */
+function probe(slab: Float64Array, base: number, mask: number, stored: number): number {
+  let i = stored & mask;
+  for (let n = 0; n <= mask; n++) {
+    const held = slab[base + i] ?? 0;
+    if (held === stored) return i;
+    if (held === 0) return -1;
+    i = (i + 1) & mask;
+  }
+  return -1;
+}
+
+function emptySlot(slab: Float64Array, base: number, mask: number, stored: number): number {
+  let i = stored & mask;
+  for (let n = 0; n <= mask; n++) {
+    if ((slab[base + i] ?? 0) === 0) return i;
+    i = (i + 1) & mask;
+  }
+  throw new Error("behaviour key table full: a table is never let past half full");
+}
+
+function rehash(slab: Float64Array, from: number, length: number, to: number, mask: number): void {
+  for (let i = 0; i < length; i++) {
+    const stored = slab[from + i] ?? 0;
+    if (stored !== 0) slab[to + emptySlot(slab, to, mask, stored)] = stored;
+  }
+}
