@@ -38,6 +38,15 @@ const allow: Decision = {
 const deny: Decision = { ...allow, outcome: "deny", reason: "caller risk is high" };
 const stepUp: Decision = { ...allow, outcome: "step_up", reason: "needs a second approver", approvalId: "apr_01HZX3K9V7Q2" };
 const delay: Decision = { ...allow, outcome: "delay", reason: "change window opens later", retryAfterSeconds: 42.5 };
+/** A fresh copy of a string, as each decoded request brings its own (equal, but not the same object). */
+const copy = (s: string): string => Buffer.from(s, "utf8").toString("utf8");
+/** The same caller in 64 decisions whose strings are separate copies: the encoder compares contents. */
+const sameCallerCopies: Decision[] = Array.from({ length: 64 }, () => ({
+  ...allow, id: copy(allow.id), caller: copy(allow.caller), trustDomain: copy(allow.trustDomain), credentialFingerprint: copy(allow.credentialFingerprint),
+}));
+/** Eight callers in turn: more than the encoder keeps, so its identity cache never hits. */
+const eightCallers: Decision[] = Array.from({ length: 8 }, (_, i) => ({ ...allow, caller: `${allow.caller}-${String(i)}`, credentialFingerprint: `${allow.credentialFingerprint.slice(0, -1)}${String(i)}` }));
+let turn = 0;
 /** The benchmark request's headers as the decoder reads them: what the server passes with an allow. */
 const requestHeaders = decoder(bytes).headers;
 const option = (key: string, value: string): object => ({ header: { key, value }, append: { value: false } });
@@ -70,12 +79,16 @@ const candidates: [string, () => unknown][] = [
   ["encode: proto-loader allow (fromObject + encode)", () => standard.responseSerialize(allowObject)],
   ["encode: vigil encodeCheckResponse allow", () => encodeCheckResponse(allow)],
   ["encode: vigil allow + request headers", () => encodeCheckResponse(allow, requestHeaders)],
+  ["encode: vigil allow, equal copies of one caller", () => encodeCheckResponse(sameCallerCopies[turn++ & 63] ?? allow)],
+  ["encode: vigil allow, eight callers in turn", () => encodeCheckResponse(eightCallers[turn++ & 7] ?? allow)],
   ["encode: vigil encodeCheckResponse deny", () => encodeCheckResponse(deny)],
   ["encode: vigil encodeCheckResponse step_up", () => encodeCheckResponse(stepUp)],
   ["encode: vigil encodeCheckResponse delay", () => encodeCheckResponse(delay)],
   // The encoder before the #9 rewrite (test/support/legacy-encode), for the ratio in one run.
   ["encode: previous encoder allow", () => previous.encodeCheckResponse(allow)],
   ["encode: previous allow + request headers", () => previous.encodeCheckResponse(allow, requestHeaders)],
+  ["encode: previous allow, equal copies of one caller", () => previous.encodeCheckResponse(sameCallerCopies[turn++ & 63] ?? allow)],
+  ["encode: previous allow, eight callers in turn", () => previous.encodeCheckResponse(eightCallers[turn++ & 7] ?? allow)],
   ["encode: previous encoder deny", () => previous.encodeCheckResponse(deny)],
   ["encode: previous encoder step_up", () => previous.encodeCheckResponse(stepUp)],
   ["encode: previous encoder delay", () => previous.encodeCheckResponse(delay)],

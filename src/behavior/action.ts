@@ -155,6 +155,56 @@ export function networkHash(key: HashKey, ip: string, prefixes: NetworkPrefixes)
 }
 
 /**
+ * The key of an IPv4 address's network: the hash of `networkLabel(ip)` ("10.1.2.0/24"), read and
+ * hashed character by character, so the Check path neither builds the label nor looks the address
+ * up anywhere (no memory touched but the address's own characters). -1 for anything that is not a
+ * plain dotted-quad IPv4 literal (IPv6, garbage): the caller takes the slow way then.
+ */
+export function ipv4NetworkHash(key: HashKey, ip: string, bits: number): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let parts = 0;
+  const length = ip.length;
+  for (let i = 0; i <= length; i++) {
+    const c = i < length ? ip.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || octet > 255 || parts === 4) return -1;
+      value = value * 256 + octet;
+      parts++;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      octet = octet * 10 + c - 48;
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  if (parts !== 4) return -1;
+  const masked = bits === 0 ? 0 : (value & (0xffffffff << (32 - bits))) >>> 0;
+  lanes[0] = key.a;
+  lanes[1] = key.b;
+  feedDecimal(masked >>> 24);
+  feedChar(46);
+  feedDecimal((masked >>> 16) & 0xff);
+  feedChar(46);
+  feedDecimal((masked >>> 8) & 0xff);
+  feedChar(46);
+  feedDecimal(masked & 0xff);
+  feedChar(47);
+  feedDecimal(bits);
+  return combine();
+}
+
+/** Feeds a number below 1000 as its decimal digits, as String(n) writes them. */
+function feedDecimal(n: number): void {
+  if (n >= 100) feedChar(48 + Math.floor(n / 100));
+  if (n >= 10) feedChar(48 + Math.floor(n / 10) % 10);
+  feedChar(48 + n % 10);
+}
+
+/**
  * The network an address belongs to, as CIDR text ("10.1.2.0/24", "2001:db8:0:1::/64"); undefined
  * for anything that is not an address. Allocates: callers on the hot path keep the result per
  * address (see Baselines' network cache) rather than calling this per request.

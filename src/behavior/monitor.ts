@@ -5,7 +5,7 @@
 // sidecar sees them at its next request.
 //
 // Cost on the Check path (design §2): `actionKey`/`networkKey` hash the view's own strings (no
-// string is built), `check` is one Map lookup (the caller's baseline) and two probes of that
+// string is built; an IPv4 source address is not even looked up), `check` is one Map lookup (the caller's baseline) and two probes of that
 // baseline's key tables, which live in one Float64Array (table.ts), and `observe` writes
 // references and numbers into a preallocated ring. Everything else — learning,
 // the rate and fan-out windows, labels, signal writes, persistence — runs off the hot path, in
@@ -23,9 +23,9 @@ import type { RequestView } from "../model/index.js";
 import type { SignalStore } from "../signals/index.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import {
-  actionHash, actionLabel, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
+  actionHash, actionLabel, ipv4NetworkHash, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
 } from "./action.js";
-import { KeyTables } from "./table.js";
+import { BLOCK_ALIGN, KeyTables } from "./table.js";
 
 export const ANOMALY_KINDS = ["new_action", "new_source_network", "rate_spike", "fan_out"] as const;
 export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
@@ -157,21 +157,27 @@ export class BehaviorMonitor {
   readonly #excludePrefixes: string[];
   readonly #excludeOneSegment: string[];
   readonly #excludeRules: Set<string>;
-  readonly #baselines = new Map<string, Baseline>();
+  /**
+   * Caller → its baseline's block in #tables, least recently seen first. The Check path needs
+   * only the block (a small integer held in the Map's own entry), not the Baseline object.
+   */
+  readonly #baselines = new Map<string, number>();
   readonly #tables = new KeyTables();
+  /** Block offset / BLOCK_ALIGN → the Baseline whose block it is (the drain's and operators' way in). */
+  readonly #owners: (Baseline | undefined)[] = [];
   /** Source address → network key: the hot path looks an address up instead of parsing it. */
   readonly #networkCache = new Map<string, number>();
   #share: FanoutShare | undefined;
   /**
    * What the last `check` found, for the `observe` of the same request (the record phase follows
-   * its judge, usually with no other Check in between): the caller's baseline and whether the
+   * its judge, usually with no other Check in between): the caller's block (-1: none) and whether the
    * action and network were both in it. Used only when caller, action and network are the ones
    * checked; otherwise observe looks them up itself.
    */
   #checkedCaller = "";
   #checkedAction = 0;
   #checkedNetwork = 0;
-  #checkedBaseline: Baseline | undefined;
+  #checkedBlock = -1;
   #checkedKnown = false;
 
   // The observation ring: references and numbers only, preallocated.
@@ -230,9 +236,14 @@ export class BehaviorMonitor {
     return this.enabled ? actionHash(this.#key, view) : 0;
   }
 
-  /** The source network key of an address; parsed once per address, then looked up. */
+  /**
+   * The source network key of an address: an IPv4 literal is hashed in place (nothing looked up);
+   * any other address is parsed once, then looked up.
+   */
   networkKey(ip: string): number {
     if (!this.enabled) return 0;
+    const v4 = ipv4NetworkHash(this.#key, ip, this.#prefixes.ipv4);
+    if (v4 >= 0) return v4;
     const cached = this.#networkCache.get(ip);
     if (cached !== undefined) return cached;
     const key = labelHash(this.#key, networkLabel(ip, this.#prefixes) ?? OTHER_NETWORK);
@@ -249,17 +260,17 @@ export class BehaviorMonitor {
   check(caller: string, action: number, network: number, at: number): readonly string[] {
     if (!this.enabled || caller === "") return NONE;
     // An excluded caller is never admitted, so it has no baseline to be checked against.
-    const baseline = this.#baselines.get(caller);
+    const block = this.#baselines.get(caller);
     this.#checkedCaller = caller;
     this.#checkedAction = action;
     this.#checkedNetwork = network;
-    this.#checkedBaseline = baseline;
-    if (baseline === undefined) {
+    if (block === undefined) {
+      this.#checkedBlock = -1;
       this.#checkedKnown = false;
       return NONE;
     }
+    this.#checkedBlock = block;
     const tables = this.#tables;
-    const block = baseline.block;
     const newAction = !tables.hasAction(block, action);
     const newNetwork = !tables.hasNetwork(block, network);
     this.#checkedKnown = !newAction && !newNetwork;
@@ -280,18 +291,19 @@ export class BehaviorMonitor {
     }
     // The baseline and what check found in it, when check just looked at this very request.
     const checked = caller === this.#checkedCaller && action === this.#checkedAction && network === this.#checkedNetwork;
-    const baseline = checked ? this.#checkedBaseline : this.#baselines.get(caller);
+    const block = checked ? this.#checkedBlock : this.#baselines.get(caller) ?? -1;
     // An excluded caller is never admitted: a caller with a baseline needs no pattern matched.
-    if (baseline === undefined && this.#excludedCaller(caller)) return;
+    if (block < 0 && this.#excludedCaller(caller)) return;
     const slot = (this.#head + this.#count) % size;
     // Hold nothing of the request the drain will not need: in the steady state (a learned caller
-    // doing what it does) only the baseline's own caller string, the destination's string and
-    // numbers are queued, so no request object outlives its Check (or burdens the young GC). The
-    // drain counts the destination into its window (fan-out); the view is kept only for an action
-    // or network the baseline lacks, whose label the drain must build.
-    const known = baseline !== undefined
-      && (checked ? this.#checkedKnown : this.#tables.hasAction(baseline.block, action) && this.#tables.hasNetwork(baseline.block, network));
-    this.#ringCallers[slot] = baseline?.caller ?? caller;
+    // doing what it does) only the caller's and the destination's strings (the identity's and the
+    // route's, shared by the caller's requests) and numbers are queued, so no request object
+    // outlives its Check (or burdens the young GC). The drain counts the destination into its
+    // window (fan-out); the view is kept only for an action or network the baseline lacks, whose
+    // label the drain must build.
+    const known = block >= 0
+      && (checked ? this.#checkedKnown : this.#tables.hasAction(block, action) && this.#tables.hasNetwork(block, network));
+    this.#ringCallers[slot] = caller;
     this.#ringViews[slot] = known ? undefined : view;
     this.#ringDestinations[slot] = view.destination;
     this.#ringActions[slot] = action;
@@ -355,13 +367,13 @@ export class BehaviorMonitor {
   #fold(caller: string, view: RequestView | undefined, destination: string, action: number, network: number, at: number, reports: Map<string, Report>): void {
     const config = this.#config;
     const window = Math.floor(at / config.windowMs);
-    let baseline = this.#baselines.get(caller);
+    let baseline = this.#baseline(caller);
     if (baseline === undefined) {
       baseline = this.#admit(caller, at, window);
     } else if (baseline.touched !== window) {
       // Least recently seen first: re-inserting moves the caller to the end of the Map's order.
       this.#baselines.delete(caller);
-      this.#baselines.set(caller, baseline);
+      this.#baselines.set(caller, baseline.block);
       baseline.touched = window;
     }
     if (at > baseline.lastSeen) baseline.lastSeen = at;
@@ -442,7 +454,7 @@ export class BehaviorMonitor {
    * (a fan-out neither sidecar sees alone). Called by the share when a remote value arrives.
    */
   remoteFanout(caller: string, window: number): void {
-    const baseline = this.#baselines.get(caller);
+    const baseline = this.#baseline(caller);
     if (baseline === undefined || this.#closed) return;
     const at = this.#now();
     const fanout = this.#share?.distinct(caller, window, window === baseline.window ? baseline.destinations : new Set()) ?? 0;
@@ -460,37 +472,55 @@ export class BehaviorMonitor {
 
   #admit(caller: string, at: number, window: number): Baseline {
     // Only a file naming a caller twice re-admits one: the later entry replaces the earlier.
-    const replaced = this.#baselines.get(caller);
+    const replaced = this.#baseline(caller);
     if (replaced !== undefined) this.#forget(replaced);
     while (this.#baselines.size >= this.#config.maxCallers) {
-      const oldest = this.#baselines.values().next();
+      const oldest = this.#baselines.keys().next();
       if (oldest.done === true) break;
-      this.#forget(oldest.value);
+      const evicted = this.#baseline(oldest.value);
+      if (evicted === undefined) break;
+      this.#forget(evicted);
       this.#metrics?.behaviorEvictions.inc();
     }
     const baseline = newBaseline(caller, at, window, this.#tables.open(at + this.#config.learningPeriodMs));
-    this.#baselines.set(caller, baseline);
+    this.#baselines.set(caller, baseline.block);
+    this.#owners[baseline.block / BLOCK_ALIGN] = baseline;
     return baseline;
+  }
+
+  #baseline(caller: string): Baseline | undefined {
+    const block = this.#baselines.get(caller);
+    return block === undefined ? undefined : this.#owners[block / BLOCK_ALIGN];
   }
 
   #forget(baseline: Baseline): void {
     this.#baselines.delete(baseline.caller);
+    this.#owners[baseline.block / BLOCK_ALIGN] = undefined;
     this.#tables.close(baseline.block);
-    // A Baseline object still referenced (check's, until the next check) must never reach the
-    // block, which another caller may get.
+    // Another caller may get the block: this object (still referenced by a drain under way, say)
+    // must not reach it.
     baseline.block = -1;
+  }
+
+  /** The baseline's block moved (a table grew): the Map and the owners follow it. */
+  #moved(baseline: Baseline, block: number): void {
+    if (block === baseline.block) return;
+    this.#owners[baseline.block / BLOCK_ALIGN] = undefined;
+    this.#owners[block / BLOCK_ALIGN] = baseline;
+    baseline.block = block;
+    this.#baselines.set(baseline.caller, block);
   }
 
   /** Adds an action to a baseline: its key to the table, its label to the list. Once per key. */
   #learnAction(baseline: Baseline, key: number, label: string): void {
     if (this.#tables.hasAction(baseline.block, key)) return;
-    baseline.block = this.#tables.addAction(baseline.block, key);
+    this.#moved(baseline, this.#tables.addAction(baseline.block, key));
     baseline.actions.push(label);
   }
 
   #learnNetwork(baseline: Baseline, key: number, label: string): void {
     if (this.#tables.hasNetwork(baseline.block, key)) return;
-    baseline.block = this.#tables.addNetwork(baseline.block, key);
+    this.#moved(baseline, this.#tables.addNetwork(baseline.block, key));
     baseline.networks.push(label);
   }
 
@@ -565,7 +595,7 @@ export class BehaviorMonitor {
   summary(): BehaviorSummary {
     const at = this.#now();
     let learning = 0;
-    for (const b of this.#baselines.values()) if (at < b.firstSeen + this.#config.learningPeriodMs) learning++;
+    for (const b of this.#held()) if (at < b.firstSeen + this.#config.learningPeriodMs) learning++;
     return {
       enabled: this.enabled, callers: this.#baselines.size, learning, maxCallers: this.#config.maxCallers,
       learningPeriodMs: this.#config.learningPeriodMs, windowMs: this.#config.windowMs,
@@ -584,7 +614,7 @@ export class BehaviorMonitor {
 
   show(caller: string): BaselineReport | undefined {
     this.drain();
-    const b = this.#baselines.get(caller);
+    const b = this.#baseline(caller);
     if (b === undefined) return undefined;
     const learningUntil = b.firstSeen + this.#config.learningPeriodMs;
     return {
@@ -608,7 +638,7 @@ export class BehaviorMonitor {
    */
   accept(request: AcceptRequest): AcceptResult {
     this.drain();
-    const b = this.#baselines.get(request.caller);
+    const b = this.#baseline(request.caller);
     if (b === undefined) throw new VigilError("not_found", "no baseline is held for this caller");
     const all = request.actions === undefined && request.networks === undefined;
     const actions = all ? [...b.pending.values()].filter((p) => p.kind === "action").map((p) => p.label) : request.actions ?? [];
@@ -666,7 +696,7 @@ export class BehaviorMonitor {
   snapshot(): SavedBaseline[] {
     this.drain();
     this.#dirty = false;
-    return [...this.#baselines.values()].map((b) => ({
+    return this.#held().map((b) => ({
       caller: b.caller, firstSeen: b.firstSeen, lastSeen: b.lastSeen,
       actions: [...b.actions], networks: [...b.networks],
       ewma: b.ewma, fanoutMax: b.fanoutMax,
@@ -693,6 +723,16 @@ export class BehaviorMonitor {
         this.#learnNetwork(b, labelHash(this.#key, label), label);
       }
     }
+  }
+
+  /** Every baseline held, least recently seen first. */
+  #held(): Baseline[] {
+    const out: Baseline[] = [];
+    for (const block of this.#baselines.values()) {
+      const b = this.#owners[block / BLOCK_ALIGN];
+      if (b !== undefined) out.push(b);
+    }
+    return out;
   }
 
   /** Baselines held (a gauge). */

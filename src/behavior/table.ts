@@ -27,6 +27,9 @@ const MIN_ACTIONS = 8;
 const MIN_NETWORKS = 2;
 const MIN_CLASS = 4; // 16 doubles: the smallest block (6 + 2 + 8)
 
+/** Every block's offset is a multiple of this: offset / BLOCK_ALIGN numbers blocks densely enough to index an array. */
+export const BLOCK_ALIGN = 2 ** MIN_CLASS;
+
 export class KeyTables {
   #slab: Float64Array;
   #end = 0;

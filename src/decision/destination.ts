@@ -86,8 +86,16 @@ export function gatewayHost(raw: string): string {
 }
 
 function asciiLower(value: string): string {
-  let out = "";
-  for (let i = 0; i < value.length; i++) {
+  // Route names are lower case already: then the value itself, no new string.
+  let first = 0;
+  while (first < value.length) {
+    const c = value.charCodeAt(first);
+    if (c >= 65 && c <= 90) break;
+    first++;
+  }
+  if (first === value.length) return value;
+  let out = value.slice(0, first);
+  for (let i = first; i < value.length; i++) {
     const c = value.charCodeAt(i);
     out += c >= 65 && c <= 90 ? String.fromCharCode(c + 32) : (value[i] ?? "");
   }

@@ -10,16 +10,16 @@
 // `judge` runs the phases up to the answer; `record` counts and logs it, and is called once the
 // answer went on the wire (or, in process, right after judging: createDecider).
 
-import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { ApprovalBook } from "../approvals/book.js";
 import type { BehaviorMonitor } from "../behavior/index.js";
 import type { DestinationConfig } from "../config/index.js";
 import type { Caller, CallerResolver } from "../identity/index.js";
-import { OUTCOME_SEVERITY, type AccessRequest, type Decision, type Outcome, type PolicyInput, type RequestView, type SignalsView } from "../model/index.js";
+import { OUTCOME_SEVERITY, type AccessRequest, type Decision, type Outcome, type McpView, type PolicyInput, type RequestView, type SignalsView } from "../model/index.js";
 import { NO_ENTITIES, type EntityBook } from "../policy/entities.js";
 import type { CompiledPolicy, PolicyResult } from "../policy/types.js";
 import type { SignalStore } from "../signals/store.js";
+import { createUuidV4 } from "../util/uuid.js";
 import type { DecisionLog } from "../telemetry/decision-log.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { applyEffects } from "./apply-effects.js";
@@ -30,7 +30,7 @@ import { identify } from "./identify.js";
 import { DEFAULT_JSONRPC_LIMITS, isMcpRoute, readJsonRpc, type JsonRpcLimits } from "./jsonrpc.js";
 import { recordDecision } from "./record.js";
 import { applyRefusals } from "./refusals.js";
-import { NO_MCP, requestView } from "./request-view.js";
+import { NO_MCP, pathOf, requestView } from "./request-view.js";
 import { readSignals } from "./signals.js";
 
 /** The rule an allow names when the sidecar-wide dry run let a refusal through. */
@@ -104,7 +104,7 @@ export type Decide = (request: AccessRequest) => Decision;
 
 export function createPipeline(deps: DeciderDeps): Pipeline {
   const now = deps.now ?? Date.now;
-  const newId = deps.newId ?? randomUUID;
+  const newId = deps.newId ?? createUuidV4();
   const { store, effects, approvals } = deps;
   const effectsDeps = { store, approvals, effects };
   const sinks = { metrics: deps.metrics, decisionLog: deps.decisionLog };
@@ -130,18 +130,20 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       const rpc = evaluation === undefined
         ? readJsonRpc(request.body, isMcpRoute(request.contextExtensions, pathOnly, rpcLimits), rpcLimits)
         : undefined;
-      const calls = rpc === undefined ? [undefined] : rpc.kind === "batch" ? rpc.calls : rpc.kind === "refused" ? [NO_MCP] : [rpc.call];
-      const views = calls.map((call) => requestView(request, destination.name ?? "", call));
       const signals = readSignals(store, effects, caller, request.headers, at);
       const policy = deps.policy();
-      const inputs = views.map((view): PolicyInput => {
+      const inputOf = (call: McpView | undefined): PolicyInput => {
+        const view = requestView(request, destination.name ?? "", call, pathOnly);
         const { subject, action, resource } = evaluation === undefined
           ? checkEntities(caller.spiffeId, view, entities())
           : evaluationEntities(evaluation, entities());
         return { request: view, source, context: request.contextExtensions, signals: signals.view, subject, action, resource, now: at };
-      });
-      let [evaluated, index] = evaluateAll(policy, inputs);
-      let view = views[index] as RequestView;
+      };
+      // Usually one call (no JSON-RPC body, or one call): no arrays on the way.
+      const inputs: PolicyInput | PolicyInput[] = rpc?.kind === "batch" ? rpc.calls.map(inputOf)
+        : inputOf(rpc === undefined ? undefined : rpc.kind === "refused" ? NO_MCP : rpc.call);
+      let { result: evaluated, input } = evaluateAll(policy, inputs);
+      let view = input.request;
       let actionKey = 0;
       let networkKey = 0;
       let observe = false;
@@ -156,8 +158,8 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         const live = behavior.check(caller.spiffeId, actionKey, networkKey, at);
         if (live.length > 0) {
           signals.view.anomalies = withLive(signals.view.anomalies, live);
-          [evaluated, index] = evaluateAll(policy, inputs);
-          view = views[index] as RequestView;
+          ({ result: evaluated, input } = evaluateAll(policy, inputs));
+          view = input.request;
         }
       }
       const result = applyRefusals(evaluated, {
@@ -167,7 +169,6 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       const decision = decisionOf(id, result, caller);
       decision.policyVersion = policy.version;
       // The explanation of a refusal: every rule that matched (a second walk, for refusals only).
-      const input = inputs[index] as PolicyInput;
       if (result.outcome !== "allow" && policy.explain !== undefined) decision.matched = policy.explain(input);
       // Shadow rules: what the answer would have been had they been enforced (only when it differs).
       if (policy.hasShadow === true && policy.wouldBe !== undefined) {
@@ -228,25 +229,21 @@ export function createDecider(deps: DeciderDeps): Decide {
 
 /**
  * Evaluates every input (one per JSON-RPC call of a batch; usually one) and keeps the most
- * restrictive result, the first of equals, with its index: a batch is allowed only if every call is.
+ * restrictive result, the first of equals, with its input: a batch is allowed only if every call is.
  */
-function evaluateAll(policy: CompiledPolicy, inputs: readonly PolicyInput[]): [PolicyResult, number] {
-  let best = policy.evaluate(inputs[0] as PolicyInput);
-  let index = 0;
+function evaluateAll(policy: CompiledPolicy, inputs: PolicyInput | readonly PolicyInput[]): { result: PolicyResult; input: PolicyInput } {
+  if (!Array.isArray(inputs)) return { result: policy.evaluate(inputs as PolicyInput), input: inputs as PolicyInput };
+  let input = inputs[0] as PolicyInput;
+  let best = policy.evaluate(input);
   for (let i = 1; i < inputs.length; i++) {
-    const result = policy.evaluate(inputs[i] as PolicyInput);
+    const candidate = inputs[i] as PolicyInput;
+    const result = policy.evaluate(candidate);
     if (OUTCOME_SEVERITY[result.outcome] > OUTCOME_SEVERITY[best.outcome]) {
       best = result;
-      index = i;
+      input = candidate;
     }
   }
-  return [best, index];
-}
-
-/** The path without its query. */
-function pathOf(path: string): string {
-  const q = path.indexOf("?");
-  return q === -1 ? path : path.slice(0, q);
+  return { result: best, input };
 }
 
 /** The anomalies the store holds for the caller and those this request shows itself, once each. */

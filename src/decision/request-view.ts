@@ -10,9 +10,8 @@ import { isRecord } from "../util/guards.js";
  * names. `destination` is what createDestinationResolver answered ("" when it found none): the
  * host is shown to policies, never used to pick the destination.
  */
-export function requestView(req: AccessRequest, destination: string, call?: McpView): RequestView {
-  const q = req.path.indexOf("?");
-  const pathOnly = q === -1 ? req.path : req.path.slice(0, q);
+export function requestView(req: AccessRequest, destination: string, call?: McpView, pathWithoutQuery?: string): RequestView {
+  const pathOnly = pathWithoutQuery ?? pathOf(req.path);
   const rawHost = req.host !== "" ? req.host : (req.headers[":authority"] ?? "");
   const host = stripPort(rawHost).toLowerCase();
   let grpcService = "";
@@ -46,6 +45,12 @@ export function requestView(req: AccessRequest, destination: string, call?: McpV
     source_ip: req.source.address,
     destination,
   };
+}
+
+/** The path without its query. */
+export function pathOf(path: string): string {
+  const q = path.indexOf("?");
+  return q === -1 ? path : path.slice(0, q);
 }
 
 /** Index of the first character after JSON whitespace (space, tab, LF, CR). */

@@ -72,6 +72,9 @@ class Evaluation {
 
 type ErrorReporter = (rule: string, error: unknown) => void;
 
+/** The `revoke` of a result that revokes nothing (most): shared, frozen, never written to. */
+const NO_REVOCATIONS = Object.freeze([]) as unknown as RevocationTarget[];
+
 /**
  * Total order of results, most restrictive highest: the outcome first, then whether revocations
  * are started, then whether it is the rule's own result rather than a failed condition.
@@ -202,14 +205,14 @@ class CompiledRule {
           rule: this.id,
           reason: `outside the change window (${this.window.description})`,
           retryAfterSeconds: wait,
-          revoke: this.revoke.slice(),
+          revoke: this.revoke.length === 0 ? NO_REVOCATIONS : this.revoke.slice(),
           privileged: this.resultPrivileged,
           ...(this.controls === undefined ? {} : { controls: this.controls }),
         };
       }
     }
     state.rank = this.rank;
-    const result: PolicyResult = { outcome: this.outcome, rule: this.id, reason: this.reason, revoke: this.revoke.slice(), privileged: this.resultPrivileged };
+    const result: PolicyResult = { outcome: this.outcome, rule: this.id, reason: this.reason, revoke: this.revoke.length === 0 ? NO_REVOCATIONS : this.revoke.slice(), privileged: this.resultPrivileged };
     if (this.controls !== undefined) result.controls = this.controls;
     if (this.retryAfterSeconds !== undefined) result.retryAfterSeconds = this.retryAfterSeconds;
     if (this.stepUp !== undefined) {

@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { BehaviorMonitor, readBaselines, writeBaselines } from "../../src/behavior/index.js";
-import { actionHash, actionLabel, labelHash, networkLabel, newHashKey, pathPattern } from "../../src/behavior/action.js";
+import { actionHash, actionLabel, ipv4NetworkHash, labelHash, networkLabel, newHashKey, pathPattern } from "../../src/behavior/action.js";
 import { behaviorSchema } from "../../src/config/index.js";
 import type { RequestView } from "../../src/model/index.js";
 import { createEmbeddedStore, type SignalStore } from "../../src/signals/index.js";
@@ -93,6 +93,35 @@ describe("action and network keys", () => {
   ])("network of %j is %j", (ip, label) => {
     expect(networkLabel(ip, { ipv4: 24, ipv6: 64 })).toBe(label);
   });
+
+  it("hash an IPv4 address in place exactly as they hash its network's label, and leave any other text to the label (property)", () => {
+    const key = newHashKey();
+    const address = fc.oneof(
+      fc.ipV4(), fc.ipV4Extended(), fc.ipV6(), fc.string({ maxLength: 20 }), fc.stringMatching(/^[0-9.]{0,18}$/),
+      fc.tuple(fc.nat(1_000), fc.nat(300), fc.nat(300), fc.nat(300)).map((p) => p.join(".")),
+    );
+    fc.assert(fc.property(address, fc.integer({ min: 0, max: 32 }), (ip, bits) => {
+      const label = networkLabel(ip, { ipv4: bits, ipv6: 64 });
+      const ipv4 = label !== undefined && !label.includes(":");
+      expect(ipv4NetworkHash(key, ip, bits)).toBe(ipv4 ? labelHash(key, label) : -1);
+    }), { numRuns: 2_000 });
+  });
+
+  it.each([
+    ["10.1.2.3", 24, "10.1.2.0/24"],
+    ["010.001.002.255", 24, "10.1.2.0/24"],
+    ["192.168.255.255", 17, "192.168.128.0/17"],
+    ["255.255.255.255", 32, "255.255.255.255/32"],
+    ["1.2.3.4", 0, "0.0.0.0/0"],
+  ])("key %s at /%i as the label %s", (ip, bits, label) => {
+    const key = newHashKey();
+    expect(ipv4NetworkHash(key, ip, bits)).toBe(labelHash(key, label));
+  });
+
+  it.each(["1.2.3", "1.2.3.4.", ".1.2.3", "1.2.3.256", "1.2.3.0004", "1..2.3", "::1", "1.2.3.4 ", "", "other"])(
+    "leave %j to the slow way", (ip) => {
+      expect(ipv4NetworkHash(newHashKey(), ip, 24)).toBe(-1);
+    });
 
   it("never throws on any address text, and a network it writes is its own network", () => {
     fc.assert(fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 60 })), (ip) => {

@@ -25,6 +25,8 @@ describe("createDestinationResolver (workload)", () => {
   it.each<[string, Partial<DestinationConfig>, Parameters<typeof request>[0], string]>([
     ["route extension", {}, { host: "tickets", context: { destination: "payments" } }, "payments"],
     ["route extension, case folded", {}, { context: { destination: "Payments" } }, "payments"],
+    ["route extension, case folded after a lower-case start", {}, { context: { destination: "payMents-API" } }, "payments-api"],
+    ["route extension already lower case, kept as is", {}, { context: { destination: "payments-api" } }, "payments-api"],
     ["route extension as a SPIFFE ID keeps its case", {}, { context: { destination: "spiffe://Example.org/x" } }, "spiffe://Example.org/x"],
     ["--destination, Host ignored", { name: "payments" }, { host: "tickets", principal: "spiffe://example.org/ns/x/sa/tickets" }, "payments"],
     ["route and settings agree", { name: "payments" }, { context: { destination: "payments" } }, "payments"],

@@ -7,8 +7,9 @@
 // decision: it measures each variable string once (Buffer.byteLength), writes it with one copy
 // (ASCII through latin1Write, a memcpy for V8's one-byte strings), and copies every constant run
 // of bytes (tags, header names, `append: false`, metadata keys and the outcome entry, the JSON
-// body's keys) from bytes prepared at load. Nothing is allocated per call but the output buffer
-// (and, for a refusal, the JSON escape of a string that needs one).
+// body's keys) from bytes prepared at load. The caller's identity headers, the same for every
+// request of a caller, are kept encoded for the last few callers. Nothing is allocated per call
+// but the output buffer (and, for a refusal, the JSON escape of a string that needs one).
 
 import { Buffer } from "node:buffer";
 import { HEADER_APPROVAL_ID, HEADER_CALLER, HEADER_CALLER_TRUST_DOMAIN, HEADER_CREDENTIAL_FINGERPRINT, HEADER_DECISION_ID, HEADER_STEP_UP } from "../../config/defaults.js";
@@ -262,28 +263,83 @@ export function encodeCheckResponse(decision: Decision, requestHeaders: Readonly
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
+ * The caller's identity headers (x-vigil-caller, -trust-domain, -credential-fingerprint) as
+ * encoded for a recent allow, kept because a sidecar sees the same few callers again and again.
+ * An entry is found by comparing the three strings and which of them are sent, so a hit is
+ * exactly the bytes the encoder would write.
+ */
+interface IdentityBlock {
+  readonly caller: string;
+  readonly trustDomain: string;
+  readonly fingerprint: string;
+  /** sentIdentityHeaders() without the decision id bit. */
+  readonly sent: number;
+  readonly bytes: Uint8Array;
+}
+
+const IDENTITY_BITS = SENT_CALLER | SENT_TRUST_DOMAIN | SENT_CREDENTIAL_FINGERPRINT;
+/** A few callers, replaced in turn; lookups compare strings, so a long list would cost more than it saves. */
+const IDENTITY_BLOCKS: (IdentityBlock | undefined)[] = [undefined, undefined, undefined, undefined];
+let nextIdentityBlock = 0;
+/**
+ * Misses left before the next one is kept. Keeping costs an allocation, so when callers outnumber
+ * the entries (every lookup misses) only one miss in IDENTITY_KEEP_EVERY is kept, and the others
+ * write their headers straight into the answer.
+ */
+let missesBeforeKeep = 0;
+const IDENTITY_KEEP_EVERY = 16;
+
+function findIdentityBlock(d: Decision, sent: number): IdentityBlock | undefined {
+  for (const block of IDENTITY_BLOCKS) {
+    if (block !== undefined && block.sent === sent && block.caller === d.caller && block.trustDomain === d.trustDomain
+      && block.fingerprint === d.credentialFingerprint) return block;
+  }
+  if (missesBeforeKeep-- > 0) return undefined;
+  missesBeforeKeep = IDENTITY_KEEP_EVERY - 1;
+  // Its own memory (allocUnsafeSlow), not a slice of the shared pool that a long-lived entry would pin.
+  const bytes = Buffer.allocUnsafeSlow(identitySize(d, sent)) as Out;
+  const block = { caller: d.caller, trustDomain: d.trustDomain, fingerprint: d.credentialFingerprint, sent, bytes: checked(bytes, putIdentity(bytes, 0, d, sent)) };
+  IDENTITY_BLOCKS[nextIdentityBlock] = block;
+  nextIdentityBlock = (nextIdentityBlock + 1) % IDENTITY_BLOCKS.length;
+  return block;
+}
+
+/** Bytes of the identity header options `sent` (IDENTITY_BITS only) for `d`. */
+function identitySize(d: Decision, sent: number): number {
+  let size = 0;
+  if ((sent & SENT_CALLER) !== 0) size += lenField(optionSize(CALLER_HEAD, utf8Bytes(d.caller)));
+  if ((sent & SENT_TRUST_DOMAIN) !== 0) size += lenField(optionSize(TRUST_DOMAIN_HEAD, utf8Bytes(d.trustDomain)));
+  if ((sent & SENT_CREDENTIAL_FINGERPRINT) !== 0) size += lenField(optionSize(FINGERPRINT_HEAD, utf8Bytes(d.credentialFingerprint)));
+  return size;
+}
+
+function putIdentity(out: Out, pos: number, d: Decision, sent: number): number {
+  if ((sent & SENT_CALLER) !== 0) pos = putHeader(out, pos, CALLER_HEAD, d.caller);
+  if ((sent & SENT_TRUST_DOMAIN) !== 0) pos = putHeader(out, pos, TRUST_DOMAIN_HEAD, d.trustDomain);
+  if ((sent & SENT_CREDENTIAL_FINGERPRINT) !== 0) pos = putHeader(out, pos, FINGERPRINT_HEAD, d.credentialFingerprint);
+  return pos;
+}
+
+function putHeader(out: Out, pos: number, head: Uint8Array, value: string): number {
+  const n = utf8Bytes(value);
+  return putOption(out, pos, OK_HEADERS, optionSize(head, n), head, value, n);
+}
+
+/**
  * OK, with ok_response { headers: the identity headers sent, headers_to_remove,
  * response_headers_to_add: the decision id again, so the client can quote it }.
  */
 function encodeAllow(d: Decision, requestHeaders: Readonly<Record<string, string>>): Buffer {
   const sent = sentIdentityHeaders(d);
   const removed = removedHeaders(d, requestHeaders, sent);
+  const identity = findIdentityBlock(d, sent & IDENTITY_BITS);
   const idBytes = utf8Bytes(d.id);
   const ruleBytes = utf8Bytes(d.rule);
-  const callerBytes = (sent & SENT_CALLER) !== 0 ? utf8Bytes(d.caller) : 0;
-  const trustDomainBytes = (sent & SENT_TRUST_DOMAIN) !== 0 ? utf8Bytes(d.trustDomain) : 0;
-  const fingerprintBytes = (sent & SENT_CREDENTIAL_FINGERPRINT) !== 0 ? utf8Bytes(d.credentialFingerprint) : 0;
 
   const idOption = (sent & SENT_DECISION_ID) !== 0 ? optionSize(DECISION_ID_HEAD, idBytes) : 0;
-  const callerOption = (sent & SENT_CALLER) !== 0 ? optionSize(CALLER_HEAD, callerBytes) : 0;
-  const trustDomainOption = (sent & SENT_TRUST_DOMAIN) !== 0 ? optionSize(TRUST_DOMAIN_HEAD, trustDomainBytes) : 0;
-  const fingerprintOption = (sent & SENT_CREDENTIAL_FINGERPRINT) !== 0 ? optionSize(FINGERPRINT_HEAD, fingerprintBytes) : 0;
-  let okSize = 0;
+  let okSize = identity === undefined ? identitySize(d, sent & IDENTITY_BITS) : identity.bytes.length;
   // The decision id is both set for the upstream and echoed to the client.
   if (idOption !== 0) okSize += 2 * lenField(idOption);
-  if (callerOption !== 0) okSize += lenField(callerOption);
-  if (trustDomainOption !== 0) okSize += lenField(trustDomainOption);
-  if (fingerprintOption !== 0) okSize += lenField(fingerprintOption);
   for (const name of removed) okSize += lenField(utf8Bytes(name));
   const metaSize = metadataSize("allow", idBytes, ruleBytes);
 
@@ -292,9 +348,7 @@ function encodeAllow(d: Decision, requestHeaders: Readonly<Record<string, string
   out[1] = 0;
   let pos = putOpen(out, 2, CHECK_OK, okSize);
   if (idOption !== 0) pos = putOption(out, pos, OK_HEADERS, idOption, DECISION_ID_HEAD, d.id, idBytes);
-  if (callerOption !== 0) pos = putOption(out, pos, OK_HEADERS, callerOption, CALLER_HEAD, d.caller, callerBytes);
-  if (trustDomainOption !== 0) pos = putOption(out, pos, OK_HEADERS, trustDomainOption, TRUST_DOMAIN_HEAD, d.trustDomain, trustDomainBytes);
-  if (fingerprintOption !== 0) pos = putOption(out, pos, OK_HEADERS, fingerprintOption, FINGERPRINT_HEAD, d.credentialFingerprint, fingerprintBytes);
+  pos = identity === undefined ? putIdentity(out, pos, d, sent & IDENTITY_BITS) : putBytes(out, pos, identity.bytes);
   for (const name of removed) pos = putField(out, pos, OK_HEADERS_TO_REMOVE, name, utf8Bytes(name));
   if (idOption !== 0) pos = putOption(out, pos, OK_RESPONSE_HEADERS_TO_ADD, idOption, DECISION_ID_HEAD, d.id, idBytes);
   return checked(out, putMetadata(out, pos, metaSize, "allow", d.id, idBytes, d.rule, ruleBytes));

@@ -113,6 +113,30 @@ describe("encoder: same bytes as before the rewrite", () => {
     expect([...shapes].sort()).toEqual(expect.arrayContaining(["0/ok/0", "0/ok/3", "0/ok/6", "7/Forbidden/0", "7/TooManyRequests/0"]));
   });
 
+  it("gives the same bytes when callers repeat (the encoder keeps recent callers' headers) and when they differ in one field", () => {
+    const copy = (s: string): string => Buffer.from(s, "utf8").toString("utf8");
+    const base = decision();
+    const callers: Decision[] = [
+      base,
+      { ...base, credentialFingerprint: `${base.credentialFingerprint}0` },
+      { ...base, trustDomain: "example.com" },
+      { ...base, caller: `${base.caller}/x` },
+      { ...base, caller: "" },
+      { ...base, caller: "bad\nvalue" },
+      { ...base, trustDomain: "", credentialFingerprint: "" },
+      { ...base, caller: "é", trustDomain: "🔒" },
+    ];
+    const mismatches: number[] = [];
+    // Every caller in turn (more than the encoder keeps), then runs of one, with equal copies of the strings.
+    const order = [...Array.from({ length: 200 }, (_, i) => i % callers.length), ...Array.from({ length: 200 }, (_, i) => Math.floor(i / 25))];
+    order.forEach((k, i) => {
+      const d = callers[k] ?? base;
+      const fresh = { ...d, id: `d-${String(i)}`, caller: copy(d.caller), trustDomain: copy(d.trustDomain), credentialFingerprint: copy(d.credentialFingerprint) };
+      if (!encodeCheckResponse(fresh).equals(legacy.encodeCheckResponse(fresh))) mismatches.push(i);
+    });
+    expect(mismatches).toEqual([]);
+  });
+
   it("decides the upstream headers as before for every table row", () => {
     for (const row of rows) expect(upstreamHeaders(row.decision, row.headers)).toEqual(legacyUpstreamHeaders(row.decision, row.headers));
   });
