@@ -21,7 +21,7 @@ import { ltsNode, runCerbosBench } from "./cerbos.bench.js";
 import { runThroughputBench } from "./check-throughput.bench.js";
 import { runClusterBench } from "./cluster.bench.js";
 import { runDecisionBench } from "./decision.bench.js";
-import { machine, spliceGenerated, type BenchResult } from "./lib.js";
+import { SIDECAR_NODE_FLAGS, machine, spliceGenerated, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
 import { runProtobufReadersBench } from "./protobuf-readers.bench.js";
 import { runRevocationNoticeBench } from "./revocation-notice.bench.js";
@@ -38,11 +38,12 @@ const soakMinutes = process.argv.includes("--soak") ? 10 : 1;
 
 function memoryBench(node = process.execPath, label = ""): BenchResult {
   // Its own process, so the RSS it reports is the store's and nothing else's.
-  const out = spawnSync(node, ["--expose-gc", "--import", "tsx", "bench/memory.bench.ts"], { encoding: "utf8" });
+  // With the flags the image ships (the young generation's bound): RSS as a sidecar would have it.
+  const out = spawnSync(node, ["--expose-gc", ...SIDECAR_NODE_FLAGS, "--import", "tsx", "bench/memory.bench.ts"], { encoding: "utf8" });
   if (out.status !== 0) throw new Error(`memory bench failed: ${out.stderr}`);
   const result = JSON.parse(out.stdout) as BenchResult;
   if (label === "") return result;
-  return { ...result, name: `${result.name} (${label})`, command: `${node === process.execPath ? "node" : ".cache/node-lts-24/bin/node"} --expose-gc --import tsx bench/memory.bench.ts` };
+  return { ...result, name: `${result.name} (${label})`, command: `${node === process.execPath ? "node" : ".cache/node-lts-24/bin/node"} --expose-gc ${SIDECAR_NODE_FLAGS.join(" ")} --import tsx bench/memory.bench.ts` };
 }
 
 function behaviorBench(): BenchResult[] {
