@@ -125,6 +125,7 @@ await step("revocation notice", () => runRevocationNoticeBench(quick ? 20 : 100)
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
 await step("codec", () => textBench("protobuf codec, in process", "node --import tsx bench/codec.bench.ts 40", [], "bench/codec.bench.ts", [quick ? "5" : "40"]));
 await step("identity", () => textBench("identity resolution, in process", "npx tsx bench/identity.bench.ts", [], "bench/identity.bench.ts"));
+await step("record", () => textBench("record phase (metrics + decision line), in process", "node --expose-gc --import tsx bench/record.bench.ts", ["--expose-gc"], "bench/record.bench.ts", quick ? ["--rounds", "2"] : []));
 await step("store", () => textBench("signal stores", "node --expose-gc --import tsx bench/store.bench.ts all", ["--expose-gc"], "bench/store.bench.ts", ["all"]));
 await step("check refusals", () => textBench("what the transport's refusal interceptor adds to a Check", "node --import tsx bench/check-refusals.bench.ts 20", [], "bench/check-refusals.bench.ts", [quick ? "3" : "20"]));
 await step("side by side, Node 20", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, label: "Node 20" }));
