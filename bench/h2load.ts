@@ -4,15 +4,19 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { percentile, sortedCopy } from "./lib.js";
+import { SIDECAR_NODE_FLAGS, percentile, sortedCopy } from "./lib.js";
 
 export const CHECK_URL_PATH = "/envoy.service.auth.v3.Authorization/Check";
 
 export interface Target { kind: string; child: ChildProcess; port: number }
 
-/** Starts `bench/target.ts KIND` and waits for its "ready <port>" line. */
+/**
+ * Starts `bench/target.ts KIND` and waits for its "ready <port>" line. Vigil runs with the Node
+ * flags the image ships (SIDECAR_NODE_FLAGS); the floor servers with Node's defaults.
+ */
 export async function startTarget(kind: string, options: { node?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Target> {
-  const child = spawn(options.node ?? process.execPath, ["--import", "tsx", "bench/target.ts", kind], {
+  const flags = kind === "vigil" ? SIDECAR_NODE_FLAGS : [];
+  const child = spawn(options.node ?? process.execPath, [...flags, "--import", "tsx", "bench/target.ts", kind], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...options.env },
   });

@@ -2,6 +2,13 @@
 
 import os from "node:os";
 
+/**
+ * The Node flags the sidecar ships with (the image's NODE_OPTIONS, repeated in deploy/): benches
+ * that start Vigil as its own process pass them, so they measure what runs in production.
+ * test/deploy/node-flags.test.ts keeps the three places in step.
+ */
+export const SIDECAR_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=16"];
+
 export interface BenchResult {
   name: string;
   command: string;

@@ -1,8 +1,8 @@
 // The record phase (recordDecision: metrics and the one decision line per Check) in process: CPU
-// and allocation per call with the decision line written through the LineWriter as it was (16 KiB
-// chunks, a new Buffer per chunk: OldLineWriter below, its write path copied as it was) and as it
-// is (64 KiB chunks, written buffers reused). The line itself is built the same way in both
-// (createDecisionLog). Both write to /dev/null; "metrics only" is the phase without a decision log.
+// and allocation per call, as it was (the line built by oldLine below, every value quoted on its own,
+// written through OldLineWriter: 16 KiB chunks, a new Buffer per chunk; both copied as they were)
+// and as it is (createDecisionLog, the real LineWriter: 64 KiB chunks, written buffers reused).
+// Both write to /dev/null; "metrics only" is the phase without a decision log.
 // Judgements come from the real pipeline (1,000 rules, decision.bench.ts's requests), judged once.
 // CPU: process.cpuUsage (the whole process: it includes the thread-pool thread doing the writes)
 // around batches of 2,000 calls, then the event loop turns until both writers drained (nothing may
@@ -18,7 +18,7 @@ import { createPipeline, Effects, recordDecision, type Judgement, type RecordSin
 import { createCallerResolver } from "../src/identity/index.js";
 import { compilePolicy, parsePolicyDocuments } from "../src/policy/index.js";
 import { createEmbeddedStore } from "../src/signals/index.js";
-import { createDecisionLog, createLogger, createMetrics, type DecisionLine } from "../src/telemetry/index.js";
+import { createDecisionLog, createLogger, createMetrics, type DecisionLine, type DecisionLog } from "../src/telemetry/index.js";
 import { LineWriter } from "../src/telemetry/line-writer.js";
 import { policyYaml, request } from "./decision.bench.js";
 import { abba, median, range, round } from "./lib.js";
@@ -28,6 +28,40 @@ const roundsArg = process.argv.indexOf("--rounds");
 const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 7;
 const BATCH = 2_000;
 const BATCHES = 10;
+
+// eslint-disable-next-line no-control-regex -- as it was
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029]/;
+const quote = (value: string): string => NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+const list = (values: readonly string[]): string => values.length === 0 ? "[]" : JSON.stringify(values);
+
+/** The decision log as it was: the same clock, every value through quote(). */
+function oldLog(writer: OldLineWriter, prefix: string): DecisionLog {
+  let second = -1;
+  let head = "";
+  const clock = (): string => {
+    const now = Date.now();
+    const sec = Math.floor(now / 1000);
+    if (sec !== second) {
+      second = sec;
+      head = new Date(sec * 1000).toISOString().slice(0, 20);
+    }
+    const ms = now - sec * 1000;
+    return `${head}${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}Z`;
+  };
+  const s = quote;
+  const log = (line: DecisionLine): void => {
+    writer.write(
+      `{"level":"info","time":"${clock()}"${prefix},"decision_id":${s(line.decision_id)},"caller":${s(line.caller)}`
+      + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"destination":${s(line.destination)},"path":${s(line.path)}`
+      + `,"tool":${s(line.tool)},"context":${JSON.stringify(line.context)},"outcome":${s(line.outcome)},"rule":${s(line.rule)}`
+      + `,"reason":${s(line.reason)},"identity_problems":${line.identity_problems.length === 0 ? "[]" : JSON.stringify(line.identity_problems)}`
+      + `,"latency_us":${line.latency_us},"policy_version":${s(line.policy_version)},"controls":${list(line.controls)}`
+      + `,"matched_rules":${list(line.matched_rules)},"shadow_outcome":${s(line.shadow_outcome)},"shadow_rule":${s(line.shadow_rule)}`
+      + `,"dry_run":${line.dry_run ? "true" : "false"},"would_outcome":${s(line.would_outcome)},"would_rule":${s(line.would_rule)},"msg":"decision"}\n`,
+    );
+  };
+  return Object.assign(log, { close: () => Promise.resolve() });
+}
 
 /** LineWriter's write path before buffer reuse: 16 KiB chunks, a new Buffer for each. */
 class OldLineWriter {
@@ -119,7 +153,6 @@ async function judgements(): Promise<Judgement[]> {
 
 const all = await judgements();
 const nullFd = openSync("/dev/null", "w");
-// No `fd` property: createDecisionLog hands it the lines as strings, as it does a LineWriter.
 const oldWriter = new OldLineWriter(nullFd);
 const newWriter = new LineWriter(nullFd);
 const bindings = { component: "decision" };
@@ -130,7 +163,7 @@ const noLine = Object.assign((_line: DecisionLine) => undefined, { close: () => 
 const sinks: Record<"metrics" | "object" | "old" | "new", RecordSinks> = {
   metrics: { metrics },
   object: { metrics, decisionLog: noLine },
-  old: { metrics, decisionLog: createDecisionLog(oldLogger) },
+  old: { metrics, decisionLog: oldLog(oldWriter, `,${JSON.stringify(oldLogger.bindings()).slice(1, -1)}`) },
   new: { metrics, decisionLog: createDecisionLog(newLogger) },
 };
 type Variant = keyof typeof sinks;
@@ -198,7 +231,7 @@ const ns = (v: number): string => String(Math.round(v));
 process.stdout.write([
   `record phase (recordDecision: metrics + decision line to /dev/null), ${String(ROUNDS)} ABBA rounds of ${String(BATCH * BATCHES)} calls per slot`,
   `Node ${process.version}; lines dropped: ${String(dropped)}`,
-  `CPU ns/call      old writer (16 KiB, new buffers) median ${ns(median(cpu.base))} (${range(cpu.base, 0)})   new writer (64 KiB, reused) median ${ns(median(cpu.variant))} (${range(cpu.variant, 0)})`,
+  `CPU ns/call      old (quote per value, 16 KiB new buffers) median ${ns(median(cpu.base))} (${range(cpu.base, 0)})   new (plain-line template, 64 KiB reused) median ${ns(median(cpu.variant))} (${range(cpu.variant, 0)})`,
   `                 new/old per round: median ${String(round(median(ratios), 2))} (${range(ratios, 2)}); metrics only (no line): median ${ns(median(metricsOnly))}`,
   `bytes alloc/call (JS heap) old ${ns(alloc.old)}   new ${ns(alloc.new)}   metrics only ${ns(alloc.metrics)}   metrics + DecisionLine object, no line ${ns(alloc.object)}`,
   `command: ${COMMAND}`,

@@ -21,7 +21,7 @@ import { ltsNode, runCerbosBench } from "./cerbos.bench.js";
 import { runThroughputBench } from "./check-throughput.bench.js";
 import { runClusterBench } from "./cluster.bench.js";
 import { runDecisionBench } from "./decision.bench.js";
-import { machine, spliceGenerated, type BenchResult } from "./lib.js";
+import { SIDECAR_NODE_FLAGS, machine, spliceGenerated, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
 import { runProtobufReadersBench } from "./protobuf-readers.bench.js";
 import { runRevocationNoticeBench } from "./revocation-notice.bench.js";
@@ -38,11 +38,12 @@ const soakMinutes = process.argv.includes("--soak") ? 10 : 1;
 
 function memoryBench(node = process.execPath, label = ""): BenchResult {
   // Its own process, so the RSS it reports is the store's and nothing else's.
-  const out = spawnSync(node, ["--expose-gc", "--import", "tsx", "bench/memory.bench.ts"], { encoding: "utf8" });
+  // With the flags the image ships (the young generation's bound): RSS as a sidecar would have it.
+  const out = spawnSync(node, ["--expose-gc", ...SIDECAR_NODE_FLAGS, "--import", "tsx", "bench/memory.bench.ts"], { encoding: "utf8" });
   if (out.status !== 0) throw new Error(`memory bench failed: ${out.stderr}`);
   const result = JSON.parse(out.stdout) as BenchResult;
   if (label === "") return result;
-  return { ...result, name: `${result.name} (${label})`, command: `${node === process.execPath ? "node" : ".cache/node-lts-24/bin/node"} --expose-gc --import tsx bench/memory.bench.ts` };
+  return { ...result, name: `${result.name} (${label})`, command: `${node === process.execPath ? "node" : ".cache/node-lts-24/bin/node"} --expose-gc ${SIDECAR_NODE_FLAGS.join(" ")} --import tsx bench/memory.bench.ts` };
 }
 
 function behaviorBench(): BenchResult[] {
@@ -124,6 +125,7 @@ await step("revocation notice", () => runRevocationNoticeBench(quick ? 20 : 100)
 await step("throughput", () => runThroughputBench(quick ? 1 : 3, quick ? 20_000 : 100_000));
 await step("codec", () => textBench("protobuf codec, in process", "node --import tsx bench/codec.bench.ts 40", [], "bench/codec.bench.ts", [quick ? "5" : "40"]));
 await step("identity", () => textBench("identity resolution, in process", "npx tsx bench/identity.bench.ts", [], "bench/identity.bench.ts"));
+await step("record", () => textBench("record phase (metrics + decision line), in process", "node --expose-gc --import tsx bench/record.bench.ts", ["--expose-gc"], "bench/record.bench.ts", quick ? ["--rounds", "2"] : []));
 await step("store", () => textBench("signal stores", "node --expose-gc --import tsx bench/store.bench.ts all", ["--expose-gc"], "bench/store.bench.ts", ["all"]));
 await step("check refusals", () => textBench("what the transport's refusal interceptor adds to a Check", "node --import tsx bench/check-refusals.bench.ts 20", [], "bench/check-refusals.bench.ts", [quick ? "3" : "20"]));
 await step("side by side, Node 20", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, label: "Node 20" }));

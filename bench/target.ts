@@ -6,7 +6,8 @@
 // Prints "ready <port>" on stdout once it listens.
 // Vigil runs from dist/ (what `npm start` and the image run: tsc output), not from tsx's on-the-fly
 // transpilation, whose keepNames helpers add calls on the hot path. Build first (npm run build).
-// Run: node --import tsx bench/target.ts vigil|floor|floor-standard
+// Run: node --import tsx bench/target.ts vigil|floor|floor-standard   (h2load.ts's startTarget adds
+// the image's Node flags, SIDECAR_NODE_FLAGS in lib.ts, for vigil)
 
 import { startFloorServer } from "./floor-server.js";
 

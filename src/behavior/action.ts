@@ -69,17 +69,46 @@ function feedChar(c: number): void {
   lanes[1] = Math.imul((lanes[1] as number) ^ c, PRIME);
 }
 
-/** The path with id-like segments as "*", as `pathPattern` writes it. */
+/**
+ * The path with id-like segments as "*", as `pathPattern` writes it, in one pass: each segment is
+ * fed as it is read, and if it turns out to be an id (`isIdSegment`), the state from before it
+ * is taken back and "*" fed instead.
+ */
 function feedPath(path: string): void {
+  let a = lanes[0] as number;
+  let b = lanes[1] as number;
+  let beforeA = a;
+  let beforeB = b;
   let start = 0;
+  let digit = false;
   const length = path.length;
   for (let i = 0; i <= length; i++) {
-    if (i < length && path.charCodeAt(i) !== 47) continue;
-    if (isIdSegment(path, start, i)) feedChar(42);
-    else feedText(path, start, i);
-    if (i < length) feedChar(47);
+    const c = i < length ? path.charCodeAt(i) : 47;
+    if (c !== 47) {
+      if (c >= 48 && c <= 57) digit = true;
+      a = Math.imul(a ^ c, PRIME);
+      b = Math.imul(b ^ c, PRIME);
+      continue;
+    }
+    const segment = i - start;
+    // As isIdSegment: longer than 24, or a digit in it unless it is an API version ("v1", "v2beta").
+    const id = segment > 24
+      || (digit && !(path.charCodeAt(start) === 118 && segment <= 8 && isDigit(path.charCodeAt(start + 1))));
+    if (id) {
+      a = Math.imul(beforeA ^ 42, PRIME);
+      b = Math.imul(beforeB ^ 42, PRIME);
+    }
+    if (i < length) {
+      a = Math.imul(a ^ 47, PRIME);
+      b = Math.imul(b ^ 47, PRIME);
+    }
+    beforeA = a;
+    beforeB = b;
     start = i + 1;
+    digit = false;
   }
+  lanes[0] = a;
+  lanes[1] = b;
 }
 
 /** 26 bits of each lane: a safe integer, the same for a request and for its label. */

@@ -359,6 +359,10 @@ export class BehaviorMonitor {
       this.#count--;
       this.#fold(caller, view, destination, this.#ringActions[slot] ?? 0, this.#ringNetworks[slot] ?? 0, this.#ringAts[slot] ?? 0, reports);
     }
+    // Empty: the next observations go to the ring's first slots again, which the last ones left
+    // in the CPU caches, rather than cycling through the whole ring (megabytes at the default
+    // maxQueued) and evicting the Check's own data on the way.
+    this.#head = 0;
     this.#dirty = true;
     for (const [caller, report] of reports) this.#report(caller, report);
   }

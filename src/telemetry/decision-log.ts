@@ -67,6 +67,22 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
   const s = quote;
   const clock = isoClock();
   const log = (line: DecisionLine): void => {
+    // Nearly every line: no value needs escaping, so each is written between quotes as it is, with
+    // no quoted copy of its own (15% less CPU for the line, bench/record.bench.ts). Same bytes.
+    if (plain(line.decision_id) && plain(line.caller) && plain(line.credential) && plain(line.method) && plain(line.host)
+      && plain(line.destination) && plain(line.path) && plain(line.tool) && plain(line.outcome) && plain(line.rule) && plain(line.reason)
+      && plain(line.policy_version) && plain(line.shadow_outcome) && plain(line.shadow_rule) && plain(line.would_outcome) && plain(line.would_rule)) {
+      sink.write(
+        `{"level":"info","time":"${clock()}"${prefix},"decision_id":"${line.decision_id}","caller":"${line.caller}"`
+        + `,"credential":"${line.credential}","method":"${line.method}","host":"${line.host}","destination":"${line.destination}","path":"${line.path}"`
+        + `,"tool":"${line.tool}","context":${JSON.stringify(line.context)},"outcome":"${line.outcome}","rule":"${line.rule}"`
+        + `,"reason":"${line.reason}","identity_problems":${line.identity_problems.length === 0 ? "[]" : JSON.stringify(line.identity_problems)}`
+        + `,"latency_us":${line.latency_us},"policy_version":"${line.policy_version}","controls":${list(line.controls)}`
+        + `,"matched_rules":${list(line.matched_rules)},"shadow_outcome":"${line.shadow_outcome}","shadow_rule":"${line.shadow_rule}"`
+        + `,"dry_run":${line.dry_run ? "true" : "false"},"would_outcome":"${line.would_outcome}","would_rule":"${line.would_rule}","msg":"decision"}\n`,
+      );
+      return;
+    }
     sink.write(
       `{"level":"info","time":"${clock()}"${prefix},"decision_id":${s(line.decision_id)},"caller":${s(line.caller)}`
       + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"destination":${s(line.destination)},"path":${s(line.path)}`
@@ -86,6 +102,11 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029]/;
 
 function list(values: readonly string[]): string {
   return values.length === 0 ? "[]" : JSON.stringify(values);
+}
+
+/** Whether `value` goes into a JSON string literal as it is. */
+function plain(value: string): boolean {
+  return !NEEDS_ESCAPE.test(value);
 }
 
 /** A JSON string literal; most values (IDs, hosts, rule names) need no escaping at all. */

@@ -63,6 +63,16 @@ describe("action and network keys", () => {
     ));
   });
 
+  it.each([
+    `/${"a".repeat(24)}`, `/${"a".repeat(25)}`, `/${"a".repeat(24)}/x`, `/${"a".repeat(25)}/x`,
+    "/v1", "/v1234567", "/v12345678", "/v1234567/x", "/v12345678/x", "/v", "/v/1", "/vx1", "/x1", "/1",
+    "", "/", "//", "/a//b/", "/api/v2beta/items/42/", "/a/b1c/d",
+  ])("hash the path %j as its pattern reads (segment boundaries)", (path) => {
+    const key = newHashKey();
+    const v = view("svc", "GET", path);
+    expect(actionHash(key, v)).toBe(labelHash(key, actionLabel(v)));
+  });
+
   it("differ between processes (a caller cannot precompute a collision) and between actions", () => {
     const v = view("payments", "GET", "/v1/payments/p-1/status");
     expect(actionHash(newHashKey(), v)).not.toBe(actionHash(newHashKey(), v));
