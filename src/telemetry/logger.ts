@@ -42,7 +42,7 @@ export function createLogger(options: LoggerOptions): Logger {
     destination = options.sync === true
       // One-shot CLI commands: a synchronous write, nothing left behind on exit.
       ? pino.destination({ dest: 1, sync: true })
-      // Batched (16 KiB) and flushed every 250 ms so a quiet sidecar never holds a line back.
+      // Batched (64 KiB chunks) and flushed every 250 ms so a quiet sidecar never holds a line back.
       : new LineWriter(1, {
         onStateChange: (err) => {
           // stdout is what failed: say so once on stderr, the one place left to say it, without
