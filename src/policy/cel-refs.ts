@@ -53,18 +53,13 @@ export function headerReferences(root: unknown): HeaderReferences {
         names.add(second);
         return;
       }
-      if (node.op === "[]" && isHeadersMap(first)) {
-        const key = literalString(second);
+      // The key of request.headers[key] or `key in request.headers`: one name, or every header.
+      const keyed = node.op === "[]" && isHeadersMap(first) ? second : node.op === "in" && isHeadersMap(second) ? first : undefined;
+      if (keyed !== undefined) {
+        const key = literalString(keyed);
         if (key === undefined) found.all = true;
         else names.add(key);
-        visit(second);
-        return;
-      }
-      if (node.op === "in" && isHeadersMap(second)) {
-        const key = literalString(first);
-        if (key === undefined) found.all = true;
-        else names.add(key);
-        visit(first);
+        visit(keyed);
         return;
       }
       // request.method, request["method"]: any field but headers, read by name.

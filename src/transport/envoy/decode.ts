@@ -369,7 +369,7 @@ function startEntry(c: DecodeContext): void {
   c.hasRaw = false;
 }
 
-/** Whether the value of header `name` (lower case) is kept (CheckRequestDecoderOptions.headers). */
+/** Whether the value of header `name` (lower case) is kept (the decoder's `headers` argument). */
 function wanted(select: HeaderSelection | undefined, name: string): boolean {
   return select === undefined || select.names.has(name) || name.startsWith(VIGIL_HEADER_PREFIX);
 }
