@@ -296,19 +296,39 @@ export class NatsLedger extends MemoryLedger {
     const kv = this.#kvOrThrow();
     if (revision === 0) throw new VigilError("unavailable", `approval ${record.id} is not in the shared store yet; retry`);
     let written: number;
+    const text = JSON.stringify(record);
     try {
-      written = await withTimeout(kv.put(record.id, JSON.stringify(record), { previousSeq: revision, timeout: this.#writeTimeoutMs }), this.#writeTimeoutMs, "approval write");
+      written = await withTimeout(kv.put(record.id, text, { previousSeq: revision, timeout: this.#writeTimeoutMs }), this.#writeTimeoutMs, "approval write");
     } catch (error) {
       if (!isRevisionConflict(error)) {
-        throw new VigilError("unavailable", `the approvals bucket did not take the write: ${VigilError.from(error).message}`, { cause: error });
+        // A write whose answer was lost (a timeout while the bus recovers) may still have landed:
+        // then the approver's retry would meet "already approved" for a decision nobody finished.
+        const landed = await this.#landed(record.id, text, revision);
+        if (landed !== undefined) {
+          written = landed;
+        } else {
+          throw new VigilError("unavailable", `the approvals bucket did not take the write: ${VigilError.from(error).message}`, { cause: error });
+        }
+      } else {
+        const entry = await kv.get(record.id);
+        if (entry !== null) this.#apply(entry);
+        return false;
       }
-      const entry = await kv.get(record.id);
-      if (entry !== null) this.#apply(entry);
-      return false;
     }
     const held = this.held.get(record.id);
     if (held === undefined || held.revision < written) this.hold(record.id, record, written);
     return true;
+  }
+
+  /** The revision at which exactly `text` follows `revision` in the bucket, if it does (best effort). */
+  async #landed(id: string, text: string, revision: number): Promise<number | undefined> {
+    try {
+      const entry = await withTimeout(this.#kvOrThrow().get(id), this.#writeTimeoutMs, "approval read");
+      if (entry === null || entry.operation !== "PUT" || entry.revision <= revision) return undefined;
+      return entry.string() === text ? entry.revision : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async remove(id: string): Promise<void> {

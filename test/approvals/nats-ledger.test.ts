@@ -17,7 +17,7 @@ import {
 } from "../../src/approvals/index.js";
 import { parseConfig } from "../../src/config/index.js";
 import { createEmbeddedStore, type SignalStore } from "../../src/signals/index.js";
-import { canConnect } from "../signals/tcp-proxy.js";
+import { canConnect, TcpProxy } from "../signals/tcp-proxy.js";
 import { eventually } from "../signals/support.js";
 
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -51,10 +51,10 @@ suite("NATS approval ledger", () => {
   let kv: KV;
   const instances: Instance[] = [];
 
-  async function instance(): Promise<Instance> {
+  async function instance(bus = NATS_URL, freshnessBoundMs = config.freshnessBoundMs): Promise<Instance> {
     const events: ApprovalEvent[] = [];
     const refused: ApprovalBusRefusal[] = [];
-    const ledger = new NatsLedger({ config, logger, maxAgeMs: 3_600_000, onRefused: (r) => { refused.push(r); } });
+    const ledger = new NatsLedger({ config: { ...config, bus, freshnessBoundMs }, logger, maxAgeMs: 3_600_000, onRefused: (r) => { refused.push(r); } });
     await ledger.ready();
     const book = new ApprovalBook({ store, ledger, pendingTtlMs: 60_000, sweepIntervalMs: 0, onEvent: (e) => { events.push(e); } });
     const made = { ledger, book, events, refused };
@@ -143,6 +143,27 @@ suite("NATS approval ledger", () => {
     expect(again.book.get(opened?.id ?? "")?.status).toBe("pending");
     await again.book.approve(opened?.id ?? "", APPROVER);
     expect(again.book.get(opened?.id ?? "")?.status).toBe("approved");
+  });
+
+  it("an approval whose write lands but whose answer comes too late is approved, not refused for a retry that would find it settled", async () => {
+    const proxy = new TcpProxy("127.0.0.1", 4222);
+    await proxy.start();
+    try {
+      const a = await instance(proxy.url, 1_000);
+      const opened = a.book.open(request("mcp:late-answer"));
+      await eventually(() => a.ledger.get(opened?.id ?? "")?.revision !== 0);
+      // The bucket takes the write at once; its answer (and the next ones) arrive after the
+      // ledger's write timeout (1 s), while the ledger reads back what the bucket holds.
+      proxy.holdReplies(1_500);
+      const settled = await a.book.approve(opened?.id ?? "", APPROVER);
+      expect(settled.approval.status).toBe("approved");
+      expect(settled.grant).toMatchObject({ kind: "grant", data: { approvalId: opened?.id } });
+      expect(a.book.get(opened?.id ?? "")?.status).toBe("approved");
+      const held = await (await new Kvm(nc).open(approvalsBucketName(prefix))).get(opened?.id ?? "");
+      expect((held?.json<{ status: string }>())?.status).toBe("approved");
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it("refuses what a hostile bus client writes, and keeps the true state", async () => {

@@ -1,5 +1,6 @@
 // A loopback TCP proxy that can cut every connection and refuse new ones, to play a network
-// outage between a store and a real NATS server.
+// outage between a store and a real NATS server, or hold the server's replies for a while (a
+// write that lands but whose answer comes too late).
 
 import { connect as tcpConnect, createServer } from "node:net";
 import type { Server, Socket } from "node:net";
@@ -8,6 +9,7 @@ export class TcpProxy {
   readonly #targetHost: string;
   readonly #targetPort: number;
   readonly #sockets = new Set<Socket>();
+  readonly #links = new Set<{ client: Socket; upstream: Socket }>();
   #server: Server | undefined;
   #port = 0;
 
@@ -30,7 +32,10 @@ export class TcpProxy {
       const upstream = tcpConnect(this.#targetPort, this.#targetHost);
       this.#sockets.add(client);
       this.#sockets.add(upstream);
+      const link = { client, upstream };
+      this.#links.add(link);
       const close = (): void => {
+        this.#links.delete(link);
         client.destroy();
         upstream.destroy();
         this.#sockets.delete(client);
@@ -52,6 +57,20 @@ export class TcpProxy {
     if (address === null || typeof address === "string") throw new Error("proxy has no TCP address");
     this.#port = address.port;
     this.#server = server;
+  }
+
+  /**
+   * Holds what the server sends on every open connection for `ms`, then lets it all through in
+   * order: requests still reach the server, their answers arrive late.
+   */
+  holdReplies(ms: number): void {
+    for (const { client, upstream } of this.#links) {
+      upstream.unpipe(client);
+      upstream.pause();
+      setTimeout(() => {
+        if (!upstream.destroyed && !client.destroyed) upstream.pipe(client);
+      }, ms);
+    }
   }
 
   /** Cuts every connection and stops listening: the bus is gone. */
