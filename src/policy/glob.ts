@@ -118,7 +118,9 @@ export function compileGlobs(patterns: readonly string[]): StringMatcher {
     }
   }
   if (any) return (value) => value !== "";
-  const under = prefixes.map((prefix): [string, string] => [prefix, prefix + "/"]);
+  // The common lists (one prefix, one glob, exact names) get a matcher of their own: a Check tests
+  // several rules' lists, each touched seldom enough to be out of cache, and every object a
+  // matcher reaches (a Set, an array of pairs) is one more memory load (issue #9).
   if (globs.length === 0 && prefixes.length === 0) {
     if (exact.size === 1) {
       const only = [...exact][0];
@@ -126,11 +128,21 @@ export function compileGlobs(patterns: readonly string[]): StringMatcher {
     }
     return (value) => exact.has(value);
   }
+  if (exact.size === 0 && globs.length === 0 && prefixes.length === 1) {
+    const prefix = prefixes[0] ?? "";
+    const below = `${prefix}/`;
+    return (value) => value !== "" && (value === prefix || value.startsWith(below));
+  }
+  if (exact.size === 0 && prefixes.length === 0 && globs.length === 1) {
+    const glob = globs[0];
+    return glob === undefined ? () => false : (value) => value !== "" && glob(value);
+  }
+  const below = prefixes.map((prefix) => `${prefix}/`);
   return (value) => {
     if (value === "") return false;
-    if (exact.has(value)) return true;
-    for (const [prefix, below] of under) {
-      if (value === prefix || value.startsWith(below)) return true;
+    if (exact.size > 0 && exact.has(value)) return true;
+    for (let i = 0; i < prefixes.length; i++) {
+      if (value === prefixes[i] || value.startsWith(below[i] ?? "")) return true;
     }
     for (const glob of globs) {
       if (glob(value)) return true;
