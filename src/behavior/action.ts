@@ -69,14 +69,47 @@ function feedChar(c: number): void {
   lanes[1] = Math.imul((lanes[1] as number) ^ c, PRIME);
 }
 
+/** 26 bits of each lane: a safe integer, the same for a request and for its label. */
+function combine(): number {
+  return ((lanes[0] as number) >>> 6) * 0x4000000 + ((lanes[1] as number) >>> 6);
+}
+
+/** The kind of action a request is: an MCP tool call, a gRPC method, or an HTTP method on a path. */
+function actionKind(view: RequestView): "mcp" | "grpc" | "http" {
+  if (view.mcp_tool !== "") return "mcp";
+  if (view.grpc_service !== "") return "grpc";
+  return "http";
+}
+
 /**
- * The path with id-like segments as "*", as `pathPattern` writes it, in one pass: each segment is
- * fed as it is read, and if it turns out to be an id (`isIdSegment`), the state from before it
- * is taken back and "*" fed instead.
+ * The action's key: the hash of `actionLabel(view)`, computed without building it. An HTTP
+ * request (nearly every Check) is hashed in this one function, both lanes in locals: the
+ * destination, the method, then the path with id-like segments as "*", as `pathPattern` writes it,
+ * in one pass: each segment is fed as it is read, and if it turns out to be an id
+ * (`isIdSegment`), the state from before it is taken back and "*" fed instead. (Per-string helper
+ * calls through the lanes scratch cost about half again as many instructions, callgrind.)
  */
-function feedPath(path: string): void {
-  let a = lanes[0] as number;
-  let b = lanes[1] as number;
+export function actionHash(key: HashKey, view: RequestView): number {
+  if (actionKind(view) !== "http") return otherActionHash(key, view);
+  let a = key.a | 0;
+  let b = key.b | 0;
+  const destination = view.destination;
+  for (let i = 0; i < destination.length; i++) {
+    const c = destination.charCodeAt(i);
+    a = Math.imul(a ^ c, PRIME);
+    b = Math.imul(b ^ c, PRIME);
+  }
+  a = Math.imul(a ^ 32, PRIME);
+  b = Math.imul(b ^ 32, PRIME);
+  const method = view.method;
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    a = Math.imul(a ^ c, PRIME);
+    b = Math.imul(b ^ c, PRIME);
+  }
+  a = Math.imul(a ^ 32, PRIME);
+  b = Math.imul(b ^ 32, PRIME);
+  const path = view.path_only;
   let beforeA = a;
   let beforeB = b;
   let start = 0;
@@ -107,44 +140,23 @@ function feedPath(path: string): void {
     start = i + 1;
     digit = false;
   }
-  lanes[0] = a;
-  lanes[1] = b;
+  return (a >>> 6) * 0x4000000 + (b >>> 6);
 }
 
-/** 26 bits of each lane: a safe integer, the same for a request and for its label. */
-function combine(): number {
-  return ((lanes[0] as number) >>> 6) * 0x4000000 + ((lanes[1] as number) >>> 6);
-}
-
-/** The kind of action a request is: an MCP tool call, a gRPC method, or an HTTP method on a path. */
-function actionKind(view: RequestView): "mcp" | "grpc" | "http" {
-  if (view.mcp_tool !== "") return "mcp";
-  if (view.grpc_service !== "") return "grpc";
-  return "http";
-}
-
-/** The action's key: the hash of `actionLabel(view)`, computed without building it. */
-export function actionHash(key: HashKey, view: RequestView): number {
+/** An MCP tool call's or a gRPC method's key (see {@link actionHash}). */
+function otherActionHash(key: HashKey, view: RequestView): number {
   lanes[0] = key.a;
   lanes[1] = key.b;
   feedText(view.destination, 0, view.destination.length);
   feedChar(32);
-  switch (actionKind(view)) {
-    case "mcp":
-      feedText("mcp ", 0, 4);
-      feedText(view.mcp_tool, 0, view.mcp_tool.length);
-      break;
-    case "grpc":
-      feedText("grpc /", 0, 6);
-      feedText(view.grpc_service, 0, view.grpc_service.length);
-      feedChar(47);
-      feedText(view.grpc_method, 0, view.grpc_method.length);
-      break;
-    case "http":
-      feedText(view.method, 0, view.method.length);
-      feedChar(32);
-      feedPath(view.path_only);
-      break;
+  if (view.mcp_tool !== "") {
+    feedText("mcp ", 0, 4);
+    feedText(view.mcp_tool, 0, view.mcp_tool.length);
+  } else {
+    feedText("grpc /", 0, 6);
+    feedText(view.grpc_service, 0, view.grpc_service.length);
+    feedChar(47);
+    feedText(view.grpc_method, 0, view.grpc_method.length);
   }
   return combine();
 }
@@ -190,6 +202,15 @@ export function networkHash(key: HashKey, ip: string, prefixes: NetworkPrefixes)
  * plain dotted-quad IPv4 literal (IPv6, garbage): the caller takes the slow way then.
  */
 export function ipv4NetworkHash(key: HashKey, ip: string, bits: number): number {
+  const masked = ipv4Network(ip, bits);
+  return masked < 0 ? -1 : ipv4NetworkKey(key, masked, bits);
+}
+
+/**
+ * The network of a plain dotted-quad IPv4 literal, masked to `bits` (an unsigned 32-bit number),
+ * read in place; -1 for anything else (IPv6, garbage).
+ */
+export function ipv4Network(ip: string, bits: number): number {
   let value = 0;
   let octet = 0;
   let digits = 0;
@@ -211,7 +232,11 @@ export function ipv4NetworkHash(key: HashKey, ip: string, bits: number): number 
     }
   }
   if (parts !== 4) return -1;
-  const masked = bits === 0 ? 0 : (value & (0xffffffff << (32 - bits))) >>> 0;
+  return bits === 0 ? 0 : (value & (0xffffffff << (32 - bits))) >>> 0;
+}
+
+/** The key of a masked IPv4 network (`ipv4Network`): the hash of its label, digit by digit. */
+export function ipv4NetworkKey(key: HashKey, masked: number, bits: number): number {
   lanes[0] = key.a;
   lanes[1] = key.b;
   feedDecimal(masked >>> 24);

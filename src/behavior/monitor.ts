@@ -23,7 +23,7 @@ import type { RequestView } from "../model/index.js";
 import type { SignalStore } from "../signals/index.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import {
-  actionHash, actionLabel, ipv4NetworkHash, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
+  actionHash, actionLabel, ipv4Network, ipv4NetworkKey, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
 } from "./action.js";
 import { BLOCK_ALIGN, KeyTables } from "./table.js";
 
@@ -48,6 +48,8 @@ const MAX_REASON = 1024;
  */
 export const MAX_ACTION_LABEL = 512;
 const MAX_NETWORK_CACHE = 4096;
+/** Slots of the IPv4 network key cache (a power of two): direct-mapped, by masked network. */
+const IPV4_KEY_SLOTS = 64;
 const OTHER_NETWORK = "other";
 
 interface Pending { kind: "action" | "network"; label: string; at: number }
@@ -167,6 +169,13 @@ export class BehaviorMonitor {
   readonly #owners: (Baseline | undefined)[] = [];
   /** Source address → network key: the hot path looks an address up instead of parsing it. */
   readonly #networkCache = new Map<string, number>();
+  /**
+   * IPv4 network → key, direct-mapped (numbers only: nothing allocated or retained per request):
+   * a sidecar's callers come from a few networks, whose label hash then is not recomputed.
+   * #ipv4Networks holds the masked network + 1 (0: empty slot).
+   */
+  readonly #ipv4Networks = new Float64Array(IPV4_KEY_SLOTS);
+  readonly #ipv4Keys = new Float64Array(IPV4_KEY_SLOTS);
   #share: FanoutShare | undefined;
   /**
    * What the last `check` found, for the `observe` of the same request (the record phase follows
@@ -242,8 +251,16 @@ export class BehaviorMonitor {
    */
   networkKey(ip: string): number {
     if (!this.enabled) return 0;
-    const v4 = ipv4NetworkHash(this.#key, ip, this.#prefixes.ipv4);
-    if (v4 >= 0) return v4;
+    const bits = this.#prefixes.ipv4;
+    const masked = ipv4Network(ip, bits);
+    if (masked >= 0) {
+      const slot = ((masked >>> 8) ^ (masked >>> 16) ^ (masked >>> 24)) & (IPV4_KEY_SLOTS - 1);
+      if (this.#ipv4Networks[slot] === masked + 1) return this.#ipv4Keys[slot] ?? 0;
+      const key = ipv4NetworkKey(this.#key, masked, bits);
+      this.#ipv4Networks[slot] = masked + 1;
+      this.#ipv4Keys[slot] = key;
+      return key;
+    }
     const cached = this.#networkCache.get(ip);
     if (cached !== undefined) return cached;
     const key = labelHash(this.#key, networkLabel(ip, this.#prefixes) ?? OTHER_NETWORK);

@@ -117,6 +117,23 @@ describe("action and network keys", () => {
     }), { numRuns: 2_000 });
   });
 
+  it("give an IPv4 network one key whatever networks were asked between (the monitor's key cache, property)", () => {
+    const { m } = monitor();
+    // Few first octets and third octets, so that many networks share a cache slot.
+    const address = fc.tuple(fc.constantFrom(10, 11, 74), fc.nat(3), fc.nat(255), fc.nat(255)).map((p) => p.join("."));
+    fc.assert(fc.property(fc.array(address, { minLength: 1, maxLength: 200 }), (ips) => {
+      const first = new Map<string, number>();
+      for (const ip of [...ips, ...ips.toReversed()]) {
+        const network = networkLabel(ip, { ipv4: 24, ipv6: 64 }) ?? "";
+        const key = m.networkKey(ip);
+        const seen = first.get(network);
+        if (seen === undefined) first.set(network, key);
+        else expect(key).toBe(seen);
+      }
+      expect(new Set(first.values()).size).toBe(first.size);
+    }), { numRuns: 300 });
+  });
+
   it.each([
     ["10.1.2.3", 24, "10.1.2.0/24"],
     ["010.001.002.255", 24, "10.1.2.0/24"],
