@@ -58,7 +58,7 @@ interface World {
  * comes); `few`: from 20 callers (one per rule's source namespace), as a sidecar serving a handful
  * of client workloads sees them, each baseline holding up to 50 actions.
  */
-async function world(callers: "many" | "few"): Promise<World> {
+export async function world(callers: "many" | "few"): Promise<World> {
   const policy = compilePolicy(parsePolicyDocuments(policyYaml(), "bench.yaml"));
   const clock = { now: 1_000 };
   const store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger: silent, now: () => clock.now });
@@ -95,7 +95,7 @@ async function world(callers: "many" | "few"): Promise<World> {
   };
 }
 
-function batch(pipeline: Pipeline, requests: readonly AccessRequest[]): void {
+export function batch(pipeline: Pipeline, requests: readonly AccessRequest[]): void {
   for (const req of requests) pipeline.record(pipeline.judge(req));
 }
 

@@ -3,6 +3,7 @@
 #   promtool (package prometheus)   - `promtool check rules` on deploy/prometheus/vigil-alerts.yaml
 #   h2load   (package nghttp2-client) - HTTP/2 load for bench/
 #   chromium (package chromium)       - the console's browser tests (playwright-core drives it)
+#   valgrind (package valgrind)       - callgrind instruction counts for bench/instructions.bench.ts
 # Idempotent and quick when everything is present: apt is only touched when a binary is missing.
 # Runs as root (CI does); elsewhere it uses sudo when it is available.
 set -euo pipefail
@@ -12,6 +13,7 @@ REQUIRED=(
   "promtool:prometheus"
   "h2load:nghttp2-client"
   "chromium:chromium"
+  "valgrind:valgrind"
 )
 
 missing_packages=()

@@ -1,5 +1,5 @@
 // scripts/setup-system.sh installs the Debian tools tests and benchmarks run (promtool, h2load,
-// chromium).
+// chromium, valgrind).
 // Checked without touching apt: valid bash, and a no-op that says so when both are present.
 
 import { execFileSync } from "node:child_process";
@@ -16,11 +16,12 @@ describe(SCRIPT, () => {
     execFileSync("bash", ["-n", repoPath(SCRIPT)]);
   });
 
-  it("installs promtool, h2load and chromium from their Debian packages, without recommends, only when missing", () => {
+  it("installs promtool, h2load, chromium and valgrind from their Debian packages, without recommends, only when missing", () => {
     const text = readRepoFile(SCRIPT);
     expect(text).toContain("\"promtool:prometheus\"");
     expect(text).toContain("\"h2load:nghttp2-client\"");
     expect(text).toContain("\"chromium:chromium\"");
+    expect(text).toContain("\"valgrind:valgrind\"");
     expect(text).toMatch(/apt-get install -y .*--no-install-recommends/);
     expect(text).toMatch(/if \[ "\$\{#missing_packages\[@\]\}" -eq 0 \]; then[\s\S]*?exit 0/);
   });
@@ -28,7 +29,7 @@ describe(SCRIPT, () => {
   it("does nothing, quickly, when every program is present", () => {
     const bin = mkdtempSync(join(tmpdir(), "vigil-setup-"));
     try {
-      for (const name of ["promtool", "h2load", "chromium"]) {
+      for (const name of ["promtool", "h2load", "chromium", "valgrind"]) {
         writeFileSync(join(bin, name), "#!/bin/sh\nexit 0\n");
         chmodSync(join(bin, name), 0o755);
       }
