@@ -1,10 +1,12 @@
 // The process bench/instructions.bench.ts runs under callgrind: builds the behaviour bench's world
 // uninstrumented, warms both pipelines, then waits on stdin while the parent turns callgrind's
 // instrumentation on, runs one pass of the 4,096 requests through one pipeline, and waits again
-// while it is turned off. Not run on its own.
+// while it is turned off. The waits block the thread (readSync), never the event loop: a timer
+// (the behaviour drain, off the Check path) must not run while instructions are counted.
+// Not run on its own.
 // Args: plain|behavior many|few
 
-import { createInterface } from "node:readline";
+import { readSync, writeSync } from "node:fs";
 import { batch, world } from "./behavior.bench.js";
 
 const mode = process.argv[2];
@@ -16,12 +18,21 @@ for (let pass = 0; pass < 3; pass++) {
   batch(w.observed, w.requests);
   w.behavior.drain();
 }
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-process.stdout.write("ready\n");
-await lines.next();
+/** Blocks until the parent writes a line (stdin is a pipe). */
+function awaitLine(): void {
+  const byte = Buffer.alloc(1);
+  while (readSync(0, byte, 0, 1, null) === 1 && byte[0] !== 10) { /* the rest of the line */ }
+}
+writeLine("ready");
+awaitLine();
 batch(pipeline, w.requests);
-process.stdout.write("done\n");
-await lines.next();
+writeLine("done");
+awaitLine();
 w.behavior.drain();
 await w.close();
 process.exit(0);
+
+function writeLine(line: string): void {
+  // Synchronous, so the parent sees it while this thread then blocks in readSync.
+  writeSync(1, `${line}\n`);
+}
