@@ -62,8 +62,12 @@ export class HotHistogram {
   readonly #bounds: Float64Array;
   /** One slot per bound plus +Inf; not cumulative (made cumulative at scrape). */
   readonly #counts: Float64Array;
-  #sum = 0;
-  #count = 0;
+  /**
+   * [sum of observations, count]: unboxed. As number fields of this long-lived object, a
+   * fractional sum boxed a new heap number on every observe (an old-to-new reference for the
+   * scavenger to visit, per Check).
+   */
+  readonly #totals = new Float64Array(2);
 
   constructor(options: { name: string; help: string; buckets: readonly number[]; registers: Registry[] }) {
     this.name = options.name;
@@ -78,12 +82,12 @@ export class HotHistogram {
     let i = 0;
     while (i < bounds.length && seconds > (bounds[i] ?? Infinity)) i++;
     this.#counts[i] = (this.#counts[i] ?? 0) + 1;
-    this.#sum += seconds;
-    this.#count += 1;
+    this.#totals[0] = (this.#totals[0] ?? 0) + seconds;
+    this.#totals[1] = (this.#totals[1] ?? 0) + 1;
   }
 
   get count(): number {
-    return this.#count;
+    return this.#totals[1] ?? 0;
   }
 
   get(): Promise<Exposition> {
@@ -93,9 +97,10 @@ export class HotHistogram {
       cumulative += this.#counts[i] ?? 0;
       values.push({ metricName: `${this.name}_bucket`, labels: { le: bound }, value: cumulative });
     });
-    values.push({ metricName: `${this.name}_bucket`, labels: { le: "+Inf" }, value: this.#count });
-    values.push({ metricName: `${this.name}_sum`, labels: {}, value: this.#sum });
-    values.push({ metricName: `${this.name}_count`, labels: {}, value: this.#count });
+    const [sum = 0, count = 0] = this.#totals;
+    values.push({ metricName: `${this.name}_bucket`, labels: { le: "+Inf" }, value: count });
+    values.push({ metricName: `${this.name}_sum`, labels: {}, value: sum });
+    values.push({ metricName: `${this.name}_count`, labels: {}, value: count });
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
   }
 }
