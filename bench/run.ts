@@ -20,7 +20,7 @@ import { runAuthzenBench } from "./authzen.bench.js";
 import { ltsNode, runCerbosBench } from "./cerbos.bench.js";
 import { runThroughputBench } from "./check-throughput.bench.js";
 import { runClusterBench } from "./cluster.bench.js";
-import { runDecisionBench } from "./decision.bench.js";
+import { runDecisionBenchProcesses } from "./decision.bench.js";
 import { runInstructionsBench } from "./instructions.bench.js";
 import { SIDECAR_NODE_FLAGS, machine, spliceGenerated, type BenchResult } from "./lib.js";
 import { runPolicyBench } from "./policy.bench.js";
@@ -110,7 +110,7 @@ const step = async (name: string, run: () => Promise<BenchResult | BenchResult[]
   const r = await run();
   results.push(...(Array.isArray(r) ? r : [r]));
 };
-await step("decision", () => runDecisionBench({ iterations: quick ? 50_000 : 300_000 }));
+await step("decision", () => runDecisionBenchProcesses({ processes: quick ? 1 : 5, iterations: quick ? 50_000 : 300_000 }));
 await step("policy", () => runPolicyBench());
 await step("rollout", () => runRolloutBench(quick ? { rounds: 5, iterations: 5_000 } : {}));
 await step("stalls", () => runStallsBench());
