@@ -1,5 +1,6 @@
 // The process bench/instructions.bench.ts runs under callgrind: builds the behaviour bench's world
-// uninstrumented, warms both pipelines, then waits on stdin while the parent turns callgrind's
+// uninstrumented, warms both pipelines (8 passes each: JIT compilation landing in the counted pass
+// is what makes a run an outlier), then waits on stdin while the parent turns callgrind's
 // instrumentation on, runs one pass of the 4,096 requests through one pipeline, and waits again
 // while it is turned off. The waits block the thread (readSync), never the event loop: a timer
 // (the behaviour drain, off the Check path) must not run while instructions are counted.
@@ -13,7 +14,7 @@ const mode = process.argv[2];
 const callers = process.argv[3] === "few" ? "few" : "many";
 const w = await world(callers);
 const pipeline = mode === "behavior" ? w.observed : w.plain;
-for (let pass = 0; pass < 3; pass++) {
+for (let pass = 0; pass < 8; pass++) {
   batch(w.plain, w.requests);
   batch(w.observed, w.requests);
   w.behavior.drain();
