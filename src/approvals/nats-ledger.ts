@@ -300,20 +300,18 @@ export class NatsLedger extends MemoryLedger {
     try {
       written = await withTimeout(kv.put(record.id, text, { previousSeq: revision, timeout: this.#writeTimeoutMs }), this.#writeTimeoutMs, "approval write");
     } catch (error) {
-      if (!isRevisionConflict(error)) {
-        // A write whose answer was lost (a timeout while the bus recovers) may still have landed:
-        // then the approver's retry would meet "already approved" for a decision nobody finished.
-        const landed = await this.#landed(record.id, text, revision);
-        if (landed !== undefined) {
-          written = landed;
-        } else {
-          throw new VigilError("unavailable", `the approvals bucket did not take the write: ${VigilError.from(error).message}`, { cause: error });
-        }
-      } else {
+      if (isRevisionConflict(error)) {
         const entry = await kv.get(record.id);
         if (entry !== null) this.#apply(entry);
         return false;
       }
+      // A write whose answer was lost (a timeout while the bus recovers) may still have landed:
+      // then the approver's retry would meet "already approved" for a decision nobody finished.
+      const landed = await this.#landed(record.id, text, revision);
+      if (landed === undefined) {
+        throw new VigilError("unavailable", `the approvals bucket did not take the write: ${VigilError.from(error).message}`, { cause: error });
+      }
+      written = landed;
     }
     const held = this.held.get(record.id);
     if (held === undefined || held.revision < written) this.hold(record.id, record, written);
