@@ -8,7 +8,7 @@ import type { Server, Socket } from "node:net";
 export class TcpProxy {
   readonly #targetHost: string;
   readonly #targetPort: number;
-  readonly #sockets = new Set<Socket>();
+  /** Every open connection: the client's socket and the one to the server. */
   readonly #links = new Set<{ client: Socket; upstream: Socket }>();
   #server: Server | undefined;
   #port = 0;
@@ -30,16 +30,12 @@ export class TcpProxy {
   async start(): Promise<void> {
     const server = createServer((client) => {
       const upstream = tcpConnect(this.#targetPort, this.#targetHost);
-      this.#sockets.add(client);
-      this.#sockets.add(upstream);
       const link = { client, upstream };
       this.#links.add(link);
       const close = (): void => {
         this.#links.delete(link);
         client.destroy();
         upstream.destroy();
-        this.#sockets.delete(client);
-        this.#sockets.delete(upstream);
       };
       client.on("error", close).on("close", close);
       upstream.on("error", close).on("close", close);
@@ -77,8 +73,11 @@ export class TcpProxy {
   async stop(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    this.#sockets.clear();
+    for (const { client, upstream } of this.#links) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.#links.clear();
     if (server !== undefined) {
       await new Promise<void>((resolve) => {
         server.close(() => {
