@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { median, round, type BenchResult } from "./lib.js";
+import { median, range, round, type BenchResult } from "./lib.js";
 
 const REQUESTS = 4096;
 
@@ -115,16 +115,15 @@ export async function runInstructionsBench(options: { rounds?: number; callers?:
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const ranges = (values: number[]): string => `${String(Math.round(Math.min(...values)))}–${String(Math.round(Math.max(...values)))}`;
   return {
     name: `instructions per Check, without and with behaviour baselines (${callers === "many" ? "4,096 callers" : "20 callers"})`,
     command: `npx tsx bench/instructions.bench.ts --rounds ${String(rounds)} --callers ${callers}`,
     figures: {
       rounds,
       instructions_per_check_without: Math.round(median(plain)),
-      instructions_per_check_without_range: ranges(plain),
+      instructions_per_check_without_range: range(plain, 0),
       instructions_per_check_with: Math.round(median(observed)),
-      instructions_per_check_with_range: ranges(observed),
+      instructions_per_check_with_range: range(observed, 0),
       added_instructions_per_check: Math.round(median(observed) - median(plain)),
       behavior_functions_instructions_per_check: Math.round(median(own)),
       added_share_percent: round((100 * (median(observed) - median(plain))) / median(plain), 1),
