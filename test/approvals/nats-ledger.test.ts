@@ -166,6 +166,34 @@ suite("NATS approval ledger", () => {
     }
   });
 
+  it("does not take another writer's value, landed after its own, for its lost answer: the approver is told to retry and no grant is written", async () => {
+    const proxy = new TcpProxy("127.0.0.1", 4222);
+    await proxy.start();
+    try {
+      const a = await instance(proxy.url, 1_000);
+      const opened = a.book.open(request("mcp:late-answer-forged"));
+      const id = opened?.id ?? "";
+      await eventually(() => a.ledger.get(id)?.revision !== 0);
+      proxy.holdReplies(1_500);
+      const approving = a.book.approve(id, APPROVER);
+      approving.catch(() => undefined);
+      // The approval lands; then a bus client writes its own record over it, before the ledger
+      // reads the key back (its answers are held for 1.5 s).
+      const bucket = await new Kvm(nc).open(approvalsBucketName(prefix));
+      let landed = await bucket.get(id);
+      for (const until = Date.now() + 1_000; landed?.json<{ status: string }>().status !== "approved" && Date.now() < until;) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        landed = await bucket.get(id);
+      }
+      expect(landed?.json<{ status: string }>().status).toBe("approved");
+      await bucket.put(id, JSON.stringify({ ...landed?.json<Record<string, unknown>>(), decidedBy: OTHER_APPROVER }));
+      await expect(approving).rejects.toThrow(/did not take the write/);
+      expect(store.get(AGENT, "grant", opened?.grantName ?? "", Date.now())).toBeUndefined();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it("refuses what a hostile bus client writes, and keeps the true state", async () => {
     const a = await instance();
     kv = await new Kvm(nc).open(approvalsBucketName(prefix));
