@@ -8,6 +8,8 @@
 //        "/v1/**" matches "/v1", "/v1/" and "/v1/a/b"; "spiffe://example.org/ns/ci/**" every
 //        identity in namespace ci. A pattern that is just "*" or "**" matches any non-empty value.
 
+import { hasPrefix } from "../util/prefix.js";
+
 /** "name": destinations and MCP tool names, where only "*" is special. */
 export type PatternKind = "source" | "path" | "name";
 
@@ -84,7 +86,7 @@ function globTest(pattern: string): StringMatcher {
   const tests = patternSegments.slice(literal).map(segmentTest);
   const count = tests.length;
   return (value) => {
-    if (!value.startsWith(prefix)) return false;
+    if (!hasPrefix(value, prefix)) return false;
     let start = prefix.length;
     for (let index = 0; index < count; index++) {
       const slash = value.indexOf("/", start);
@@ -131,7 +133,7 @@ export function compileGlobs(patterns: readonly string[]): StringMatcher {
   if (exact.size === 0 && globs.length === 0 && prefixes.length === 1) {
     const prefix = prefixes[0] ?? "";
     const below = `${prefix}/`;
-    return (value) => value !== "" && (value === prefix || value.startsWith(below));
+    return (value) => value !== "" && (value === prefix || hasPrefix(value, below));
   }
   if (exact.size === 0 && prefixes.length === 0 && globs.length === 1) {
     const glob = globs[0];
@@ -142,7 +144,7 @@ export function compileGlobs(patterns: readonly string[]): StringMatcher {
     if (value === "") return false;
     if (exact.size > 0 && exact.has(value)) return true;
     for (let i = 0; i < prefixes.length; i++) {
-      if (value === prefixes[i] || value.startsWith(below[i] ?? "")) return true;
+      if (value === prefixes[i] || hasPrefix(value, below[i] ?? "")) return true;
     }
     for (const glob of globs) {
       if (glob(value)) return true;
