@@ -35,7 +35,9 @@ const NONE: JsonRpcBody = Object.freeze({ kind: "none", call: NO_MCP });
 
 /** Whether the route is an MCP route: `protocol: mcp` on the Envoy route, or a configured path. */
 export function isMcpRoute(contextExtensions: Record<string, string>, pathOnly: string, limits: JsonRpcLimits): boolean {
-  return (Object.hasOwn(contextExtensions, CONTEXT_PROTOCOL) && contextExtensions[CONTEXT_PROTOCOL] === MCP_PROTOCOL) || limits.paths.has(pathOnly);
+  // No configured path, no lookup: it would hash the path, a fresh string on every Check.
+  return (Object.hasOwn(contextExtensions, CONTEXT_PROTOCOL) && contextExtensions[CONTEXT_PROTOCOL] === MCP_PROTOCOL)
+    || (limits.paths.size > 0 && limits.paths.has(pathOnly));
 }
 
 /** A JSON-RPC 2.0 request, notification or response (clients post responses to server requests too). */

@@ -85,12 +85,14 @@ export class EntityBook {
     return { subjects: this.#subjects.size, resources: this.#resources.size };
   }
 
+  // Asked on every Check: an empty map is not asked at all, since a lookup hashes the key (the
+  // route is a fresh string per request, and a resource's key is built by concatenation).
   subject(subjectId: string): EntityEntry | undefined {
-    return subjectId === "" ? undefined : this.#subjects.get(subjectId);
+    return subjectId === "" || this.#subjects.size === 0 ? undefined : this.#subjects.get(subjectId);
   }
 
   resource(type: string, resourceId: string): EntityEntry | undefined {
-    return resourceId === "" ? undefined : this.#resources.get(resourceKey(type, resourceId));
+    return resourceId === "" || this.#resources.size === 0 ? undefined : this.#resources.get(resourceKey(type, resourceId));
   }
 }
 
