@@ -29,6 +29,7 @@ import { checkEntities, evaluationEntities } from "./entities.js";
 import { identify } from "./identify.js";
 import { DEFAULT_JSONRPC_LIMITS, isMcpRoute, readJsonRpc, type JsonRpcLimits } from "./jsonrpc.js";
 import { recordDecision } from "./record.js";
+import { pathProblem } from "./path.js";
 import { applyRefusals } from "./refusals.js";
 import { NO_MCP, pathOf, requestView } from "./request-view.js";
 import { readSignals } from "./signals.js";
@@ -126,6 +127,9 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       // An AuthZEN evaluation is judged under the PDP's configured destination, never the PEP's pick.
       const destination = evaluation === undefined ? resolveDestination(request) : { name: evaluation.destination };
       const pathOnly = pathOf(request.path);
+      // Checked once, over the decoder's flat string (see pathProblem): a refusal for the refusals
+      // phase, and a path found normal spares the policy its own (weaker) check.
+      const pathRefusal = pathProblem(request.path, pathOnly.length);
       // The body is read once: one MCP call, a batch judged call by call, or a refusal reason.
       const rpc = evaluation === undefined
         ? readJsonRpc(request.body, isMcpRoute(request.contextExtensions, pathOnly, rpcLimits), rpcLimits)
@@ -137,7 +141,10 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         const { subject, action, resource } = evaluation === undefined
           ? checkEntities(caller.spiffeId, view, entities())
           : evaluationEntities(evaluation, entities());
-        return { request: view, source, context: request.contextExtensions, signals: signals.view, subject, action, resource, now: at };
+        return {
+          request: view, source, context: request.contextExtensions, signals: signals.view, subject, action, resource, now: at,
+          pathNormal: pathRefusal === undefined,
+        };
       };
       // Usually one call (no JSON-RPC body, or one call): no arrays on the way.
       const inputs: PolicyInput | PolicyInput[] = rpc?.kind === "batch" ? rpc.calls.map(inputOf)
@@ -163,7 +170,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         }
       }
       const result = applyRefusals(evaluated, {
-        caller, destinationProblem: destination.problem, pathOnly: view.path_only, rpcProblem: rpc?.kind === "refused" ? rpc.problem : undefined,
+        caller, destinationProblem: destination.problem, pathProblem: pathRefusal, rpcProblem: rpc?.kind === "refused" ? rpc.problem : undefined,
         backlogFull: effects.overflowed,
       });
       const decision = decisionOf(id, result, caller);

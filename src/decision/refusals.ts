@@ -10,7 +10,6 @@
 import type { Caller } from "../identity/index.js";
 import { OUTCOME_SEVERITY } from "../model/index.js";
 import type { PolicyResult } from "../policy/types.js";
-import { pathProblem } from "./path.js";
 
 /** The rule a decision names when identity problems denied it (identity.onProblem: deny). */
 export const IDENTITY_RULE = "vigil/identity";
@@ -23,8 +22,8 @@ export interface RefusalFacts {
   caller: Caller;
   /** Why the request has no destination (createDestinationResolver), or undefined. */
   destinationProblem: string | undefined;
-  /** The path without its query (RequestView.path_only). */
-  pathOnly: string;
+  /** Why the path is not in normal form (pathProblem of the path without its query), or undefined. */
+  pathProblem: string | undefined;
   /** Why the JSON-RPC body cannot be judged (readJsonRpc's "refused"), or undefined. */
   rpcProblem: string | undefined;
   /** Effects.overflowed: a revocation could not be queued. */
@@ -45,7 +44,7 @@ export function applyRefusals(result: PolicyResult, facts: RefusalFacts): Policy
   }
   // A deny that takes part in most-restrictive-wins like any rule's (guards still see the request;
   // a revoke stays a revoke).
-  const refusal = facts.destinationProblem ?? pathProblem(facts.pathOnly) ?? facts.rpcProblem;
+  const refusal = facts.destinationProblem ?? facts.pathProblem ?? facts.rpcProblem;
   if (refusal !== undefined && (OUTCOME_SEVERITY[result.outcome] < OUTCOME_SEVERITY.deny || result.rule === "")) {
     result = { outcome: "deny", rule: "", reason: refusal, revoke: [], privileged: result.privileged };
   }

@@ -138,4 +138,10 @@ export interface PolicyInput {
   resource: EntityView;
   /** Epoch milliseconds of the decision. */
   now: number;
+  /**
+   * True when the caller already found `request.path_only` in normal form with a check stricter
+   * than the policy's own (the pipeline's pathProblem), so the policy need not check it again.
+   * Absent or false, the policy checks the path itself before any path pattern can match.
+   */
+  pathNormal?: boolean;
 }

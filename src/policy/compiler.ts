@@ -66,7 +66,7 @@ class Evaluation {
   }
 
   pathIsNormal(): boolean {
-    return this.normalPath ??= isNormalPath(this.input.request.path_only);
+    return this.normalPath ??= this.input.pathNormal === true || isNormalPath(this.input.request.path_only);
   }
 }
 

@@ -98,4 +98,18 @@ describe("pathProblem properties", () => {
       else expect(pathProblem(hostile)).toBeDefined();
     }));
   });
+
+  it("reading a path up to its query is reading the path without it: the query never changes the answer", () => {
+    // The pipeline passes the whole path and where its query starts; a "%" or "%2" right before
+    // the "?" must stay malformed whatever the query holds (the reader must not take query
+    // characters as the hex digits).
+    const query = fc.oneof(fc.string(), trickyPath, fc.constantFrom("2F", "41", "2e", "/..", "", "?"));
+    fc.assert(fc.property(fc.oneof(trickyPath, slashFirst, fc.string()), query, (path, q) => {
+      const before = path.split("?")[0] ?? "";
+      expect(pathProblem(`${before}?${q}`, before.length)).toBe(pathProblem(before));
+    }), { numRuns: 3000 });
+    expect(pathProblem("/a%?41", 3)).toBe("path has a malformed percent-encoding");
+    expect(pathProblem("/a%4?1", 4)).toBe("path has a malformed percent-encoding");
+    expect(pathProblem("?/a", 0)).toBe("path does not start with /");
+  });
 });

@@ -175,3 +175,49 @@ describe("judge runs the phases and records nothing; record counts and logs it o
     expect(judged.destination).toEqual({ name: "spiffe://example.org/ns/prod/sa/api" });
   });
 });
+
+const PATH_POLICY = `
+apiVersion: vigil.dev/v1alpha1
+kind: Policy
+metadata: { name: p }
+spec:
+  destinations: ["*"]
+  rules:
+    - { name: reads, methods: [GET], paths: ["/v1/**"], outcome: allow }
+    - { name: no-admin, paths: ["/admin/**"], outcome: deny }
+    - { name: burn, paths: ["/burn/**"], outcome: revoke, revoke: [identity] }
+`;
+
+describe("the path is checked once: the refusals phase refuses what is not normal, path rules still see what the policy's own check lets through", () => {
+  let store: EmbeddedSignalStore;
+  beforeAll(async () => {
+    store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger: pino({ level: "silent" }), now: () => NOW });
+    await store.ready();
+  });
+  afterAll(async () => {
+    await store.close();
+  });
+
+  // ";" is refused by the pipeline (pathProblem) but is normal to the policy (isNormalPath): a
+  // rule's own deny or revoke on such a path keeps its name and effects, as before the check moved.
+  it.each([
+    { name: "a normal path with a hostile query", path: "/v1/things?next=/../admin", outcome: "allow", rule: "p/reads", reason: "" },
+    { name: "a semicolon under an allow: refused", path: "/v1/a;b", outcome: "deny", rule: "", reason: "path has a semicolon (path parameters)" },
+    { name: "a semicolon under a deny rule: the rule's deny", path: "/admin/x;y?q=1", outcome: "deny", rule: "p/no-admin", reason: "" },
+    { name: "a semicolon under a revoke rule: still a revoke", path: "/burn/a;b", outcome: "revoke", rule: "p/burn", reason: "" },
+    { name: "a dot segment matches no path rule", path: "/admin/../v1/x", outcome: "deny", rule: "", reason: "path has a dot segment (. or ..)" },
+    { name: "an encoded slash matches no path rule", path: "/admin%2F..%2Fv1", outcome: "deny", rule: "", reason: "path has an encoded slash or backslash (%2F, %5C)" },
+  ])("$name", ({ path, outcome, rule, reason }) => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const logger = pino({ level: "silent" });
+    const pipeline = createPipeline({
+      policy: () => compilePolicy(parsePolicyDocuments(PATH_POLICY, "p.yaml")),
+      resolveCaller: createCallerResolver(identitySchema.parse({ trustDomains: ["example.org"] })),
+      store, approvals: new ApprovalBook({ store, now: () => NOW }), effects: new Effects({ store, logger, metrics }), metrics,
+      now: () => NOW,
+    });
+    const { decision } = pipeline.judge(request({ path }));
+    expect({ outcome: decision.outcome, rule: decision.rule }).toEqual({ outcome, rule });
+    if (reason !== "") expect(decision.reason).toBe(reason);
+  });
+});

@@ -2,7 +2,7 @@
 // Each row is one policy result and one set of facts; the expected row is the final result.
 
 import { describe, expect, it } from "vitest";
-import { applyRefusals, BACKLOG_FULL_REASON, IDENTITY_RULE, type RefusalFacts } from "../../src/decision/index.js";
+import { applyRefusals, BACKLOG_FULL_REASON, IDENTITY_RULE, pathProblem, type RefusalFacts } from "../../src/decision/index.js";
 import type { Caller } from "../../src/identity/index.js";
 import type { Outcome } from "../../src/model/index.js";
 import type { PolicyResult } from "../../src/policy/types.js";
@@ -25,7 +25,7 @@ function result(outcome: Outcome, rule = "p/r", revoke: PolicyResult["revoke"] =
 }
 
 function facts(overrides: Partial<RefusalFacts> = {}): RefusalFacts {
-  return { caller: caller(), destinationProblem: undefined, pathOnly: "/v1/things", rpcProblem: undefined, backlogFull: false, ...overrides };
+  return { caller: caller(), destinationProblem: undefined, pathProblem: undefined, rpcProblem: undefined, backlogFull: false, ...overrides };
 }
 
 describe("refusals override the policy after it answered", () => {
@@ -46,11 +46,11 @@ describe("refusals override the policy after it answered", () => {
     { name: "no destination replaces a no-match reason", given: result("deny", ""), facts: facts({ destinationProblem: "no destination: x" }), outcome: "deny", rule: "", reason: "no destination: x" },
     { name: "no destination keeps a rule's deny", given: result("deny"), facts: facts({ destinationProblem: "no destination: x" }), outcome: "deny", rule: "p/r", reason: "p/r said deny" },
     { name: "no destination keeps a revoke", given: result("revoke"), facts: facts({ destinationProblem: "no destination: x" }), outcome: "revoke", rule: "p/r", reason: "p/r said revoke" },
-    { name: "dot segment denies an allow", given: result("allow"), facts: facts({ pathOnly: "/v1/../admin" }), outcome: "deny", rule: "", reason: "path has a dot segment (. or ..)" },
-    { name: "encoded slash denies a step_up", given: result("step_up"), facts: facts({ pathOnly: "/v1/a%2Fb" }), outcome: "deny", rule: "", reason: "path has an encoded slash or backslash (%2F, %5C)" },
+    { name: "dot segment denies an allow", given: result("allow"), facts: facts({ pathProblem: pathProblem("/v1/../admin") }), outcome: "deny", rule: "", reason: "path has a dot segment (. or ..)" },
+    { name: "encoded slash denies a step_up", given: result("step_up"), facts: facts({ pathProblem: pathProblem("/v1/a%2Fb") }), outcome: "deny", rule: "", reason: "path has an encoded slash or backslash (%2F, %5C)" },
     { name: "a body that cannot be judged denies an allow", given: result("allow"), facts: facts({ rpcProblem: "MCP route: the body is not JSON-RPC 2.0" }), outcome: "deny", rule: "", reason: "MCP route: the body is not JSON-RPC 2.0" },
     { name: "a body that cannot be judged keeps a rule's deny", given: result("deny"), facts: facts({ rpcProblem: "MCP route: the body is not JSON-RPC 2.0" }), outcome: "deny", rule: "p/r", reason: "p/r said deny" },
-    { name: "the destination problem is named before the path's", given: result("allow"), facts: facts({ destinationProblem: "no destination: x", pathOnly: "//x" }), outcome: "deny", rule: "", reason: "no destination: x" },
+    { name: "the destination problem is named before the path's", given: result("allow"), facts: facts({ destinationProblem: "no destination: x", pathProblem: pathProblem("//x") }), outcome: "deny", rule: "", reason: "no destination: x" },
     // 3. Revocation backlog overflow.
     { name: "backlog full denies an identified caller", given: result("allow"), facts: facts({ backlogFull: true }), outcome: "deny", rule: "", reason: BACKLOG_FULL_REASON },
     { name: "backlog full denies a caller known by key only", given: result("delay"), facts: facts({ backlogFull: true, caller: KEY_ONLY }), outcome: "deny", rule: "", reason: BACKLOG_FULL_REASON },
@@ -58,7 +58,7 @@ describe("refusals override the policy after it answered", () => {
     { name: "backlog full keeps a rule's deny", given: result("deny"), facts: facts({ backlogFull: true }), outcome: "deny", rule: "p/r", reason: "p/r said deny" },
     { name: "backlog full keeps a revoke", given: result("revoke"), facts: facts({ backlogFull: true }), outcome: "revoke", rule: "p/r", reason: "p/r said revoke" },
     // Several at once: the first refusal that applies names the deny.
-    { name: "identity before path", given: result("allow"), facts: facts({ caller: REFUSED, pathOnly: "/a/./b" }), outcome: "deny", rule: IDENTITY_RULE, reason: "identity refused: principal is not a SPIFFE ID" },
+    { name: "identity before path", given: result("allow"), facts: facts({ caller: REFUSED, pathProblem: pathProblem("/a/./b") }), outcome: "deny", rule: IDENTITY_RULE, reason: "identity refused: principal is not a SPIFFE ID" },
   ])("$name", ({ given, facts: f, outcome, rule, reason }) => {
     const out = applyRefusals(given, f);
     expect({ outcome: out.outcome, rule: out.rule, reason: out.reason }).toEqual({ outcome, rule, reason });
