@@ -75,10 +75,10 @@ export async function world(callers: "many" | "few"): Promise<World> {
   };
   const plain = createPipeline(deps);
   const observed = createPipeline({ ...deps, behavior });
-  const requests: AccessRequest[] = Array.from({ length: BATCH }, (_, i) => request(i * 7919)).map((r, i) => {
-    if (callers === "many") return r;
+  const requests: AccessRequest[] = Array.from({ length: BATCH }, (_, i) => {
+    if (callers === "many") return request(i * 7919);
     const rule = (i * 7919) % 20;
-    return { ...r, source: { ...r.source, principal: `spiffe://example.org/ns/ns${String(rule % 10)}/sa/w${String(rule)}` } };
+    return request(i * 7919, undefined, `spiffe://example.org/ns/ns${String(rule % 10)}/sa/w${String(rule)}`);
   });
   for (let i = 0; i < 4; i++) {
     for (const req of requests) observed.record(observed.judge(req));
