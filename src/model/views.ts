@@ -6,7 +6,7 @@ export interface RequestView {
   method: string;
   /** Request target including query. */
   path: string;
-  /** Path without the query string. */
+  /** Path without the query string: `path` up to its first "?", so always a prefix of `path`. */
   path_only: string;
   /** :authority without port, lower-case, as the caller sent it: informative, never the destination. */
   host: string;

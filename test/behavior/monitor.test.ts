@@ -63,6 +63,16 @@ describe("action and network keys", () => {
     ));
   });
 
+  it("hash the path without its query, read in place in the whole path: the query changes nothing", () => {
+    const key = newHashKey();
+    fc.assert(fc.property(fc.array(segment, { maxLength: 6 }), fc.string({ maxLength: 30 }), (segments, query) => {
+      const pathOnly = `/${segments.join("/")}`;
+      const withQuery = view("svc", "GET", `${pathOnly}?${query}`, { path_only: pathOnly });
+      expect(actionHash(key, withQuery)).toBe(actionHash(key, view("svc", "GET", pathOnly)));
+      expect(actionHash(key, withQuery)).toBe(labelHash(key, actionLabel(withQuery)));
+    }));
+  });
+
   it.each([
     `/${"a".repeat(24)}`, `/${"a".repeat(25)}`, `/${"a".repeat(24)}/x`, `/${"a".repeat(25)}/x`,
     "/v1", "/v1234567", "/v12345678", "/v1234567/x", "/v12345678/x", "/v", "/v/1", "/vx1", "/x1", "/1",
