@@ -30,6 +30,16 @@ function entity(type: string, id: string, properties: Record<string, unknown>, e
   };
 }
 
+/**
+ * What a policy whose conditions never read subject, action or resource (CompiledPolicy.readsEntities
+ * false) is given instead: placeholders made once, so a Check builds no entity views for nothing.
+ */
+export const UNREAD_ENTITIES: Entities = Object.freeze({
+  subject: Object.freeze(entity("", "", NOTHING, undefined)),
+  action: Object.freeze({ name: "", properties: NOTHING }),
+  resource: Object.freeze(entity("", "", NOTHING, undefined)),
+});
+
 /** What an AuthZEN evaluation asks about, with what the entities file knows of it. */
 export function evaluationEntities(evaluation: Evaluation, book: EntityBook): Entities {
   const { subject, action, resource } = evaluation;

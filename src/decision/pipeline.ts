@@ -25,7 +25,7 @@ import type { Metrics } from "../telemetry/metrics.js";
 import { applyEffects } from "./apply-effects.js";
 import { createDestinationResolver, type DestinationResult } from "./destination.js";
 import type { Effects } from "./effects.js";
-import { checkEntities, evaluationEntities } from "./entities.js";
+import { checkEntities, evaluationEntities, UNREAD_ENTITIES } from "./entities.js";
 import { identify } from "./identify.js";
 import { DEFAULT_JSONRPC_LIMITS, isMcpRoute, readJsonRpc, type JsonRpcLimits } from "./jsonrpc.js";
 import { recordDecision } from "./record.js";
@@ -138,9 +138,8 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       const policy = deps.policy();
       const inputOf = (call: McpView | undefined): PolicyInput => {
         const view = requestView(request, destination.name ?? "", call, pathOnly);
-        const { subject, action, resource } = evaluation === undefined
-          ? checkEntities(caller.spiffeId, view, entities())
-          : evaluationEntities(evaluation, entities());
+        const { subject, action, resource } = policy.readsEntities === false ? UNREAD_ENTITIES
+          : evaluation === undefined ? checkEntities(caller.spiffeId, view, entities()) : evaluationEntities(evaluation, entities());
         return {
           request: view, source, context: request.contextExtensions, signals: signals.view, subject, action, resource, now: at,
           pathNormal: pathRefusal === undefined,

@@ -1,4 +1,4 @@
-// Which request headers a condition can read, found in its AST at load time, so the decoder can
+// Which request headers a condition can read (and whether it can read the entities at all), found in its AST at load time, so the decoder can
 // leave every other header value as bytes (issue #9: the decoder materialises only what rules and
 // identity read). Over-inclusion is harmless (a header decoded for nothing); under-inclusion would
 // make a rule judge without a header it reads, so anything this walk cannot pin down to constant
@@ -80,4 +80,23 @@ export function headerReferences(root: unknown): HeaderReferences {
   };
   visit(root);
   return { all: found.all, names: found.all ? [] : [...names] };
+}
+
+/** The variables that hold the entities of a decision (subject, action, resource). */
+const ENTITY_VARIABLES: ReadonlySet<string> = new Set(["subject", "action", "resource"]);
+
+/**
+ * Whether a parsed condition can read `subject`, `action` or `resource`: CEL reaches a variable
+ * only through an identifier node, so any such node, wherever it is (a comprehension variable of
+ * that name too: over-inclusion is harmless), counts. When no condition can, the pipeline need not
+ * build the entity views (issue #9).
+ */
+export function readsEntities(root: unknown): boolean {
+  const visit = (value: unknown): boolean => {
+    if (Array.isArray(value)) return value.some(visit);
+    if (!isCelNode(value)) return false;
+    if (value.op === "id" && typeof value.args === "string" && ENTITY_VARIABLES.has(value.args)) return true;
+    return visit(value.args);
+  };
+  return visit(root);
 }

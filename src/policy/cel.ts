@@ -28,7 +28,7 @@ import { Environment } from "@marcbachmann/cel-js";
 import { CEL_LIMITS, MATCHES_FUNCTION, MAX_MATCH_INPUT, MAX_SPLIT_PARTS, RegexCache, SPLIT_FUNCTION, applyBounds, boundedSplit } from "./cel-bounds.js";
 import type { Condition } from "./cel-activation.js";
 import { isCelNode } from "./cel-ast.js";
-import { headerReferences, type HeaderReferences } from "./cel-refs.js";
+import { headerReferences, readsEntities, type HeaderReferences } from "./cel-refs.js";
 import { directCondition } from "./cel-direct.js";
 import type { FieldKinds } from "./cel-direct.js";
 import { CidrCache, cidrProblem } from "./cidr.js";
@@ -101,7 +101,9 @@ export const CEL_FIELDS: FieldKinds = { request: REQUEST_FIELDS, source: SOURCE_
 const TIMESTAMP = "google.protobuf.Timestamp";
 
 /** A compiled condition, with the request headers it can read (cel-refs.ts). */
-export type ConditionCompileResult = { ok: true; condition: Condition; headers: HeaderReferences } | { ok: false; error: string };
+export type ConditionCompileResult =
+  | { ok: true; condition: Condition; headers: HeaderReferences; /** Whether it can read subject, action or resource. */ entities: boolean }
+  | { ok: false; error: string };
 
 function registerFunctions(env: Environment, cidrs: CidrCache): Environment {
   return env
@@ -213,13 +215,14 @@ export class ConditionCompiler {
     const problems = [...literalCidrProblems(parsed.ast), ...applyBounds(parsed.ast, this.#regexes)];
     if (problems.length > 0) return { ok: false, error: problems.join("; ") };
     const headers = headerReferences(parsed.ast);
+    const entities = readsEntities(parsed.ast);
     const direct = this.#direct ? directCondition(parsed.ast, CEL_FIELDS) : undefined;
-    if (direct !== undefined) return { ok: true, condition: direct, headers };
+    if (direct !== undefined) return { ok: true, condition: direct, headers, entities };
     const condition: Condition = (activation) => {
       const value: unknown = parsed(activation);
       if (typeof value !== "boolean") throw new TypeError(`condition gave ${typeof value}, not bool`);
       return value;
     };
-    return { ok: true, condition, headers };
+    return { ok: true, condition, headers, entities };
   }
 }

@@ -295,19 +295,21 @@ class Policy implements CompiledPolicy {
   readonly rules: readonly RuleSummary[];
   readonly version: string;
   readonly headers: HeaderSelection;
+  readonly readsEntities: boolean;
   readonly #exact: ReadonlyMap<string, Bucket>;
   readonly #fallback: Bucket;
   readonly #report: ErrorReporter;
   readonly #shadow: Policy | undefined;
 
   constructor(
-    rules: readonly RuleSummary[], version: string, headers: HeaderSelection, exact: ReadonlyMap<string, Bucket>, fallback: Bucket,
-    report: ErrorReporter, shadow: Policy | undefined,
+    rules: readonly RuleSummary[], version: string, headers: HeaderSelection, readsEntities: boolean, exact: ReadonlyMap<string, Bucket>,
+    fallback: Bucket, report: ErrorReporter, shadow: Policy | undefined,
   ) {
     this.ruleCount = rules.length;
     this.rules = rules;
     this.version = version;
     this.headers = headers;
+    this.readsEntities = readsEntities;
     this.#exact = exact;
     this.#fallback = fallback;
     this.#report = report;
@@ -417,7 +419,7 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
   const summaries: RuleSummary[] = [];
   // The request headers any condition reads (shadow rules too: they are evaluated as well).
   const headerNames = new Set<string>();
-  const reads = { allHeaders: false };
+  const reads = { allHeaders: false, entities: false };
 
   for (const document of documents) {
     const manifest: PolicyManifest = document.manifest;
@@ -449,6 +451,7 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
         if (compiled.ok) {
           condition = compiled.condition;
           reads.allHeaders ||= compiled.headers.all;
+          reads.entities ||= compiled.entities;
           for (const name of compiled.headers.names) headerNames.add(name);
         } else {
           const path = ["spec", "rules", index, "when"];
@@ -488,8 +491,9 @@ export function compilePolicy(documents: readonly PolicyDocument[], options: Com
   // Shadow rules (rollout): a second index holding every rule as if the shadow ones were
   // enforced; it is only built, and only consulted, when there are shadow rules.
   const shadowed = entries.some((entry) => entry.shadow) ? index(entries) : undefined;
-  const shadow = shadowed === undefined ? undefined : new Policy(Object.freeze(summaries), version, headers, shadowed.exact, shadowed.fallback, report, undefined);
-  return new Policy(Object.freeze(summaries), version, headers, enforced.exact, enforced.fallback, report, shadow);
+  const shadow = shadowed === undefined ? undefined
+    : new Policy(Object.freeze(summaries), version, headers, reads.entities, shadowed.exact, shadowed.fallback, report, undefined);
+  return new Policy(Object.freeze(summaries), version, headers, reads.entities, enforced.exact, enforced.fallback, report, shadow);
 }
 
 interface Entry {

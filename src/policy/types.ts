@@ -62,6 +62,11 @@ export interface CompiledPolicy {
    * time, cel-refs.ts); absent means every header.
    */
   readonly headers?: HeaderSelection;
+  /**
+   * Whether any condition (shadow rules included) can read `subject`, `action` or `resource`;
+   * false lets the caller pass placeholder entities. Absent means it may.
+   */
+  readonly readsEntities?: boolean;
   evaluate(input: PolicyInput): PolicyResult;
   /**
    * Every rule that matches the request ("<policy>/<rule>"), most restrictive first: what a

@@ -1,10 +1,11 @@
 import { Environment } from "@marcbachmann/cel-js";
 import { describe, expect, it } from "vitest";
-import { headerReferences } from "../../src/policy/cel-refs.js";
+import { headerReferences, readsEntities } from "../../src/policy/cel-refs.js";
 import { compilePolicy, parsePolicyDocuments } from "../../src/policy/index.js";
 
 const env = new Environment()
-  .registerVariable("request", "dyn").registerVariable("signals", "dyn").registerVariable("context", "dyn").registerVariable("source", "dyn");
+  .registerVariable("request", "dyn").registerVariable("signals", "dyn").registerVariable("context", "dyn").registerVariable("source", "dyn")
+  .registerVariable("subject", "dyn").registerVariable("action", "dyn").registerVariable("resource", "dyn");
 
 const refs = (expression: string): { all: boolean; names: string[] } => {
   const found = headerReferences(env.parse(expression).ast);
@@ -71,5 +72,43 @@ ${when.map((w, i) => `    - name: r${i}
 
   it("is no header for conditions that read none", () => {
     expect(headersOf(policy(['request.method == "GET"']))).toEqual({ all: false, names: [] });
+  });
+});
+
+describe("readsEntities", () => {
+  // A condition that can read subject, action or resource in any way makes the pipeline build the
+  // entity views; one that cannot lets it pass placeholders.
+  it.each([
+    ['request.method == "GET"', false],
+    ['signals.risk == "low" && context.env == "prod" && source.spiffe_id.startsWith("spiffe://")', false],
+    ['"subject" in request.headers && request.headers["resource"] == "action"', false],
+    ['subject.type == "workload"', true],
+    ['"admin" in subject.roles', true],
+    ['action.name == "tools/call"', true],
+    ['resource.id.startsWith("/v1")', true],
+    ["has(resource.attributes.owner)", true],
+    ["[1].exists(x, subject.known)", true],
+    ["size(resource) > 0", true],
+    ['request.method == "GET" || action.properties.tool == "x"', true],
+    ["[subject][0].known", true],
+  ])("%s → %s", (expression, reads) => {
+    expect(readsEntities(env.parse(expression).ast)).toBe(reads);
+  });
+
+  const yaml = (when: string, shadow: boolean): string => `apiVersion: vigil.dev/v1alpha1
+kind: Policy
+metadata: { name: p }
+spec:
+  destinations: ["*"]
+  rules:
+    - { name: plain, when: 'request.method == "GET"', outcome: allow }
+    - name: other
+      when: '${when}'
+      outcome: deny${shadow ? "\n      shadow: true" : ""}
+`;
+  it("is any condition's, shadow rules included, on the compiled policy", () => {
+    expect(compilePolicy(parsePolicyDocuments(yaml('request.path_only == "/x"', false), "p.yaml")).readsEntities).toBe(false);
+    expect(compilePolicy(parsePolicyDocuments(yaml('"ops" in subject.roles', false), "p.yaml")).readsEntities).toBe(true);
+    expect(compilePolicy(parsePolicyDocuments(yaml('"ops" in subject.roles', true), "p.yaml")).readsEntities).toBe(true);
   });
 });
