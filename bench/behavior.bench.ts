@@ -112,16 +112,27 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
   const items = judged.map((j) => ({ caller: j.caller?.spiffeId ?? "", view: j.view as RequestView, at: j.at ?? 0 }));
   // A sidecar's requests arrive as new strings (decoded from the wire), whose hashes V8 has not
   // computed yet: the calls are timed over fresh copies of the view's strings, made before each
-  // pass, outside the timing. The caller is passed as the pipeline passes it: the identity
+  // pass, outside the timing (the path without its query sliced from the path, as the pipeline
+  // does). The caller is passed as the pipeline passes it: the identity
   // resolver's SPIFFE ID string, memoised per principal (the same string for each of the caller's
   // requests while the memo holds it, as it holds all 4,096 here).
   const fresh = (t: string): string => Buffer.from(t).toString();
   let copies = items;
   const refresh = (): void => {
-    copies = items.map(({ caller, view: v, at }) => ({
-      caller, at,
-      view: { ...v, destination: fresh(v.destination), method: fresh(v.method), path_only: fresh(v.path_only), source_ip: fresh(v.source_ip) },
-    }));
+    copies = items.map(({ caller, view: v, at }) => {
+      // As the pipeline makes them: the path without its query is a slice of the decoded path, and
+      // the view is one object literal in requestView's field order (one shape for every view). A
+      // spread copy ({ ...v, … }) gave each copy a shape of its own here, and every property load
+      // in the calls missed its inline cache: 9.5k instead of 2.2k instructions per actionKey.
+      const path = fresh(v.path);
+      const view: RequestView = {
+        method: fresh(v.method), path, path_only: v.path_only.length === path.length ? path : path.slice(0, v.path_only.length),
+        host: v.host, scheme: v.scheme, headers: v.headers, grpc_service: v.grpc_service, grpc_method: v.grpc_method,
+        mcp_method: v.mcp_method, mcp_tool: v.mcp_tool, mcp: v.mcp, properties: v.properties, source_ip: fresh(v.source_ip),
+        destination: fresh(v.destination),
+      };
+      return { caller, at, view };
+    });
   };
   let flagged = 0;
   let sink = 0;
