@@ -30,7 +30,7 @@ import type { Condition } from "./cel-activation.js";
 import { isCelNode } from "./cel-ast.js";
 import { headerReferences, readsEntities, type HeaderReferences } from "./cel-refs.js";
 import { directCondition } from "./cel-direct.js";
-import type { FieldKinds } from "./cel-direct.js";
+import type { FieldKinds, FieldReader, FieldReaders } from "./cel-direct.js";
 import { CidrCache, cidrProblem } from "./cidr.js";
 import type { ActionView, EntityView, RequestView, SignalsView, SourceView } from "./types.js";
 
@@ -97,6 +97,31 @@ const ACTION_FIELDS: Record<keyof ActionView, string> = {
 };
 
 export const CEL_FIELDS: FieldKinds = { request: REQUEST_FIELDS, source: SOURCE_FIELDS, signals: SIGNALS_FIELDS };
+
+// One reader per field, each naming its field as a constant (cel-direct.ts, FieldReaders); the
+// records' key types make them complete, test/policy/cel-direct.test.ts checks each reads its own.
+const REQUEST_READERS: Record<keyof RequestView, FieldReader> = {
+  method: (v) => v.method, path: (v) => v.path, path_only: (v) => v.path_only, host: (v) => v.host, scheme: (v) => v.scheme,
+  headers: (v) => v.headers, grpc_service: (v) => v.grpc_service, grpc_method: (v) => v.grpc_method, mcp_method: (v) => v.mcp_method,
+  mcp_tool: (v) => v.mcp_tool, mcp: (v) => v.mcp, properties: (v) => v.properties, source_ip: (v) => v.source_ip,
+  destination: (v) => v.destination,
+};
+
+const SOURCE_READERS: Record<keyof SourceView, FieldReader> = {
+  spiffe_id: (v) => v.spiffe_id, trust_domain: (v) => v.trust_domain, path: (v) => v.path, identity_source: (v) => v.identity_source,
+  credential_fingerprint: (v) => v.credential_fingerprint, credential_scheme: (v) => v.credential_scheme,
+  credential_fingerprints: (v) => v.credential_fingerprints, problems: (v) => v.problems,
+};
+
+const SIGNALS_READERS: Record<keyof SignalsView, FieldReader> = {
+  fresh: (v) => v.fresh, risk: (v) => v.risk, risk_reason: (v) => v.risk_reason, risk_age_seconds: (v) => v.risk_age_seconds,
+  posture: (v) => v.posture, posture_attributes: (v) => v.posture_attributes, credential: (v) => v.credential,
+  credential_states: (v) => v.credential_states, credential_overdue: (v) => v.credential_overdue, credential_owner: (v) => v.credential_owner,
+  credential_findings: (v) => v.credential_findings, revoked: (v) => v.revoked, anomalies: (v) => v.anomalies, attested: (v) => v.attested,
+  attestation_signer: (v) => v.attestation_signer,
+};
+
+export const CEL_READERS: FieldReaders = { request: REQUEST_READERS, source: SOURCE_READERS, signals: SIGNALS_READERS };
 
 const TIMESTAMP = "google.protobuf.Timestamp";
 
@@ -216,7 +241,7 @@ export class ConditionCompiler {
     if (problems.length > 0) return { ok: false, error: problems.join("; ") };
     const headers = headerReferences(parsed.ast);
     const entities = readsEntities(parsed.ast);
-    const direct = this.#direct ? directCondition(parsed.ast, CEL_FIELDS) : undefined;
+    const direct = this.#direct ? directCondition(parsed.ast, CEL_FIELDS, CEL_READERS) : undefined;
     if (direct !== undefined) return { ok: true, condition: direct, headers, entities };
     const condition: Condition = (activation) => {
       const value: unknown = parsed(activation);

@@ -5,7 +5,7 @@ import { Environment } from "@marcbachmann/cel-js";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { directCondition } from "../../src/policy/cel-direct.js";
-import { CEL_FIELDS, ConditionCompiler, celActivation } from "../../src/policy/cel.js";
+import { CEL_FIELDS, CEL_READERS, ConditionCompiler, celActivation } from "../../src/policy/cel.js";
 import type { CelActivation, Condition } from "../../src/policy/cel.js";
 import { policyInput } from "./policy-input.js";
 
@@ -113,5 +113,17 @@ describe("direct CEL evaluation", () => {
     expect(answer(fast, { ...input, signals: { ...input.signals, revoked: "no" as unknown as boolean } })).toEqual({ error: true });
     const { revoked: _revoked, ...withoutRevoked } = input.signals;
     expect(answer(fast, { ...input, signals: withoutRevoked as CelActivation["signals"] })).toEqual({ error: true });
+  });
+});
+
+describe("CEL_READERS", () => {
+  it("has one reader per declared field, and each reads its own field", () => {
+    for (const kind of ["request", "source", "signals"] as const) {
+      const names = Object.keys(CEL_FIELDS[kind]).sort();
+      expect(Object.keys(CEL_READERS[kind]).sort(), kind).toEqual(names);
+      // A view whose every field holds a value of its own.
+      const view = Object.fromEntries(names.map((name) => [name, `value of ${name}`]));
+      for (const name of names) expect(CEL_READERS[kind][name]?.(view), `${kind}.${name}`).toBe(`value of ${name}`);
+    }
   });
 });
