@@ -22,6 +22,7 @@ import type { PolicyDocument } from "./documents.js";
 import { compileGlobs, hasWildcard, isNormalPath } from "./glob.js";
 import type { StringMatcher } from "./glob.js";
 import type { PolicyManifest, PolicyRuleSpec, RevocationTarget } from "./schema.js";
+import { SourceMemo } from "./source-memo.js";
 import type { CompiledPolicy, PolicyInput, PolicyResult, RuleSummary, StepUpParams } from "./types.js";
 
 export interface CompileOptions {
@@ -167,13 +168,26 @@ class CompiledRule {
     this.controls = spec.controls === undefined ? undefined : Object.freeze(spec.controls.slice());
   }
 
-  /** The rule's result when it matches this request, else undefined. */
-  decide(state: Evaluation): PolicyResult | undefined {
+  /** Whether the rule's `sources` admit this caller (a rule without sources admits every caller). */
+  admits(spiffeId: string): boolean {
+    return this.sources === null || this.sources(spiffeId);
+  }
+
+  /** Whether the rule has a `sources` list to test at all. */
+  get hasSources(): boolean {
+    return this.sources !== null;
+  }
+
+  /**
+   * The rule's result when it matches this request, else undefined. `admitted` is admits() for
+   * the request's caller, which the rule list remembers per caller (SourceMemo).
+   */
+  decide(state: Evaluation, admitted: boolean): PolicyResult | undefined {
     const input = state.input;
     const request = input.request;
     if (state.unindexed && this.destination !== null
       && (request.destination.length > MAX_DESTINATION_LENGTH || !this.destination(request.destination))) return undefined;
-    if (this.sources !== null && !this.sources(input.source.spiffe_id)) return undefined;
+    if (!admitted) return undefined;
     if (this.paths !== null && !(state.pathIsNormal() && this.paths(request.path_only))) return undefined;
     if (this.grpcService !== null) {
       if (request.grpc_service !== this.grpcService) return undefined;
@@ -228,6 +242,8 @@ interface RuleList {
   /** Rules with appliesTo: privileged, consulted only once a privileged rule matched. */
   privilegedOnly: readonly CompiledRule[];
   privilegedOnlyMaxRank: number;
+  /** Which of `rules`, then `privilegedOnly` (offset rules.length), admit a caller. */
+  sources: SourceMemo;
 }
 
 interface Bucket {
@@ -242,10 +258,12 @@ function byRestrictiveness(a: CompiledRule, b: CompiledRule): number {
 function ruleList(rules: readonly CompiledRule[]): RuleList {
   const sorted = [...rules].sort(byRestrictiveness);
   const privilegedOnly = sorted.filter((rule) => rule.appliesToPrivileged);
+  const general = sorted.filter((rule) => !rule.appliesToPrivileged);
   return {
-    rules: sorted.filter((rule) => !rule.appliesToPrivileged),
+    rules: general,
     privilegedOnly,
     privilegedOnlyMaxRank: privilegedOnly.reduce((max, rule) => Math.max(max, rule.maxRank), -1),
+    sources: new SourceMemo([...general, ...privilegedOnly]),
   };
 }
 
@@ -336,15 +354,20 @@ class Policy implements CompiledPolicy {
       const state = new Evaluation(input, indexed === undefined);
       state.quiet = true;
       const matched: { id: string; rank: number; order: number }[] = [];
+      const admitted = list.sources.admitted(input.source.spiffe_id);
+      const rules = list.rules;
       let privileged = false;
-      for (const rule of list.rules) {
-        if (rule.decide(state) === undefined) continue;
+      for (let i = 0; i < rules.length; i++) {
+        const rule = rules[i] as CompiledRule;
+        if (rule.decide(state, admitted[i] === 1) === undefined) continue;
         if (rule.privileged) privileged = true;
         matched.push({ id: rule.id, rank: state.rank, order: rule.order });
       }
       if (privileged) {
-        for (const rule of list.privilegedOnly) {
-          if (rule.decide(state) !== undefined) matched.push({ id: rule.id, rank: state.rank, order: rule.order });
+        const only = list.privilegedOnly;
+        for (let i = 0; i < only.length; i++) {
+          const rule = only[i] as CompiledRule;
+          if (rule.decide(state, admitted[rules.length + i] === 1) !== undefined) matched.push({ id: rule.id, rank: state.rank, order: rule.order });
         }
       }
       return matched.sort((a, b) => b.rank - a.rank || a.order - b.order).map((m) => m.id);
@@ -364,12 +387,15 @@ class Policy implements CompiledPolicy {
       let bestRank = -1;
       let bestOrder = Number.POSITIVE_INFINITY;
       let privileged = false;
-      for (const rule of list.rules) {
+      const admitted = list.sources.admitted(input.source.spiffe_id);
+      const rules = list.rules;
+      for (let i = 0; i < rules.length; i++) {
+        const rule = rules[i] as CompiledRule;
         // Skip a rule that cannot beat the current result, unless it is still needed to learn
         // whether this is a privileged action for the appliesTo: privileged rules.
         if (!(rule.maxRank > bestRank || (rule.maxRank === bestRank && rule.order < bestOrder))
           && !(rule.privileged && !privileged && list.privilegedOnlyMaxRank >= bestRank)) continue;
-        const result = rule.decide(state);
+        const result = rule.decide(state, admitted[i] === 1);
         if (result === undefined) continue;
         if (rule.privileged) privileged = true;
         if (state.rank > bestRank || (state.rank === bestRank && rule.order < bestOrder)) {
@@ -379,9 +405,11 @@ class Policy implements CompiledPolicy {
         }
       }
       if (privileged) {
-        for (const rule of list.privilegedOnly) {
+        const only = list.privilegedOnly;
+        for (let i = 0; i < only.length; i++) {
+          const rule = only[i] as CompiledRule;
           if (!(rule.maxRank > bestRank || (rule.maxRank === bestRank && rule.order < bestOrder))) continue;
-          const result = rule.decide(state);
+          const result = rule.decide(state, admitted[rules.length + i] === 1);
           if (result === undefined) continue;
           if (state.rank > bestRank || (state.rank === bestRank && rule.order < bestOrder)) {
             best = result;

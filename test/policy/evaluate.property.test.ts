@@ -10,6 +10,7 @@ import type { CompiledPolicy, PolicyInput, PolicyResult } from "../../src/policy
 import { policyInput } from "./policy-input.js";
 
 interface RuleShape {
+  sources: string | null;
   methods: string | null;
   paths: string | null;
   when: string | null;
@@ -26,7 +27,13 @@ interface DocShape {
   rules: RuleShape[];
 }
 
+const SOURCES = [
+  null, "[\"spiffe://example.org/ns/a/**\"]", "[\"spiffe://example.org/ns/a/sa/b\"]", "[\"spiffe://example.org/ns/*/sa/c\"]",
+  "[\"spiffe://example.org/ns/b/**\", \"spiffe://example.org/ns/a/sa/*\"]",
+];
+
 const ruleShape: fc.Arbitrary<RuleShape> = fc.record({
+  sources: fc.constantFrom(...SOURCES),
   methods: fc.constantFrom(null, "[GET]", "[POST]", "[GET, POST]"),
   paths: fc.constantFrom(null, "[\"/a/**\"]", "[\"/b\"]", "[\"/a/*\", \"/c\"]"),
   when: fc.constantFrom(null, "signals.fresh", "'!signals.fresh'", "context.env == \"prod\"", "signals.risk == \"high\""),
@@ -45,6 +52,7 @@ const docShape: fc.Arbitrary<DocShape> = fc.record({
 
 function ruleYaml(rule: RuleShape, name: string, appliesToPrivileged: boolean): string {
   const lines = [`- name: ${name}`];
+  if (rule.sources !== null) lines.push(`  sources: ${rule.sources}`);
   if (rule.methods !== null) lines.push(`  methods: ${rule.methods}`);
   if (rule.paths !== null) lines.push(`  paths: ${rule.paths}`);
   if (rule.when !== null) lines.push(`  when: ${rule.when}`);
@@ -84,8 +92,9 @@ const request: fc.Arbitrary<PolicyInput> = fc.record({
   risk: fc.constantFrom("none", "high"),
   env: fc.constantFrom(null, "prod", "dev"),
   now: fc.constantFrom(MONDAY_0930, TUESDAY_0930),
+  caller: fc.constantFrom("spiffe://example.org/ns/a/sa/b", "spiffe://example.org/ns/a/sa/c", "spiffe://example.org/ns/b/sa/c", ""),
 }).map((r) => policyInput(r.destination, r.method, r.path, {
-  caller: "spiffe://example.org/ns/a/sa/b",
+  caller: r.caller,
   signals: { fresh: r.fresh, risk: r.risk },
   context: r.env === null ? {} : { env: r.env },
   now: r.now,
@@ -155,5 +164,28 @@ describe("compiled evaluation against a naive reference", () => {
         }
       }
     }), { numRuns: 200 });
+  });
+});
+
+describe("remembered source answers (SourceMemo)", () => {
+  // A long-lived policy remembers, per rule list, which rules admit each caller, and forgets them
+  // all once 64 callers are held. Over sequences of many callers (past that bound, callers coming
+  // back after it), it must answer and explain exactly as the same policy compiled afresh.
+  const caller = fc.integer({ min: 0, max: 149 }).map((n) => `spiffe://example.org/ns/${["a", "b", "c"][n % 3] ?? "a"}/sa/${n % 5 === 0 ? "c" : `w${String(n)}`}`);
+  it("answers as a policy that has seen no caller before", () => {
+    fc.assert(fc.property(fc.array(docShape, { minLength: 1, maxLength: 3 }), fc.array(fc.tuple(request, caller), { minLength: 70, maxLength: 200 }), (docs, calls) => {
+      const yaml = docs.map((doc, d) => docYaml(doc, d, doc.rules.map((rule, r) => ruleYaml(rule, `r${r}`, rule.appliesToPrivileged)))).join("---\n");
+      const documents = parsePolicyDocuments(yaml);
+      const policy = compilePolicy(documents);
+      for (const [base, spiffeId] of calls) {
+        const input: PolicyInput = { ...base, source: { ...base.source, spiffe_id: spiffeId } };
+        const fresh = compilePolicy(documents);
+        const label = `${spiffeId} ${input.request.method} ${input.request.destination}${input.request.path}\n${yaml}`;
+        const actual = policy.evaluate(input);
+        const expected = fresh.evaluate(input);
+        expect({ rule: actual.rule, outcome: actual.outcome }, label).toEqual({ rule: expected.rule, outcome: expected.outcome });
+        expect(policy.explain?.(input), label).toEqual(fresh.explain?.(input));
+      }
+    }), { numRuns: 15 });
   });
 });
