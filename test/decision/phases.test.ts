@@ -106,28 +106,40 @@ describe("describe the request: what policies see of it, and what an approval sc
   });
 });
 
-const POLICY = `
+/** A policy "p" for every destination with these rules (YAML flow mappings, one per line). */
+const policyOf = (...rules: string[]): string => `
 apiVersion: vigil.dev/v1alpha1
 kind: Policy
 metadata: { name: p }
 spec:
   destinations: ["*"]
   rules:
-    - { name: reads, methods: [GET], outcome: allow }
-    - { name: risky, methods: [DELETE], outcome: revoke, revoke: [identity] }
+${rules.map((rule) => `    - ${rule}`).join("\n")}
 `;
 
-describe("judge runs the phases and records nothing; record counts and logs it once", () => {
-  let store: EmbeddedSignalStore;
-  beforeAll(async () => {
-    store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger: pino({ level: "silent" }), now: () => NOW });
-    await store.ready();
-  });
-  afterAll(async () => {
-    await store.close();
-  });
+const POLICY = policyOf(
+  "{ name: reads, methods: [GET], outcome: allow }",
+  "{ name: risky, methods: [DELETE], outcome: revoke, revoke: [identity] }",
+);
 
-  function world() {
+const PATH_POLICY = policyOf(
+  "{ name: reads, methods: [GET], paths: [\"/v1/**\"], outcome: allow }",
+  "{ name: no-admin, paths: [\"/admin/**\"], outcome: deny }",
+  "{ name: burn, paths: [\"/burn/**\"], outcome: revoke, revoke: [identity] }",
+);
+
+// One store for the pipelines below (each test's pipeline writes nothing to it that another reads).
+let store: EmbeddedSignalStore;
+beforeAll(async () => {
+  store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger: pino({ level: "silent" }), now: () => NOW });
+  await store.ready();
+});
+afterAll(async () => {
+  await store.close();
+});
+
+describe("judge runs the phases and records nothing; record counts and logs it once", () => {
+  function world(policy = POLICY) {
     const metrics = createMetrics({ defaultMetrics: false });
     const logger = pino({ level: "silent" });
     const effects = new Effects({ store, logger, metrics });
@@ -135,7 +147,7 @@ describe("judge runs the phases and records nothing; record counts and logs it o
     const decisionLog = Object.assign((line: DecisionLine) => { lines.push(line); }, { close: () => Promise.resolve() });
     let n = 0;
     const pipeline = createPipeline({
-      policy: () => compilePolicy(parsePolicyDocuments(POLICY, "p.yaml")),
+      policy: () => compilePolicy(parsePolicyDocuments(policy, "p.yaml")),
       resolveCaller: createCallerResolver(identitySchema.parse({ trustDomains: ["example.org"] })),
       store, approvals: new ApprovalBook({ store, now: () => NOW }), effects, metrics, decisionLog,
       now: () => NOW, newId: () => `d-${String(++n)}`,
@@ -174,29 +186,6 @@ describe("judge runs the phases and records nothing; record counts and logs it o
     expect(judged.policy?.ruleCount).toBe(2);
     expect(judged.destination).toEqual({ name: "spiffe://example.org/ns/prod/sa/api" });
   });
-});
-
-const PATH_POLICY = `
-apiVersion: vigil.dev/v1alpha1
-kind: Policy
-metadata: { name: p }
-spec:
-  destinations: ["*"]
-  rules:
-    - { name: reads, methods: [GET], paths: ["/v1/**"], outcome: allow }
-    - { name: no-admin, paths: ["/admin/**"], outcome: deny }
-    - { name: burn, paths: ["/burn/**"], outcome: revoke, revoke: [identity] }
-`;
-
-describe("the path is checked once: the refusals phase refuses what is not normal, path rules still see what the policy's own check lets through", () => {
-  let store: EmbeddedSignalStore;
-  beforeAll(async () => {
-    store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger: pino({ level: "silent" }), now: () => NOW });
-    await store.ready();
-  });
-  afterAll(async () => {
-    await store.close();
-  });
 
   // ";" is refused by the pipeline (pathProblem) but is normal to the policy (isNormalPath): a
   // rule's own deny or revoke on such a path keeps its name and effects, as before the check moved.
@@ -207,16 +196,8 @@ describe("the path is checked once: the refusals phase refuses what is not norma
     { name: "a semicolon under a revoke rule: still a revoke", path: "/burn/a;b", outcome: "revoke", rule: "p/burn", reason: "" },
     { name: "a dot segment matches no path rule", path: "/admin/../v1/x", outcome: "deny", rule: "", reason: "path has a dot segment (. or ..)" },
     { name: "an encoded slash matches no path rule", path: "/admin%2F..%2Fv1", outcome: "deny", rule: "", reason: "path has an encoded slash or backslash (%2F, %5C)" },
-  ])("$name", ({ path, outcome, rule, reason }) => {
-    const metrics = createMetrics({ defaultMetrics: false });
-    const logger = pino({ level: "silent" });
-    const pipeline = createPipeline({
-      policy: () => compilePolicy(parsePolicyDocuments(PATH_POLICY, "p.yaml")),
-      resolveCaller: createCallerResolver(identitySchema.parse({ trustDomains: ["example.org"] })),
-      store, approvals: new ApprovalBook({ store, now: () => NOW }), effects: new Effects({ store, logger, metrics }), metrics,
-      now: () => NOW,
-    });
-    const { decision } = pipeline.judge(request({ path }));
+  ])("the path is checked once, and path rules still see what the policy's own check lets through: $name", ({ path, outcome, rule, reason }) => {
+    const { decision } = world(PATH_POLICY).pipeline.judge(request({ path }));
     expect({ outcome: decision.outcome, rule: decision.rule }).toEqual({ outcome, rule });
     if (reason !== "") expect(decision.reason).toBe(reason);
   });
