@@ -23,8 +23,7 @@ export function pathProblem(path: string, end: number = path.length): string | u
   let segmentStart = 1;
   let dots = 0;
   let other = false;
-  const length = end;
-  for (let i = 1; i < length; i++) {
+  for (let i = 1; i < end; i++) {
     const c = path.charCodeAt(i);
     if (c === 47 /* / */) {
       if (i === segmentStart) return "path has an empty segment (//)";
@@ -35,8 +34,8 @@ export function pathProblem(path: string, end: number = path.length): string | u
     } else if (c === 46 /* . */) {
       dots++;
     } else if (c === 37 /* % */) {
-      const high = i + 1 < length ? hexValue(path.charCodeAt(i + 1)) : -1;
-      const low = i + 2 < length ? hexValue(path.charCodeAt(i + 2)) : -1;
+      const high = i + 1 < end ? hexValue(path.charCodeAt(i + 1)) : -1;
+      const low = i + 2 < end ? hexValue(path.charCodeAt(i + 2)) : -1;
       if (high < 0 || low < 0) return "path has a malformed percent-encoding";
       const decoded = high * 16 + low;
       if (decoded === 47 || decoded === 92) return "path has an encoded slash or backslash (%2F, %5C)";
@@ -58,7 +57,7 @@ export function pathProblem(path: string, end: number = path.length): string | u
       other = true;
     }
   }
-  if (length > segmentStart && !other && dots <= 2) return "path has a dot segment (. or ..)";
+  if (end > segmentStart && !other && dots <= 2) return "path has a dot segment (. or ..)";
   return undefined;
 }
 

@@ -27,7 +27,7 @@ export type FieldReader = (view: Readonly<Record<string, unknown>>) => unknown;
 /**
  * A reader per declared field. `object[field]` with the field name in a variable is a keyed load
  * V8 cannot specialise (megamorphic: about 140 instructions per read, callgrind); a reader whose
- * name is a constant is one load on the views' single shape. A field without one is read by name.
+ * name is a constant is one load on the views' single shape. A field without one is left to cel-js.
  */
 export type FieldReaders = Readonly<Record<"request" | "source" | "signals", Readonly<Record<string, FieldReader>>>>;
 
@@ -98,7 +98,7 @@ const STRING_METHODS: Readonly<Record<string, (receiver: string, argument: strin
   contains: (receiver, argument) => receiver.includes(argument),
 };
 
-function compileNode(node: unknown, fields: FieldKinds, readers?: FieldReaders): Compiled | undefined {
+function compileNode(node: unknown, fields: FieldKinds, readers: FieldReaders): Compiled | undefined {
   if (!isCelNode(node)) return undefined;
   const args = node.args;
   switch (node.op) {
@@ -131,9 +131,9 @@ function compileNode(node: unknown, fields: FieldKinds, readers?: FieldReaders):
       const kind = declared === undefined ? undefined : kindOf(declared);
       if (kind === undefined) return undefined;
       const what = `${object.kind}.${field}`;
-      const read = readers?.[object.kind][field];
-      if (read !== undefined) return { kind, run: (a) => expectKind(read(object.run(a) as Record<string, unknown>), kind, what) };
-      return { kind, run: (a) => expectKind((object.run(a) as Record<string, unknown>)[field], kind, what) };
+      const read = readers[object.kind][field];
+      if (read === undefined) return undefined;
+      return { kind, run: (a) => expectKind(read(object.run(a) as Record<string, unknown>), kind, what) };
     }
     case "[]": {
       if (!Array.isArray(args)) return undefined;
@@ -234,7 +234,7 @@ function compileNode(node: unknown, fields: FieldKinds, readers?: FieldReaders):
 }
 
 /** A condition evaluated without the interpreter, or undefined when the expression needs it. */
-export function directCondition(ast: unknown, fields: FieldKinds, readers?: FieldReaders): Condition | undefined {
+export function directCondition(ast: unknown, fields: FieldKinds, readers: FieldReaders): Condition | undefined {
   const compiled = compileNode(ast, fields, readers);
   if (compiled?.kind !== "bool") return undefined;
   const run = compiled.run;

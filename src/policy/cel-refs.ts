@@ -1,9 +1,10 @@
-// Which request headers a condition can read (and whether it can read the entities at all), found in its AST at load time, so the decoder can
+// Which request headers a condition can read, found in its AST at load time, so the decoder can
 // leave every other header value as bytes (issue #9: the decoder materialises only what rules and
-// identity read). Over-inclusion is harmless (a header decoded for nothing); under-inclusion would
-// make a rule judge without a header it reads, so anything this walk cannot pin down to constant
-// names — a computed key, the map passed whole (size(), a macro, a comparison, a list literal),
-// `request` used as a value — makes the condition read "all" headers.
+// identity read), and whether it can read the entities at all (readsEntities). Over-inclusion is
+// harmless (a header decoded for nothing); under-inclusion would make a rule judge without a
+// header it reads, so anything this walk cannot pin down to constant names — a computed key, the
+// map passed whole (size(), a macro, a comparison, a list literal), `request` used as a value —
+// makes the condition read "all" headers.
 
 import { isCelNode, type CelNode } from "./cel-ast.js";
 

@@ -78,7 +78,7 @@ function compiled(compiler: ConditionCompiler, expression: string): Condition {
 describe("direct CEL evaluation", () => {
   it("takes over the generated expressions", () => {
     fc.assert(fc.property(boolExpr, (expression) => {
-      expect(directCondition(parser.parse(expression).ast, CEL_FIELDS), expression).toBeDefined();
+      expect(directCondition(parser.parse(expression).ast, CEL_FIELDS, CEL_READERS), expression).toBeDefined();
     }), { numRuns: 300 });
   });
 
