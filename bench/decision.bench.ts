@@ -26,6 +26,7 @@ async function shipped(): Promise<{
   policy: typeof import("../src/policy/index.js");
   signals: typeof import("../src/signals/index.js");
   telemetry: typeof import("../src/telemetry/index.js");
+  transport: typeof import("../src/transport/envoy/index.js");
 }> {
   const load = async <T>(path: string): Promise<T> => await import(`${DIST}${path}`) as T;
   return {
@@ -36,6 +37,7 @@ async function shipped(): Promise<{
     policy: await load("policy/index.js"),
     signals: await load("signals/index.js"),
     telemetry: await load("telemetry/index.js"),
+    transport: await load("transport/envoy/index.js"),
   };
 }
 
@@ -106,22 +108,28 @@ export function requestJson(i: number, principal?: string): unknown {
 
 const decodeRequest = createCheckRequestDecoder();
 
-/**
- * Request i as the server judges it (from `principal` when given): encoded to CheckRequest bytes
- * and read by Vigil's own decoder, with the headers `selection` names (default all). The decoder makes flat strings;
- * requests built with template literals hold ConsStrings instead, which no Check ever sees and
- * which cost more per character compared (a third more instructions per decision, callgrind).
- */
-export function request(i: number, selection?: HeaderSelection, principal?: string): AccessRequest {
-  const decoded = decodeRequest(encodeCheckRequestJson(requestJson(i, principal)), selection);
+/** A decoded bench request, which must have decoded cleanly (a malformed one would judge nothing). */
+function wellFormed(decoded: AccessRequest, i: number): AccessRequest {
   if (decoded.malformed.length > 0) throw new Error(`bench request ${String(i)}: ${decoded.malformed.join("; ")}`);
   return decoded;
+}
+
+/**
+ * Request i as the server judges it (from `principal` when given): encoded to CheckRequest bytes
+ * and read by Vigil's own decoder, with the headers `selection` names (default all). The decoder
+ * makes flat strings; requests built with template literals hold ConsStrings instead, which no
+ * Check ever sees and which cost more per character compared (a third more instructions per
+ * decision, callgrind).
+ */
+export function request(i: number, selection?: HeaderSelection, principal?: string): AccessRequest {
+  return wellFormed(decodeRequest(encodeCheckRequestJson(requestJson(i, principal)), selection), i);
 }
 
 export async function runDecisionBench(options: { iterations?: number } = {}): Promise<BenchResult> {
   const iterations = options.iterations ?? 300_000;
   const { approvals: { ApprovalBook }, config: { parseConfig }, decision: { createDecider, createHeaderSelector, Effects }, identity: { createCallerResolver },
-    policy: { compilePolicy, parsePolicyDocuments }, signals: { createEmbeddedStore }, telemetry: { createMetrics } } = await shipped();
+    policy: { compilePolicy, parsePolicyDocuments }, signals: { createEmbeddedStore }, telemetry: { createMetrics },
+    transport: { createCheckRequestDecoder: shippedDecoder } } = await shipped();
   const policy = compilePolicy(parsePolicyDocuments(policyYaml(), "bench.yaml"));
   const silent = pino({ level: "silent" });
   const store = createEmbeddedStore(parseConfig({ store: { journalPath: "" } }).store, { logger: silent });
@@ -144,15 +152,13 @@ export async function runDecisionBench(options: { iterations?: number } = {}): P
   // a request its decoder has just written (flat strings, young and in cache), decoding only the
   // headers judging this policy reads. The decoder keeps the server's table of shared strings.
   const selection = createHeaderSelector(parseConfig({}).identity, () => policy)();
-  const { createCheckRequestDecoder: decoderOf } = await import(`${DIST}transport/envoy/index.js`) as typeof import("../src/transport/envoy/index.js");
-  const decode = decoderOf();
+  const decode = shippedDecoder();
   const frames = Array.from({ length: 4096 }, (_, i) => encodeCheckRequestJson(requestJson(i * 7919)));
   for (let i = 0; i < 50_000; i++) decide(decode(frames[i & 4095]!, selection));
   const samples = new Float64Array(iterations);
   const outcomes: Record<string, number> = {};
   for (let i = 0; i < iterations; i++) {
-    const req = decode(frames[i & 4095]!, selection);
-    if (req.malformed.length > 0) throw new Error(`bench request ${String(i)}: ${req.malformed.join("; ")}`);
+    const req = wellFormed(decode(frames[i & 4095]!, selection), i);
     const t0 = process.hrtime.bigint();
     const d = decide(req);
     samples[i] = Number(process.hrtime.bigint() - t0);
