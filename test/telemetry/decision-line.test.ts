@@ -126,6 +126,31 @@ describe("decision line bytes", () => {
       }
     }), { numRuns: 3000 });
   });
+
+  // The log remembers values it found plain (caller, host, rule, …): values drawn from a few, some
+  // needing escapes, repeat across lines, so one that was remembered wrongly would be written bare.
+  it("are the old builder's when values repeat from line to line", () => {
+    const out: Buffer[] = [];
+    const stream = new Writable({ write(chunk: Buffer, _enc, done) { out.push(chunk); done(); } });
+    const log = createDecisionLog(createLogger({ level: "info", destination: stream }).child({ component: "decision" }));
+    const few = fc.constantFrom("", "deploy-api", "a\"b", "back\\slash", "line\nbreak", "\u2028", "é", "spiffe://example.org/ns/a/sa/b");
+    const repeating = fc.record({
+      decision_id: few, caller: few, credential: few, method: few, host: few, destination: few, path: few, tool: few,
+      context: fc.dictionary(few, few, { maxKeys: 2 }), outcome: few, rule: few, reason: few,
+      identity_problems: fc.array(few, { maxLength: 2 }), latency_us: fc.nat(),
+      policy_version: few, controls: fc.array(few, { maxLength: 2 }), matched_rules: fc.array(few, { maxLength: 2 }),
+      shadow_outcome: few, shadow_rule: few, dry_run: fc.boolean(), would_outcome: few, would_rule: few,
+    });
+    fc.assert(fc.property(fc.array(repeating, { minLength: 1, maxLength: 20 }), (lines) => {
+      for (const line of lines) {
+        out.length = 0;
+        log?.(line);
+        const textOut = Buffer.concat(out).toString("utf8");
+        expect(textOut).toBe(oldLine(line, timeOf(textOut), PREFIX));
+        expect((JSON.parse(textOut) as Record<string, unknown>).host).toBe(line.host);
+      }
+    }), { numRuns: 300 });
+  });
 });
 
 describe("decision log through a LineWriter", () => {
