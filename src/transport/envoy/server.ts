@@ -243,6 +243,9 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Aut
     // interceptor turns that refusal (and every other RPC error grpc-js would send for a Check)
     // into a denial CheckResponse.
     "grpc.max_receive_message_length": maxRequestBytes,
+    // Vigil serves no channelz service, and with channelz on grpc-js keeps per-call trackers: four
+    // closures and two Date.now() per Check, about 1.7k instructions (callgrind, issue #9).
+    "grpc.enable_channelz": 0,
     interceptors: [answerEveryCheck(refusals)],
   });
   server.addService({ Check: check }, { Check: handleCheck });
