@@ -18,12 +18,41 @@ import type { RequestView } from "../model/index.js";
 
 const PRIME = 0x01000193;
 
-/** The per-process offset bases of the two hash lanes. */
-export interface HashKey { a: number; b: number }
+/**
+ * The per-process offset bases of the two hash lanes, and actionHash's memo: per recently seen
+ * destination and method, both lanes after them ("payments GET "), in a small direct-mapped table.
+ * A sidecar's requests mostly share both (one destination, a few methods; a gateway's few dozen
+ * destinations), so most requests hash only their path.
+ */
+export interface HashKey {
+  readonly a: number;
+  readonly b: number;
+  /** Slot i's destination and method ("" method: empty slot, never matched). */
+  readonly memoDestinations: string[];
+  readonly memoMethods: string[];
+  /** Slot i's lanes at 2i and 2i + 1. */
+  readonly memoLanes: Int32Array;
+}
+
+/** Slots of actionHash's memo (a power of two). */
+const MEMO_SLOTS = 256;
 
 export function newHashKey(): HashKey {
   const bytes = randomBytes(8);
-  return { a: bytes.readUInt32LE(0), b: bytes.readUInt32LE(4) };
+  return {
+    a: bytes.readUInt32LE(0), b: bytes.readUInt32LE(4),
+    memoDestinations: new Array<string>(MEMO_SLOTS).fill(""), memoMethods: new Array<string>(MEMO_SLOTS).fill(""),
+    memoLanes: new Int32Array(2 * MEMO_SLOTS),
+  };
+}
+
+/** A memo slot for a destination and method: from their lengths and end characters (a few reads, not a hash of every character). */
+function memoSlot(destination: string, method: string): number {
+  const d = destination.length;
+  const m = method.length;
+  const mixed = Math.imul(d * 64 + m, 0x9e3779b1) ^ Math.imul(d > 0 ? destination.charCodeAt(d - 1) : 0, 0x85ebca6b)
+    ^ Math.imul(d > 1 ? destination.charCodeAt(d - 2) : 0, 0xc2b2ae35) ^ (m > 0 ? method.charCodeAt(0) : 0);
+  return (mixed ^ (mixed >>> 16)) & (MEMO_SLOTS - 1);
 }
 
 /** A path segment that names an instance rather than a kind of thing: it becomes "*". */
@@ -91,24 +120,38 @@ function actionKind(view: RequestView): "mcp" | "grpc" | "http" {
  */
 export function actionHash(key: HashKey, view: RequestView): number {
   if (actionKind(view) !== "http") return otherActionHash(key, view);
-  let a = key.a | 0;
-  let b = key.b | 0;
   const destination = view.destination;
-  for (let i = 0; i < destination.length; i++) {
-    const c = destination.charCodeAt(i);
-    a = Math.imul(a ^ c, PRIME);
-    b = Math.imul(b ^ c, PRIME);
-  }
-  a = Math.imul(a ^ 32, PRIME);
-  b = Math.imul(b ^ 32, PRIME);
   const method = view.method;
-  for (let i = 0; i < method.length; i++) {
-    const c = method.charCodeAt(i);
-    a = Math.imul(a ^ c, PRIME);
-    b = Math.imul(b ^ c, PRIME);
+  const slot = memoSlot(destination, method);
+  const memo = key.memoLanes;
+  let a: number;
+  let b: number;
+  // An empty method is never remembered, so an empty slot cannot match.
+  if (key.memoMethods[slot] === method && key.memoDestinations[slot] === destination && method !== "") {
+    a = memo[2 * slot] ?? 0;
+    b = memo[2 * slot + 1] ?? 0;
+  } else {
+    a = key.a | 0;
+    b = key.b | 0;
+    for (let i = 0; i < destination.length; i++) {
+      const c = destination.charCodeAt(i);
+      a = Math.imul(a ^ c, PRIME);
+      b = Math.imul(b ^ c, PRIME);
+    }
+    a = Math.imul(a ^ 32, PRIME);
+    b = Math.imul(b ^ 32, PRIME);
+    for (let i = 0; i < method.length; i++) {
+      const c = method.charCodeAt(i);
+      a = Math.imul(a ^ c, PRIME);
+      b = Math.imul(b ^ c, PRIME);
+    }
+    a = Math.imul(a ^ 32, PRIME);
+    b = Math.imul(b ^ 32, PRIME);
+    key.memoDestinations[slot] = destination;
+    key.memoMethods[slot] = method;
+    memo[2 * slot] = a;
+    memo[2 * slot + 1] = b;
   }
-  a = Math.imul(a ^ 32, PRIME);
-  b = Math.imul(b ^ 32, PRIME);
   // The path without its query is read in place in the whole path (it is that path's prefix): the
   // decoder made the whole path a flat string, the part before "?" is a slice of it, and each
   // character read through a slice costs about twice as many instructions (issue #9).

@@ -4,8 +4,9 @@
 // request, then enforced. Anomalies become `behavior` signals in the shared store, so every
 // sidecar sees them at its next request.
 //
-// Cost on the Check path (design §2): `actionKey`/`networkKey` hash the view's own strings (no
-// string is built; an IPv4 source address is not even looked up), `check` is one Map lookup (the caller's baseline) and two probes of that
+// Cost on the Check path (design §2): `actionKey` hashes the view's own strings (no string is
+// built; the destination and method only when they differ from the last request's),
+// `networkKey` is one Map lookup by the source address, `check` is one Map lookup (the caller's baseline) and two probes of that
 // baseline's key tables, which live in one Float64Array (table.ts), and `observe` writes
 // references and numbers into a preallocated ring. Everything else — learning,
 // the rate and fan-out windows, labels, signal writes, persistence — runs off the hot path, in
@@ -47,9 +48,10 @@ const MAX_REASON = 1024;
  * cannot make a baseline hold megabytes (maxActionsPerCaller × label length).
  */
 export const MAX_ACTION_LABEL = 512;
+/** Source addresses whose network key is kept (emptied when full). */
 const MAX_NETWORK_CACHE = 4096;
-/** Slots of the IPv4 network key cache (a power of two): direct-mapped, by masked network. */
-const IPV4_KEY_SLOTS = 64;
+/** Longer "addresses" (not an IP literal: a pipe path, garbage) are not kept. */
+const MAX_CACHED_ADDRESS_LENGTH = 64;
 const OTHER_NETWORK = "other";
 
 interface Pending { kind: "action" | "network"; label: string; at: number }
@@ -169,13 +171,6 @@ export class BehaviorMonitor {
   readonly #owners: (Baseline | undefined)[] = [];
   /** Source address → network key: the hot path looks an address up instead of parsing it. */
   readonly #networkCache = new Map<string, number>();
-  /**
-   * IPv4 network → key, direct-mapped (numbers only: nothing allocated or retained per request):
-   * a sidecar's callers come from a few networks, whose label hash then is not recomputed.
-   * #ipv4Networks holds the masked network + 1 (0: empty slot).
-   */
-  readonly #ipv4Networks = new Float64Array(IPV4_KEY_SLOTS);
-  readonly #ipv4Keys = new Float64Array(IPV4_KEY_SLOTS);
   #share: FanoutShare | undefined;
   /**
    * What the last `check` found, for the `observe` of the same request (the record phase follows
@@ -251,26 +246,22 @@ export class BehaviorMonitor {
   }
 
   /**
-   * The source network key of an address: an IPv4 literal is hashed in place (nothing looked up);
-   * any other address is parsed once, then looked up.
+   * The source network key of an address, looked up by the address: the decoder hands the same
+   * string for an address it saw recently, whose hash V8 then keeps, so a lookup costs a fraction
+   * of parsing the address again (callgrind, issue #12). A new address is parsed once (an IPv4
+   * literal in place, anything else through its label).
    */
   networkKey(ip: string): number {
     if (!this.enabled) return 0;
-    const bits = this.#prefixes.ipv4;
-    const masked = ipv4Network(ip, bits);
-    if (masked >= 0) {
-      const slot = ((masked >>> 8) ^ (masked >>> 16) ^ (masked >>> 24)) & (IPV4_KEY_SLOTS - 1);
-      if (this.#ipv4Networks[slot] === masked + 1) return this.#ipv4Keys[slot] ?? 0;
-      const key = ipv4NetworkKey(this.#key, masked, bits);
-      this.#ipv4Networks[slot] = masked + 1;
-      this.#ipv4Keys[slot] = key;
-      return key;
-    }
     const cached = this.#networkCache.get(ip);
     if (cached !== undefined) return cached;
-    const key = labelHash(this.#key, networkLabel(ip, this.#prefixes) ?? OTHER_NETWORK);
-    if (this.#networkCache.size >= MAX_NETWORK_CACHE) this.#networkCache.clear();
-    this.#networkCache.set(ip, key);
+    const bits = this.#prefixes.ipv4;
+    const masked = ipv4Network(ip, bits);
+    const key = masked >= 0 ? ipv4NetworkKey(this.#key, masked, bits) : labelHash(this.#key, networkLabel(ip, this.#prefixes) ?? OTHER_NETWORK);
+    if (ip.length <= MAX_CACHED_ADDRESS_LENGTH) {
+      if (this.#networkCache.size >= MAX_NETWORK_CACHE) this.#networkCache.clear();
+      this.#networkCache.set(ip, key);
+    }
     return key;
   }
 

@@ -63,6 +63,24 @@ describe("action and network keys", () => {
     ));
   });
 
+  // actionHash remembers the lanes after the last destination and method: requests in a row
+  // that share one, both or neither must each hash as their own label does.
+  it("hash requests in a row exactly as their labels, whichever destination and method they share", () => {
+    fc.assert(fc.property(
+      fc.array(fc.record({
+        destination: fc.constantFrom("", "svc", "svc2", "sv", "payments"), method: fc.constantFrom("", "GET", "GETS", "POST", "G"),
+        segments: fc.array(segment, { maxLength: 3 }),
+      }), { minLength: 1, maxLength: 30 }),
+      (requests) => {
+        const key = newHashKey();
+        for (const r of requests) {
+          const v = view(r.destination, r.method, `/${r.segments.join("/")}`);
+          expect(actionHash(key, v)).toBe(labelHash(key, actionLabel(v)));
+        }
+      },
+    ));
+  });
+
   it("hash the path without its query, read in place in the whole path: the query changes nothing", () => {
     const key = newHashKey();
     fc.assert(fc.property(fc.array(segment, { maxLength: 6 }), fc.string({ maxLength: 30 }), (segments, query) => {
@@ -127,9 +145,18 @@ describe("action and network keys", () => {
     }), { numRuns: 2_000 });
   });
 
+  it("keep giving each address its network's key past the key cache's bound (4,096 addresses)", () => {
+    const { m } = monitor();
+    const first = m.networkKey("10.0.1.17");
+    for (let i = 0; i < 5_000; i++) m.networkKey(`10.${String(i >> 8)}.${String(i & 255)}.9`);
+    expect(m.networkKey("10.0.1.99")).toBe(first);
+    expect(m.networkKey("10.0.2.17")).not.toBe(first);
+    expect(m.networkKey("fd00::1")).toBe(m.networkKey("fd00::2"));
+  });
+
   it("give an IPv4 network one key whatever networks were asked between (the monitor's key cache, property)", () => {
     const { m } = monitor();
-    // Few first octets and third octets, so that many networks share a cache slot.
+    // Few first octets and third octets, so that many addresses share a network.
     const address = fc.tuple(fc.constantFrom(10, 11, 74), fc.nat(3), fc.nat(255), fc.nat(255)).map((p) => p.join("."));
     fc.assert(fc.property(fc.array(address, { minLength: 1, maxLength: 200 }), (ips) => {
       const first = new Map<string, number>();
