@@ -159,6 +159,69 @@ describe("decoder properties", () => {
   });
 });
 
+describe("header entries in any layout", () => {
+  // The decoder reads an entry's key and then its value in place, and falls back to the general
+  // walk for anything else: fields in another order, repeated, unknown, or missing. Either way the
+  // entry must read as protobuf says: the last key and value win, unknown fields are skipped, a
+  // header_map entry's raw_value wins over its value, and repeated header_map names are joined.
+  type EntryField = { kind: "key" | "value" | "raw"; text: string } | { kind: "unknown"; n: number };
+  const entryField: fc.Arbitrary<EntryField> = fc.oneof(
+    fc.record({ kind: fc.constant("key" as const), text: headerName }),
+    fc.record({ kind: fc.constantFrom("value" as const, "raw" as const), text: fc.string({ maxLength: 12 }) }),
+    fc.record({ kind: fc.constant("unknown" as const), n: fc.nat(1_000) }),
+  );
+  const usual = fc.tuple(headerName, fc.string({ maxLength: 12 }), fc.constantFrom("value" as const, "raw" as const))
+    .map(([key, text, kind]): EntryField[] => [{ kind: "key", text: key }, { kind, text }]);
+  const entries = fc.array(fc.oneof(usual, fc.array(entryField, { maxLength: 5 })), { maxLength: 6 });
+
+  function requestBytes(list: EntryField[][], asHeaderMap: boolean): Uint8Array {
+    const http = protobuf.Writer.create();
+    const headerMap = protobuf.Writer.create();
+    for (const fields of list) {
+      const entry = protobuf.Writer.create();
+      for (const f of fields) {
+        if (f.kind === "unknown") entry.uint32((4 << 3) | 0).uint32(f.n);
+        else entry.uint32(f.kind === "key" ? 0x0a : f.kind === "value" ? 0x12 : 0x1a).bytes(Buffer.from(f.text));
+      }
+      if (asHeaderMap) headerMap.uint32(0x0a).bytes(entry.finish());
+      else http.uint32(0x1a).bytes(entry.finish());
+    }
+    if (asHeaderMap) http.uint32((13 << 3) | 2).bytes(headerMap.finish());
+    const request = protobuf.Writer.create().uint32(0x12).bytes(http.finish()).finish();
+    const attributes = protobuf.Writer.create().uint32((4 << 3) | 2).bytes(request).finish();
+    return protobuf.Writer.create().uint32(0x0a).bytes(attributes).finish();
+  }
+
+  function expected(list: EntryField[][], asHeaderMap: boolean): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const fields of list) {
+      let key = "";
+      let value = "";
+      let raw: string | undefined;
+      for (const f of fields) {
+        if (f.kind === "key") key = f.text;
+        else if (f.kind === "value") value = f.text;
+        else if (f.kind === "raw") raw = f.text;
+      }
+      if (!asHeaderMap) out[key] = value;
+      else out[key] = out[key] === undefined ? raw ?? value : `${out[key]},${raw ?? value}`;
+    }
+    return out;
+  }
+
+  it("reads every entry as protobuf says, whatever the order, repeats and unknown fields", () => {
+    const decode = createCheckRequestDecoder();
+    fc.assert(fc.property(entries, fc.boolean(), (list, asHeaderMap) => {
+      const bytes = requestBytes(list, asHeaderMap);
+      const fresh = decodeCheckRequest(bytes);
+      const shared = decode(bytes);
+      expect(fresh.malformed).toEqual([]);
+      expect({ ...fresh.headers }).toEqual(expected(list, asHeaderMap));
+      expect({ ...shared.headers }).toEqual({ ...fresh.headers });
+    }), { numRuns: 1_000 });
+  });
+});
+
 describe("decoding only the headers a decision reads", () => {
   const wantedBy = (names: ReadonlySet<string>) => (name: string): boolean => names.has(name) || name.startsWith("x-vigil-");
 
