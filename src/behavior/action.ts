@@ -111,12 +111,13 @@ function actionKind(view: RequestView): "mcp" | "grpc" | "http" {
 }
 
 /**
- * The action's key: the hash of `actionLabel(view)`, computed without building it. An HTTP
- * request (nearly every Check) is hashed in this one function, both lanes in locals: the
- * destination, the method, then the path with id-like segments as "*", as `pathPattern` writes it,
- * in one pass: each segment is fed as it is read, and if it turns out to be an id
- * (`isIdSegment`), the state from before it is taken back and "*" fed instead. (Per-string helper
- * calls through the lanes scratch cost about half again as many instructions, callgrind.)
+ * The action's key: the hash of `actionLabel(view)`, computed without building it. For an HTTP
+ * request (nearly every Check) the lanes after "destination METHOD " come from the key's memo when
+ * that destination and method were seen lately, and the path is hashed here, both lanes in locals,
+ * with id-like segments as "*", as `pathPattern` writes it, in one pass: each segment is fed as it
+ * is read, and if it turns out to be an id (`isIdSegment`), the state from before it is taken back
+ * and "*" fed instead. (Per-string helper calls through the lanes scratch cost about half again as
+ * many instructions, callgrind: they are used only when the memo misses.)
  */
 export function actionHash(key: HashKey, view: RequestView): number {
   if (actionKind(view) !== "http") return otherActionHash(key, view);
@@ -131,22 +132,15 @@ export function actionHash(key: HashKey, view: RequestView): number {
     a = memo[2 * slot] ?? 0;
     b = memo[2 * slot + 1] ?? 0;
   } else {
-    a = key.a | 0;
-    b = key.b | 0;
-    for (let i = 0; i < destination.length; i++) {
-      const c = destination.charCodeAt(i);
-      a = Math.imul(a ^ c, PRIME);
-      b = Math.imul(b ^ c, PRIME);
-    }
-    a = Math.imul(a ^ 32, PRIME);
-    b = Math.imul(b ^ 32, PRIME);
-    for (let i = 0; i < method.length; i++) {
-      const c = method.charCodeAt(i);
-      a = Math.imul(a ^ c, PRIME);
-      b = Math.imul(b ^ c, PRIME);
-    }
-    a = Math.imul(a ^ 32, PRIME);
-    b = Math.imul(b ^ 32, PRIME);
+    // Rare (a destination and method not seen lately): through the lanes scratch.
+    lanes[0] = key.a;
+    lanes[1] = key.b;
+    feedText(destination, 0, destination.length);
+    feedChar(32);
+    feedText(method, 0, method.length);
+    feedChar(32);
+    a = lanes[0];
+    b = lanes[1];
     key.memoDestinations[slot] = destination;
     key.memoMethods[slot] = method;
     memo[2 * slot] = a;
