@@ -68,8 +68,7 @@ async function snapshotRoot(dir: string): Promise<string> {
   }
 }
 
-async function policyFiles(dir: string, issues: PolicyIssue[]): Promise<SnapshotFile[]> {
-  const root = await snapshotRoot(dir);
+async function policyFiles(dir: string, root: string, issues: PolicyIssue[]): Promise<SnapshotFile[]> {
   let names: string[];
   try {
     names = await readdir(root);
@@ -132,8 +131,38 @@ export function isRequiredPolicy(document: PolicyDocument): boolean {
  * directory is missing.
  */
 export async function loadPolicyDir(dir: string): Promise<LoadedPolicyDir> {
+  for (let attempt = 1; ; attempt++) {
+    const root = await snapshotRoot(dir);
+    try {
+      return await loadSnapshot(dir, root);
+    } catch (error) {
+      // A ConfigMap swap in flight: the kubelet pointed ..data at a new generation and removes the
+      // one being read, so files vanish mid-read. That is no broken policy: read the new generation.
+      if (attempt < MAX_SNAPSHOT_ATTEMPTS && root !== dir && await generationChanged(dir, root)) continue;
+      throw error;
+    }
+  }
+}
+
+/**
+ * Reads of one policy directory, each from the generation ..data resolves to at its start: a read
+ * is retried only when that generation was replaced meanwhile (at most once a minute in a pod).
+ */
+const MAX_SNAPSHOT_ATTEMPTS = 10;
+
+/** Whether ..data now resolves somewhere other than `root` (or no longer resolves). */
+async function generationChanged(dir: string, root: string): Promise<boolean> {
+  try {
+    return await snapshotRoot(dir) !== root;
+  } catch {
+    return true;
+  }
+}
+
+/** One snapshot: every policy file of `dir`, read from `root` (its ..data generation, or itself). */
+async function loadSnapshot(dir: string, root: string): Promise<LoadedPolicyDir> {
   const issues: PolicyIssue[] = [];
-  const files = await policyFiles(dir, issues);
+  const files = await policyFiles(dir, root, issues);
   if (files.length === 0 && issues.length === 0) {
     throw new VigilError("invalid_input", `no policy files (*.yaml, *.yml) in ${dir}`);
   }

@@ -1,7 +1,7 @@
 // Loading a policy directory: YAML files in name order, multi-document files, hidden files and
 // ConfigMap "..data" entries skipped, symlinks followed, one error listing every problem.
 
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -52,6 +52,45 @@ describe("loadPolicyDir", () => {
     expect(loaded.files).toEqual([join(dir, "guards.yaml"), join(dir, "tickets.yaml")]);
     expect(loaded.policy.ruleCount).toBe(2);
     expect(loaded.policy.evaluate(policyInput("tickets", "GET", "/")).rule).toBe("guards/everything");
+  });
+
+  // The kubelet swaps ..data to a new generation and then removes the old one; a load that
+  // resolved ..data just before the swap finds its files vanishing. That is no broken policy: the
+  // load reads the new generation instead of failing (a spurious error and a log line per swap).
+  it("reads through ConfigMap swaps that remove the generation being read", async () => {
+    const generation = async (n: number): Promise<string> => {
+      const name = `..2025_06_11_10_00_00.${String(n)}`;
+      await mkdir(join(dir, name));
+      await writeFile(join(dir, name, "tickets.yaml"), policyYaml("tickets", n % 2 === 0 ? "allow" : "deny"));
+      await writeFile(join(dir, name, "guards.yaml"), policyYaml("guards", "deny", "/admin/*"));
+      return name;
+    };
+    let current = await generation(0);
+    await symlink(current, join(dir, "..data"));
+    await symlink("..data/tickets.yaml", join(dir, "tickets.yaml"));
+    await symlink("..data/guards.yaml", join(dir, "guards.yaml"));
+    // A kubelet swaps at most once per sync period (a minute); here every 10 ms, while loads run back to back.
+    const SWAPS = 40;
+    let swaps = 0;
+    const swapper = (async () => {
+      while (swaps < SWAPS) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        const next = await generation(swaps + 1);
+        await symlink(next, join(dir, "..data_tmp"));
+        await rename(join(dir, "..data_tmp"), join(dir, "..data"));
+        await rm(join(dir, current), { recursive: true });
+        current = next;
+        swaps++;
+      }
+    })();
+    let loads = 0;
+    while (swaps < SWAPS) {
+      const loaded = await loadPolicyDir(dir);
+      expect(loaded.documents).toHaveLength(2);
+      loads++;
+    }
+    await swapper;
+    expect(loads).toBeGreaterThan(10);
   });
 
   it("refuses a dangling symlink: a file that vanished is not read as no rules", async () => {
