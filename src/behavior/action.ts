@@ -226,19 +226,21 @@ export function labelHash(key: HashKey, label: string): number {
 /** The network prefixes source networks are learned at. */
 export interface NetworkPrefixes { ipv4: number; ipv6: number }
 
+/** The network label of anything that is not a plain IPv4 or IPv6 literal (and of ""). */
+export const OTHER_NETWORK = "other";
+
 /**
- * The source network's key: the hash of `networkLabel(ip)`, without building it. An address that
- * is not a plain IPv4 or IPv6 literal hashes as the label "other" (and so does "").
+ * The source network's key: the hash of `networkLabel(ip)`, or of OTHER_NETWORK for anything that
+ * is not an address. A plain IPv4 literal is hashed in place, without building its label.
  */
 export function networkHash(key: HashKey, ip: string, prefixes: NetworkPrefixes): number {
-  const label = networkLabel(ip, prefixes);
-  return label === undefined ? labelHash(key, "other") : labelHash(key, label);
+  const ipv4 = ipv4NetworkHash(key, ip, prefixes.ipv4);
+  return ipv4 >= 0 ? ipv4 : labelHash(key, networkLabel(ip, prefixes) ?? OTHER_NETWORK);
 }
 
 /**
  * The key of an IPv4 address's network: the hash of `networkLabel(ip)` ("10.1.2.0/24"), read and
- * hashed character by character, so the Check path neither builds the label nor looks the address
- * up anywhere (no memory touched but the address's own characters). -1 for anything that is not a
+ * hashed character by character, without building the label. -1 for anything that is not a
  * plain dotted-quad IPv4 literal (IPv6, garbage): the caller takes the slow way then.
  */
 export function ipv4NetworkHash(key: HashKey, ip: string, bits: number): number {
@@ -250,7 +252,7 @@ export function ipv4NetworkHash(key: HashKey, ip: string, bits: number): number 
  * The network of a plain dotted-quad IPv4 literal, masked to `bits` (an unsigned 32-bit number),
  * read in place; -1 for anything else (IPv6, garbage).
  */
-export function ipv4Network(ip: string, bits: number): number {
+function ipv4Network(ip: string, bits: number): number {
   let value = 0;
   let octet = 0;
   let digits = 0;
@@ -276,7 +278,7 @@ export function ipv4Network(ip: string, bits: number): number {
 }
 
 /** The key of a masked IPv4 network (`ipv4Network`): the hash of its label, digit by digit. */
-export function ipv4NetworkKey(key: HashKey, masked: number, bits: number): number {
+function ipv4NetworkKey(key: HashKey, masked: number, bits: number): number {
   lanes[0] = key.a;
   lanes[1] = key.b;
   feedDecimal(masked >>> 24);

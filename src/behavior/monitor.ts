@@ -5,8 +5,8 @@
 // sidecar sees them at its next request.
 //
 // Cost on the Check path (design §2): `actionKey` hashes the view's own strings (no string is
-// built; the destination and method only when they differ from the last request's),
-// `networkKey` is one Map lookup by the source address, `check` is one Map lookup (the caller's baseline) and two probes of that
+// built; the destination and method only when not seen lately), `networkKey` is one Map lookup
+// by the source address, `check` is one Map lookup (the caller's baseline) and two probes of that
 // baseline's key tables, which live in one Float64Array (table.ts), and `observe` writes
 // references and numbers into a preallocated ring. Everything else — learning,
 // the rate and fan-out windows, labels, signal writes, persistence — runs off the hot path, in
@@ -24,7 +24,7 @@ import type { RequestView } from "../model/index.js";
 import type { SignalStore } from "../signals/index.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import {
-  actionHash, actionLabel, ipv4Network, ipv4NetworkKey, labelHash, networkLabel, newHashKey, type HashKey, type NetworkPrefixes,
+  actionHash, actionLabel, labelHash, networkHash, networkLabel, newHashKey, OTHER_NETWORK, type HashKey, type NetworkPrefixes,
 } from "./action.js";
 import { BLOCK_ALIGN, KeyTables } from "./table.js";
 
@@ -52,7 +52,6 @@ export const MAX_ACTION_LABEL = 512;
 const MAX_NETWORK_CACHE = 4096;
 /** Longer "addresses" (not an IP literal: a pipe path, garbage) are not kept. */
 const MAX_CACHED_ADDRESS_LENGTH = 64;
-const OTHER_NETWORK = "other";
 
 interface Pending { kind: "action" | "network"; label: string; at: number }
 
@@ -255,9 +254,7 @@ export class BehaviorMonitor {
     if (!this.enabled) return 0;
     const cached = this.#networkCache.get(ip);
     if (cached !== undefined) return cached;
-    const bits = this.#prefixes.ipv4;
-    const masked = ipv4Network(ip, bits);
-    const key = masked >= 0 ? ipv4NetworkKey(this.#key, masked, bits) : labelHash(this.#key, networkLabel(ip, this.#prefixes) ?? OTHER_NETWORK);
+    const key = networkHash(this.#key, ip, this.#prefixes);
     if (ip.length <= MAX_CACHED_ADDRESS_LENGTH) {
       if (this.#networkCache.size >= MAX_NETWORK_CACHE) this.#networkCache.clear();
       this.#networkCache.set(ip, key);

@@ -9,7 +9,9 @@ import fc from "fast-check";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { BehaviorMonitor, readBaselines, writeBaselines } from "../../src/behavior/index.js";
-import { actionHash, actionLabel, ipv4NetworkHash, labelHash, networkLabel, newHashKey, pathPattern } from "../../src/behavior/action.js";
+import {
+  actionHash, actionLabel, ipv4NetworkHash, labelHash, networkHash, networkLabel, newHashKey, OTHER_NETWORK, pathPattern,
+} from "../../src/behavior/action.js";
 import { behaviorSchema } from "../../src/config/index.js";
 import type { RequestView } from "../../src/model/index.js";
 import { createEmbeddedStore, type SignalStore } from "../../src/signals/index.js";
@@ -186,6 +188,14 @@ describe("action and network keys", () => {
     "leave %j to the slow way", (ip) => {
       expect(ipv4NetworkHash(newHashKey(), ip, 24)).toBe(-1);
     });
+
+  it("hash any address as its network's label (\"other\" for anything that is not one)", () => {
+    const key = newHashKey();
+    fc.assert(fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 60 })), fc.integer({ min: 0, max: 32 }), (ip, bits) => {
+      const prefixes = { ipv4: bits, ipv6: 64 };
+      expect(networkHash(key, ip, prefixes)).toBe(labelHash(key, networkLabel(ip, prefixes) ?? OTHER_NETWORK));
+    }), { numRuns: 1_000 });
+  });
 
   it("never throws on any address text, and a network it writes is its own network", () => {
     fc.assert(fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 60 })), (ip) => {
