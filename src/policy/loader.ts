@@ -131,15 +131,18 @@ export function isRequiredPolicy(document: PolicyDocument): boolean {
  * directory is missing.
  */
 export async function loadPolicyDir(dir: string): Promise<LoadedPolicyDir> {
+  let root = await snapshotRoot(dir);
   for (let attempt = 1; ; attempt++) {
-    const root = await snapshotRoot(dir);
     try {
       return await loadSnapshot(dir, root);
     } catch (error) {
+      if (attempt >= MAX_SNAPSHOT_ATTEMPTS || root === dir) throw error;
       // A ConfigMap swap in flight: the kubelet pointed ..data at a new generation and removes the
-      // one being read, so files vanish mid-read. That is no broken policy: read the new generation.
-      if (attempt < MAX_SNAPSHOT_ATTEMPTS && root !== dir && await generationChanged(dir, root)) continue;
-      throw error;
+      // one being read, so files vanish mid-read. That is no broken policy: read the new generation
+      // (a ..data that no longer resolves throws its own error here).
+      const now = await snapshotRoot(dir);
+      if (now === root) throw error;
+      root = now;
     }
   }
 }
@@ -149,15 +152,6 @@ export async function loadPolicyDir(dir: string): Promise<LoadedPolicyDir> {
  * is retried only when that generation was replaced meanwhile (at most once a minute in a pod).
  */
 const MAX_SNAPSHOT_ATTEMPTS = 10;
-
-/** Whether ..data now resolves somewhere other than `root` (or no longer resolves). */
-async function generationChanged(dir: string, root: string): Promise<boolean> {
-  try {
-    return await snapshotRoot(dir) !== root;
-  } catch {
-    return true;
-  }
-}
 
 /** One snapshot: every policy file of `dir`, read from `root` (its ..data generation, or itself). */
 async function loadSnapshot(dir: string, root: string): Promise<LoadedPolicyDir> {
