@@ -490,6 +490,9 @@ function keyThenValue(c: DecodeContext, stop: number, raw: boolean): boolean {
 /**
  * A header entry: it counts against maxHeaderBytes; its key and value are read in place when they
  * come as usual (keyThenValue), else by the general walk over `spec`; then `keep` stores it.
+ * This is nested() specialised for the most frequent message of a request: the same steps through
+ * nested()'s options (shared code calling each field's enter, leave and in-place reader) cost 4k
+ * more instructions per request (53.8k against 49.7k, callgrind).
  */
 function headerEntryField(name: string, spec: MessageSpec, raw: boolean, keep: (c: DecodeContext) => void): FieldSpec {
   return {
