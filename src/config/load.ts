@@ -9,6 +9,7 @@ import { parseAdminTokens, type AdminToken } from "./admin-tokens.js";
 import { configSchema, type Config } from "./schema.js";
 import { isRecord } from "../util/guards.js";
 import { formatZodError } from "../util/zod.js";
+import { withOneByteStrings } from "../util/one-byte.js";
 
 /** Flags understood by `vigil serve` (and, where they make sense, `check`). */
 export const SERVE_FLAGS = {
@@ -127,7 +128,7 @@ export function loadConfig(flags: FlagValues, env: NodeJS.ProcessEnv): Config {
   const configPath = str(flags.config) ?? env.VIGIL_CONFIG;
   if (configPath !== undefined && configPath !== "") {
     try {
-      const parsed: unknown = parseYaml(readFileSync(configPath, "utf8"));
+      const parsed = withOneByteStrings(parseYaml(readFileSync(configPath, "utf8")));
       if (parsed !== null && parsed !== undefined) {
         if (!isRecord(parsed)) throw new Error("settings file must be a YAML mapping");
         fromFile = parsed;

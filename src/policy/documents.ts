@@ -13,6 +13,7 @@ import { policyManifestSchema } from "./schema.js";
 import type { PolicyManifest } from "./schema.js";
 import { POLICY_TEST_KIND, policyTestManifestSchema } from "./testing/schema.js";
 import type { PolicyTestManifest } from "./testing/schema.js";
+import { withOneByteStrings } from "../util/one-byte.js";
 
 export interface PolicyDocument {
   source: PolicySource;
@@ -81,7 +82,7 @@ function readDocument<M>(doc: Document.Parsed, number: number, file: string, lin
   }
   let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 100 });
+    raw = withOneByteStrings(doc.toJS({ maxAliasCount: 100 }));
   } catch (error) {
     out.issues.push({ file, document: number, path: "", message: `YAML: ${error instanceof Error ? error.message : String(error)}` });
     return;

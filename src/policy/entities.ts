@@ -25,6 +25,7 @@ import * as z from "zod";
 import { VigilError } from "../errors/index.js";
 import { POLICY_API_VERSION } from "./schema.js";
 import { formatPath } from "./diagnostics.js";
+import { withOneByteStrings } from "../util/one-byte.js";
 
 export const ENTITIES_KIND = "Entities";
 /** Largest entities file read, in bytes: the whole file is held in memory. */
@@ -107,7 +108,7 @@ function resourceKey(type: string, resourceId: string): string {
 export function parseEntities(text: string, file: string): EntityBook {
   let raw: unknown;
   try {
-    raw = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 });
+    raw = withOneByteStrings(parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 }));
   } catch (error) {
     throw new VigilError("invalid_input", `${file}: YAML: ${error instanceof Error ? error.message : String(error)}`);
   }

@@ -11,6 +11,7 @@ import type { Signal } from "./model.js";
 import { writeProblems } from "./validation.js";
 import { isRecord } from "../util/guards.js";
 import { describeIssues } from "../util/zod.js";
+import { withOneByteStrings } from "../util/one-byte.js";
 
 /** Fields holding epoch ms, where a file may give an ISO string instead. */
 const TOP_LEVEL_TIMES = ["observedAt", "expiresAt"] as const;
@@ -51,7 +52,7 @@ export function readSignalItem(item: unknown): { signal: Signal } | { problems: 
 
 function parseDocument(path: string, text: string): unknown {
   try {
-    return extname(path).toLowerCase() === ".json" ? JSON.parse(text) : parseYaml(text);
+    return extname(path).toLowerCase() === ".json" ? JSON.parse(text) : withOneByteStrings(parseYaml(text));
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new VigilError("invalid_input", `${path}: not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${reason}`, {
