@@ -14,50 +14,21 @@
 // Run: npx tsx bench/instructions.bench.ts [--rounds 2] [--callers many|few]
 
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { functionCosts, perfMap, type PerfMap } from "./callgrind.js";
 import { median, range, round, type BenchResult } from "./lib.js";
 
 const REQUESTS = 4096;
 
 interface Run { instructions: number; behaviorFunctions: number }
 
-/** Named JIT code ranges from node's --perf-basic-prof map: [start, size, name], sorted. */
-function perfMap(path: string): [number, number, string][] {
-  return readFileSync(path, "utf8").trim().split("\n").map((line): [number, number, string] => {
-    const [start = "0", size = "0", ...name] = line.split(" ");
-    return [parseInt(start, 16), parseInt(size, 16), name.join(" ")];
-  }).sort((a, b) => a[0] - b[0]);
-}
-
-function nameAt(map: readonly [number, number, string][], address: number): string {
-  let lo = 0;
-  let hi = map.length - 1;
-  let found: [number, number, string] | undefined;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const entry = map[mid];
-    if (entry !== undefined && entry[0] <= address) {
-      found = entry;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return found !== undefined && address < found[0] + found[1] ? found[2] : "";
-}
-
 /** Instructions in src/behavior's JIT code, from callgrind's per-function totals. */
-function behaviorInstructions(callgrindOut: string, map: readonly [number, number, string][]): number {
-  const annotated = execFileSync("callgrind_annotate", ["--threshold=100", callgrindOut], { encoding: "utf8", maxBuffer: 1 << 28 });
+function behaviorInstructions(callgrindOut: string, map: PerfMap): number {
   let sum = 0;
-  for (const line of annotated.split("\n")) {
-    const match = /^\s*([\d,]+) \([\s\d.]+%\)\s+\?\?\?:(0x[0-9a-f]+)/.exec(line);
-    if (match === null) continue;
-    if (nameAt(map, parseInt(match[2] ?? "0", 16)).includes("src/behavior/")) sum += Number((match[1] ?? "0").replaceAll(",", ""));
-  }
+  for (const [name, count] of functionCosts(callgrindOut, map)) if (name.includes("src/behavior/")) sum += count;
   return sum;
 }
 

@@ -27,6 +27,7 @@ import { runPolicyBench } from "./policy.bench.js";
 import { runProtobufReadersBench } from "./protobuf-readers.bench.js";
 import { runRevocationNoticeBench } from "./revocation-notice.bench.js";
 import { runRolloutBench } from "./rollout.bench.js";
+import { runSideBySideInstructionsBench } from "./side-by-side-instructions.bench.js";
 import { runSideBySideBench } from "./side-by-side.bench.js";
 import { runSignalLatencyBench } from "./signal-latency.bench.js";
 import { runSoakBench } from "./soak.bench.js";
@@ -132,6 +133,7 @@ await step("store", () => textBench("signal stores", "node --expose-gc --import 
 await step("check refusals", () => textBench("what the transport's refusal interceptor adds to a Check", "node --import tsx bench/check-refusals.bench.ts 20", [], "bench/check-refusals.bench.ts", [quick ? "3" : "20"]));
 await step("side by side, Node 20", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, label: "Node 20" }));
 await step("side by side, Node 24", () => runSideBySideBench({ rounds: quick ? 1 : 5, requests: quick ? 10_000 : 60_000, node: ltsNode(), label: "Node 24" }));
+await step("side by side, instructions", () => runSideBySideInstructionsBench({ rounds: quick ? 1 : 3, warm: quick ? 20_000 : 60_000, requests: quick ? 2_000 : 5_000 }));
 await step("cerbos", () => runCerbosBench({ rounds: quick ? 1 : 3, requests: quick ? 10_000 : 40_000 }));
 await step("authzen", () => runAuthzenBench({ rounds: quick ? 1 : 3, requests: quick ? 5_000 : 40_000 }));
 
