@@ -9,8 +9,6 @@
 // Run: node --import tsx bench/target.ts vigil|floor|floor-standard   (h2load.ts's startTarget adds
 // the image's Node flags, SIDECAR_NODE_FLAGS in lib.ts, for vigil)
 
-import { startFloorServer } from "./floor-server.js";
-
 type Serve = typeof import("../src/cli/serve.js");
 type Config = typeof import("../src/config/index.js");
 type Telemetry = typeof import("../src/telemetry/index.js");
@@ -19,6 +17,9 @@ const DIST = new URL("../dist/", import.meta.url).href;
 const kind = process.argv[2];
 let close: () => Promise<void>;
 if (kind === "floor" || kind === "floor-standard") {
+  // Imported here, not at the top: floor-server.ts loads src/ (through tsx), a second copy of
+  // Vigil's own modules that the Vigil target must not carry (see below).
+  const { startFloorServer } = await import("./floor-server.js");
   const floor = await startFloorServer(0, "127.0.0.1", kind === "floor" ? "transport" : "standard");
   close = () => floor.close();
   process.stderr.write(`ready ${floor.port}\n`);
