@@ -10,13 +10,23 @@ export const CHECK_URL_PATH = "/envoy.service.auth.v3.Authorization/Check";
 
 export interface Target { kind: string; child: ChildProcess; port: number }
 
+export interface TargetOptions {
+  node?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Node flags added to the target's own (e.g. --perf-basic-prof). */
+  nodeFlags?: readonly string[];
+  /** A program and its arguments that run Node (e.g. valgrind --tool=callgrind ...). */
+  wrapper?: readonly string[];
+}
+
 /**
  * Starts `bench/target.ts KIND` and waits for its "ready <port>" line. Vigil runs with the Node
  * flags the image ships (SIDECAR_NODE_FLAGS); the floor servers with Node's defaults.
  */
-export async function startTarget(kind: string, options: { node?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Target> {
+export async function startTarget(kind: string, options: TargetOptions = {}): Promise<Target> {
   const flags = kind === "vigil" ? SIDECAR_NODE_FLAGS : [];
-  const child = spawn(options.node ?? process.execPath, [...flags, "--import", "tsx", "bench/target.ts", kind], {
+  const command = [...options.wrapper ?? [], options.node ?? process.execPath, ...flags, ...options.nodeFlags ?? [], "--import", "tsx", "bench/target.ts", kind];
+  const child = spawn(command[0] ?? "", command.slice(1), {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...options.env },
   });

@@ -19,50 +19,16 @@
 // Vigil runs from dist/ (npm run build first) with the image's Node flags.
 // Run: npx tsx bench/side-by-side-instructions.bench.ts [--rounds 1] [--warm 60000] [--requests 5000] [--node PATH]
 
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { createInterface } from "node:readline";
-import { buildCheckRequestBytes, createEnvoyClient } from "../test/support/envoy-client.js";
 import { costsByKind, functionCosts, perfMap } from "./callgrind.js";
-import { grpcFrame } from "./h2load-data.js";
-import { h2load, median, range, stopTarget } from "./h2load.js";
-import { round, SIDECAR_NODE_FLAGS, type BenchResult } from "./lib.js";
-import { SIDE_BY_SIDE_CASES } from "./side-by-side.bench.js";
+import { h2load, median, range, startTarget, stopTarget } from "./h2load.js";
+import { round, type BenchResult } from "./lib.js";
+import { SIDE_BY_SIDE_CASES, verify, writeCases } from "./side-by-side.bench.js";
 
 interface Count { program: number; gc: number; compiler: number; own: number; total: number }
-
-interface Server { child: ChildProcess; port: number; stderr: () => string }
-
-async function startUnderCallgrind(kind: string, out: string, node: string): Promise<Server> {
-  const flags = kind === "vigil" ? SIDECAR_NODE_FLAGS : [];
-  const child = spawn("valgrind", [
-    "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${out}`,
-    node, ...flags, "--perf-basic-prof", "--import", "tsx", "bench/target.ts", kind,
-  ], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  const lines = createInterface({ input: child.stderr });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once("exit", (code) => { reject(new Error(`${kind} under callgrind exited with ${String(code)}: ${stderr.slice(-2000)}`)); });
-    lines.on("line", (line) => {
-      const match = /^ready (\d+)$/.exec(line);
-      if (match) resolve(Number(match[1]));
-      else stderr = `${stderr}${line}\n`.slice(-20_000);
-    });
-  });
-  return { child, port, stderr: () => stderr };
-}
-
-async function answerOf(port: number, bytes: Buffer): Promise<boolean> {
-  const client = createEnvoyClient(`127.0.0.1:${String(port)}`);
-  try {
-    const answer = await client.checkRaw(bytes);
-    return (answer.status?.code ?? 0) === 0;
-  } finally {
-    client.close();
-  }
-}
 
 export interface SideBySideInstructionsOptions { rounds: number; warm: number; requests: number; node?: string }
 
@@ -72,21 +38,18 @@ export async function runSideBySideInstructionsBench(o: SideBySideInstructionsOp
   const counts = new Map<string, Count[]>();
   let failed = 0;
   try {
-    const cases = SIDE_BY_SIDE_CASES.map((c) => {
-      const bytes = buildCheckRequestBytes(c.request);
-      const dataFile = join(dir, `${c.name}.grpc`);
-      writeFileSync(dataFile, grpcFrame(bytes));
-      return { ...c, bytes, dataFile };
-    });
+    const cases = writeCases(dir);
     for (let r = 0; r < o.rounds; r++) {
       for (const c of cases) {
         for (const kind of r % 2 === 0 ? ["floor-standard", "vigil"] : ["vigil", "floor-standard"]) {
           const out = join(dir, `callgrind.${kind}.${c.name}`);
-          const server = await startUnderCallgrind(kind, out, node);
+          const server = await startTarget(kind, {
+            node, nodeFlags: ["--perf-basic-prof"],
+            wrapper: ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${out}`],
+          });
           let mapFile = "";
           try {
-            const allowed = await answerOf(server.port, c.bytes);
-            if (allowed !== (kind === "vigil" ? c.expectAllow : true)) throw new Error(`${kind} answered ${allowed ? "allow" : "deny"} to the ${c.name} request`);
+            await verify(server, c.bytes, c.expectAllow);
             const load = { connections: 2, streams: 64, dataFile: c.dataFile, logFile: join(dir, "load.log") };
             failed += h2load(server.port, { ...load, requests: o.warm }).failed;
             execFileSync("callgrind_control", ["--instr=on", String(server.child.pid)], { stdio: "ignore" });

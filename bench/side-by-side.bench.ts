@@ -48,13 +48,25 @@ export const SIDE_BY_SIDE_CASES = [
 
 interface Sample { rps: number; cpuUsPerCheck: number }
 
-async function verify(target: Target, bytes: Buffer, expectAllow: boolean): Promise<void> {
+/** The cases with their CheckRequest bytes, each also written to `dir` as an h2load data file (a gRPC frame). */
+export function writeCases(dir: string): (typeof SIDE_BY_SIDE_CASES[number] & { bytes: Buffer; dataFile: string })[] {
+  return SIDE_BY_SIDE_CASES.map((c) => {
+    const bytes = buildCheckRequestBytes(c.request);
+    const dataFile = join(dir, `${c.name}.grpc`);
+    writeFileSync(dataFile, grpcFrame(bytes));
+    return { ...c, bytes, dataFile };
+  });
+}
+
+/** Checks, before any load, that `target` answers `bytes` as it must (Vigil: `expectAllow`; the floor: always OK). */
+export async function verify(target: Target, bytes: Buffer, expectAllow: boolean): Promise<void> {
   const client = createEnvoyClient(`127.0.0.1:${target.port}`);
   try {
     const answer = await client.checkRaw(bytes);
     const allowed = (answer.status?.code ?? 0) === 0;
-    if (allowed !== expectAllow) {
-      throw new Error(`${target.kind} answered ${allowed ? "allow" : "deny"}, the bench expects ${expectAllow ? "allow" : "deny"}`);
+    const want = target.kind === "vigil" ? expectAllow : true;
+    if (allowed !== want) {
+      throw new Error(`${target.kind} answered ${allowed ? "allow" : "deny"}, the bench expects ${want ? "allow" : "deny"}`);
     }
   } finally {
     client.close();
@@ -65,12 +77,7 @@ export interface SideBySideOptions { rounds: number; requests: number; node?: st
 
 export async function runSideBySideBench(o: SideBySideOptions): Promise<BenchResult> {
   const dir = mkdtempSync(join(tmpdir(), "vigil-side-"));
-  const cases = SIDE_BY_SIDE_CASES.map((c) => {
-    const bytes = buildCheckRequestBytes(c.request);
-    const dataFile = join(dir, `${c.name}.grpc`);
-    writeFileSync(dataFile, grpcFrame(bytes));
-    return { ...c, bytes, dataFile };
-  });
+  const cases = writeCases(dir);
   const load = { connections: CONNECTIONS, streams: STREAMS, requests: o.requests, logFile: join(dir, "load.log") };
   const samples = new Map<string, Sample[]>();
   const single = new Map<string, number[]>();
@@ -90,7 +97,7 @@ export async function runSideBySideBench(o: SideBySideOptions): Promise<BenchRes
       targets.length = 0;
       for (const kind of kinds) targets.push(await startTarget(kind, { node: o.node }));
       for (const t of targets) {
-        for (const c of cases) await verify(t, c.bytes, t.kind === "vigil" ? c.expectAllow : true);
+        for (const c of cases) await verify(t, c.bytes, c.expectAllow);
         // Warm-up: JIT and caches, not measured.
         h2load(t.port, { ...load, requests: Math.min(20_000, o.requests), dataFile: cases[0]?.dataFile ?? "" });
       }
