@@ -1,17 +1,21 @@
 // Strings read from files kept one byte per character. V8 stores a string whose characters all fit
 // in one byte (Latin-1) one byte per character, and any other two bytes per character; a string
 // cut out of a longer text keeps the text's width (Node 24 copies cuts under 13 characters into
-// strings as narrow as their characters; longer ones stay slices of the text on every Node). The text of a YAML file with a single wider
-// character anywhere, an em dash in a comment say, is two bytes wide, and so is every name,
-// reason and expression parsed from it, though they are plain ASCII. On the Check path such a
-// string costs at every use: a rule's name and reason make each decision line two bytes wide
-// (flattened into a two-byte copy, then re-encoded to UTF-8 by the log writer), and comparing one
-// with the one-byte strings the request decoder makes cannot use a byte comparison. Measured on
-// the example policy, whose files all carry such comments: about 6 µs of CPU per allowed Check
-// spent copying and re-encoding the decision line (issue #9, perf over h2load).
+// strings as narrow as their characters; longer ones stay slices of the text on every Node). The
+// text of a YAML file with a single wider character anywhere, an em dash in a comment say, is two
+// bytes wide, and so is every name, reason and expression parsed from it, though they are plain
+// ASCII. On the Check path such a string costs at every use: a rule's name and reason make each
+// decision line two bytes wide (flattened into a two-byte copy, then re-encoded to UTF-8 by the
+// log writer), and comparing one with the one-byte strings the request decoder makes cannot use a
+// byte comparison. Measured on the example policy, whose files all carry such comments: about
+// 6 µs of CPU per allowed Check spent copying and re-encoding the decision line (issue #9, perf
+// over h2load).
 // What is read from YAML once at load (policies, entities, seed signals, settings) is copied here
 // into one-byte strings; strings with a character beyond Latin-1 stay as they are. JSON needs
 // none of this: V8's JSON.parse makes each string as narrow as its own characters allow.
+// Not the yaml library's `reviver` option: it recurses without remembering what it visited, so
+// an alias inside itself (which yaml accepts) overflows the stack, where today the schema names
+// the field instead.
 
 const BEYOND_LATIN1 = /[\u0100-\u{10ffff}]/u;
 
