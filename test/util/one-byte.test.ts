@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/index.js";
-import { parsePolicyDocuments } from "../../src/policy/documents.js";
+import { parsePolicyDocuments, readPolicyDocuments } from "../../src/policy/documents.js";
 import { parseEntities } from "../../src/policy/entities.js";
 import { loadSignalsFile } from "../../src/signals/index.js";
 import { oneByteString, withOneByteStrings } from "../../src/util/one-byte.js";
@@ -149,6 +149,20 @@ spec:
     const all = strings(doc?.manifest);
     expect(all).toContain("request.method == \"POST\"");
     expect(all.filter((s) => width(s) === "two")).toEqual([]);
+  });
+
+  it("a policy with an alias inside itself is refused by the schema, not by a stack overflow", () => {
+    const { documents, issues } = readPolicyDocuments(`# \u2014
+apiVersion: vigil.dev/v1alpha1
+kind: Policy
+metadata: { name: p, labels: &x { a: *x } }
+spec:
+  destinations: ["d"]
+  rules: []
+`, "p.yaml");
+    expect(documents).toEqual([]);
+    expect(issues.map((issue) => issue.message)).toContain("expected string, got a mapping");
+    expect(issues.some((issue) => issue.message.includes("call stack"))).toBe(false);
   });
 
   it("an entities file's roles and attribute values are one-byte", () => {
