@@ -48,6 +48,12 @@ const MAX_REASON = 1024;
  * cannot make a baseline hold megabytes (maxActionsPerCaller × label length).
  */
 export const MAX_ACTION_LABEL = 512;
+/** The observation ring's layout (BehaviorMonitor's #ringRefs and #ringNumbers). */
+const RING_REFS = 3;
+const RING_NUMBERS = 3;
+const CHECKED_ACTION = 0;
+const CHECKED_NETWORK = 1;
+const RING_NUMBERS_AT = 2;
 /** Source addresses whose network key is kept (emptied when full). */
 const MAX_NETWORK_CACHE = 4096;
 /** Longer "addresses" (not an IP literal: a pipe path, garbage) are not kept. */
@@ -146,7 +152,50 @@ export interface AcceptResult { caller: string; actions: string[]; networks: str
 type Report = { kinds: Set<AnomalyKind>; reasons: string[]; at: number };
 
 export class BehaviorMonitor {
+  // The Check path's state comes first: V8 lays an instance's fields out in the order they are
+  // declared, so what one Check reads and writes (check, observe) shares two or three cache lines.
+  // Between two Checks the rest of the Check (the policy, the signal index) evicts them from the
+  // first-level cache, so every line the path touches is a miss per Check (callgrind's cache
+  // model, issue #12): hence few objects, and the ring in two arrays rather than six.
   readonly enabled: boolean;
+  #closed = false;
+  #head = 0;
+  #count = 0;
+  /** Slots of the observation ring (maxQueued; 0 when disabled). */
+  readonly #ringSize: number;
+  readonly #excludeRules: Set<string>;
+  readonly #key: HashKey = newHashKey();
+  /**
+   * Caller → its baseline's block in #tables, least recently seen first. The Check path needs
+   * only the block (a small integer held in the Map's own entry), not the Baseline object.
+   */
+  readonly #baselines = new Map<string, number>();
+  readonly #tables = new KeyTables();
+  /** Source address → network key: the hot path looks an address up instead of parsing it. */
+  readonly #networkCache = new Map<string, number>();
+  /**
+   * What the last `check` found, for the `observe` of the same request (the record phase follows
+   * its judge, usually with no other Check in between): the caller's block (-1: none) and whether the
+   * action and network were both in it. Used only when caller, action and network are the ones
+   * checked (the keys are at the head of #ringNumbers); otherwise observe looks them up itself.
+   */
+  #checkedCaller = "";
+  #checkedBlock = -1;
+  #checkedKnown = false;
+  /**
+   * The observation ring's references, RING_REFS per slot: the caller, the view (only when the
+   * drain must build a label from it) and the destination. Preallocated; references only.
+   */
+  readonly #ringRefs: (string | RequestView | undefined)[];
+  /**
+   * Numbers, unboxed: first the action and network keys `check` looked at (CHECKED_*), then
+   * RING_NUMBERS per ring slot: the action key, the network key and the time. Keys are 52-bit
+   * numbers: as object fields each write would box a new heap number in this long-lived object,
+   * an old-to-new reference every scavenge then visits (callgrind: ~800 instructions per Check).
+   */
+  readonly #ringNumbers: Float64Array;
+  #timer: NodeJS.Timeout | undefined;
+
   readonly #config: BehaviorConfig;
   readonly #store: SignalStore;
   readonly #log: Logger;
@@ -154,53 +203,15 @@ export class BehaviorMonitor {
   readonly #now: () => number;
   readonly #instance: string;
   readonly #drainDelayMs: number;
-  readonly #key: HashKey = newHashKey();
   readonly #prefixes: NetworkPrefixes;
   readonly #excludeExact: Set<string>;
   readonly #excludePrefixes: string[];
   readonly #excludeOneSegment: string[];
-  readonly #excludeRules: Set<string>;
-  /**
-   * Caller → its baseline's block in #tables, least recently seen first. The Check path needs
-   * only the block (a small integer held in the Map's own entry), not the Baseline object.
-   */
-  readonly #baselines = new Map<string, number>();
-  readonly #tables = new KeyTables();
   /** Block offset / BLOCK_ALIGN → the Baseline whose block it is (the drain's and operators' way in). */
   readonly #owners: (Baseline | undefined)[] = [];
-  /** Source address → network key: the hot path looks an address up instead of parsing it. */
-  readonly #networkCache = new Map<string, number>();
   #share: FanoutShare | undefined;
-  /**
-   * What the last `check` found, for the `observe` of the same request (the record phase follows
-   * its judge, usually with no other Check in between): the caller's block (-1: none) and whether the
-   * action and network were both in it. Used only when caller, action and network are the ones
-   * checked; otherwise observe looks them up itself.
-   */
-  #checkedCaller = "";
-  /**
-   * The action and network keys check looked at, [action, network]. Keys are 52-bit numbers: as
-   * object fields each write would box a new heap number in this long-lived object, an old-to-new
-   * reference every scavenge then visits (callgrind: ~800 instructions per Check); a typed array
-   * holds them unboxed.
-   */
-  readonly #checkedKeys = new Float64Array(2);
-  #checkedBlock = -1;
-  #checkedKnown = false;
-
-  // The observation ring: references and numbers only, preallocated.
-  readonly #ringCallers: string[];
-  readonly #ringViews: (RequestView | undefined)[];
-  readonly #ringDestinations: string[];
-  readonly #ringActions: Float64Array;
-  readonly #ringNetworks: Float64Array;
-  readonly #ringAts: Float64Array;
-  #head = 0;
-  #count = 0;
   #dropped = 0;
-  #timer: NodeJS.Timeout | undefined;
   #dirty = false;
-  #closed = false;
   /** Signal writes in flight, one chain so a caller's reports land in order. */
   #writes: Promise<void> = Promise.resolve();
   #writesQueued = 0;
@@ -221,12 +232,9 @@ export class BehaviorMonitor {
     this.#excludeOneSegment = config.excludeCallers.filter((p) => p.endsWith("/*") && !p.endsWith("/**")).map((p) => p.slice(0, -1));
     this.#excludeRules = new Set(config.excludeRules);
     const size = this.enabled ? config.maxQueued : 0;
-    this.#ringCallers = new Array<string>(size).fill("");
-    this.#ringViews = new Array<RequestView | undefined>(size).fill(undefined);
-    this.#ringDestinations = new Array<string>(size).fill("");
-    this.#ringActions = new Float64Array(size);
-    this.#ringNetworks = new Float64Array(size);
-    this.#ringAts = new Float64Array(size);
+    this.#ringSize = size;
+    this.#ringRefs = new Array<string | RequestView | undefined>(RING_REFS * size).fill("");
+    this.#ringNumbers = new Float64Array(RING_NUMBERS_AT + RING_NUMBERS * size);
     if (deps.metrics !== undefined) {
       for (const kind of ANOMALY_KINDS) deps.metrics.behaviorAnomalies.labels(kind).inc(0);
     }
@@ -272,8 +280,8 @@ export class BehaviorMonitor {
     // An excluded caller is never admitted, so it has no baseline to be checked against.
     const block = this.#baselines.get(caller);
     this.#checkedCaller = caller;
-    this.#checkedKeys[0] = action;
-    this.#checkedKeys[1] = network;
+    this.#ringNumbers[CHECKED_ACTION] = action;
+    this.#ringNumbers[CHECKED_NETWORK] = network;
     if (block === undefined) {
       this.#checkedBlock = -1;
       this.#checkedKnown = false;
@@ -293,14 +301,15 @@ export class BehaviorMonitor {
   observe(caller: string, view: RequestView, action: number, network: number, at: number, rule: string): void {
     if (!this.enabled || this.#closed || caller === "" || view.destination === "") return;
     if (this.#excludeRules.size > 0 && this.#excludeRules.has(rule)) return;
-    const size = this.#ringCallers.length;
+    const size = this.#ringSize;
     if (this.#count === size) {
       this.#dropped++;
       this.#metrics?.behaviorDropped.inc();
       return;
     }
     // The baseline and what check found in it, when check just looked at this very request.
-    const checked = caller === this.#checkedCaller && action === this.#checkedKeys[0] && network === this.#checkedKeys[1];
+    const numbers = this.#ringNumbers;
+    const checked = caller === this.#checkedCaller && action === numbers[CHECKED_ACTION] && network === numbers[CHECKED_NETWORK];
     const block = checked ? this.#checkedBlock : this.#baselines.get(caller) ?? -1;
     // An excluded caller is never admitted: a caller with a baseline needs no pattern matched.
     if (block < 0 && this.#excludedCaller(caller)) return;
@@ -313,12 +322,15 @@ export class BehaviorMonitor {
     // label the drain must build.
     const known = block >= 0
       && (checked ? this.#checkedKnown : this.#tables.hasAction(block, action) && this.#tables.hasNetwork(block, network));
-    this.#ringCallers[slot] = caller;
-    this.#ringViews[slot] = known ? undefined : view;
-    this.#ringDestinations[slot] = view.destination;
-    this.#ringActions[slot] = action;
-    this.#ringNetworks[slot] = network;
-    this.#ringAts[slot] = at;
+    const refs = this.#ringRefs;
+    const ref = RING_REFS * slot;
+    refs[ref] = caller;
+    refs[ref + 1] = known ? undefined : view;
+    refs[ref + 2] = view.destination;
+    const number = RING_NUMBERS_AT + RING_NUMBERS * slot;
+    numbers[number] = action;
+    numbers[number + 1] = network;
+    numbers[number + 2] = at;
     this.#count++;
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {
@@ -356,18 +368,23 @@ export class BehaviorMonitor {
   drain(): void {
     if (this.#count === 0) return;
     const reports = new Map<string, Report>();
-    const size = this.#ringCallers.length;
+    const size = this.#ringSize;
+    const refs = this.#ringRefs;
+    const numbers = this.#ringNumbers;
     while (this.#count > 0) {
       const slot = this.#head;
-      const caller = this.#ringCallers[slot] ?? "";
-      const view = this.#ringViews[slot];
-      const destination = this.#ringDestinations[slot] ?? "";
-      this.#ringCallers[slot] = "";
-      this.#ringViews[slot] = undefined;
-      this.#ringDestinations[slot] = "";
+      const ref = RING_REFS * slot;
+      const caller = refs[ref] as string;
+      const view = refs[ref + 1] as RequestView | undefined;
+      const destination = refs[ref + 2] as string;
+      // Released at once: no request outlives its drain.
+      refs[ref] = "";
+      refs[ref + 1] = undefined;
+      refs[ref + 2] = "";
       this.#head = (slot + 1) % size;
       this.#count--;
-      this.#fold(caller, view, destination, this.#ringActions[slot] ?? 0, this.#ringNetworks[slot] ?? 0, this.#ringAts[slot] ?? 0, reports);
+      const number = RING_NUMBERS_AT + RING_NUMBERS * slot;
+      this.#fold(caller, view, destination, numbers[number] ?? 0, numbers[number + 1] ?? 0, numbers[number + 2] ?? 0, reports);
     }
     // Empty: the next observations go to the ring's first slots again, which the last ones left
     // in the CPU caches, rather than cycling through the whole ring (megabytes at the default
