@@ -18,21 +18,21 @@
 //
 // Memory: heap after admitting 10,000 callers with 8 actions and 2 source networks each, minus
 // the heap before, after a full GC (run with --expose-gc, in a process of its own).
-// Run: node --expose-gc --import tsx bench/behavior.bench.ts [--quick]
+// Run: npm run build && node --expose-gc --import tsx bench/behavior.bench.ts [--quick]
 // Profile one pipeline: node --cpu-prof --import tsx bench/behavior.bench.ts --profile [few] [plain]
 
 import { pino } from "pino";
-import { ApprovalBook } from "../src/approvals/index.js";
-import { BehaviorMonitor } from "../src/behavior/index.js";
-import { behaviorSchema, parseConfig } from "../src/config/index.js";
-import { createPipeline, Effects, type AccessRequest, type Pipeline } from "../src/decision/index.js";
-import { createCallerResolver } from "../src/identity/index.js";
+import type { AccessRequest, Pipeline } from "../src/decision/index.js";
 import type { RequestView } from "../src/model/index.js";
-import { compilePolicy, parsePolicyDocuments } from "../src/policy/index.js";
-import { createEmbeddedStore } from "../src/signals/index.js";
-import { createMetrics } from "../src/telemetry/index.js";
 import { policyYaml, request } from "./decision.bench.js";
-import { abba, cpuUs, median, range, round, type BenchResult } from "./lib.js";
+import { abba, cpuUs, median, range, round, shipped, type BenchResult } from "./lib.js";
+
+// The shipped build (npm run build first), as the decision bench runs it: why in lib.ts.
+const {
+  approvals: { ApprovalBook }, behavior: { BehaviorMonitor }, config: { behaviorSchema, parseConfig },
+  decision: { createPipeline, Effects }, identity: { createCallerResolver }, policy: { compilePolicy, parsePolicyDocuments },
+  signals: { createEmbeddedStore }, telemetry: { createMetrics },
+} = await shipped();
 
 const BATCH = 4096;
 const silent = pino({ level: "silent" });
@@ -47,7 +47,7 @@ function gc(): void {
 interface World {
   plain: Pipeline;
   observed: Pipeline;
-  behavior: BehaviorMonitor;
+  behavior: InstanceType<typeof BehaviorMonitor>;
   requests: AccessRequest[];
   close(): Promise<void>;
 }

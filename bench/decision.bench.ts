@@ -3,9 +3,7 @@
 // The decision log line is left out here: pino's asynchronous destination only drains when the
 // event loop turns, which a tight loop never lets it do; the throughput benchmark includes it.
 // The decision runs from dist/ (tsc output: what `npm start` and the image run), as the throughput
-// target does: tsx's on-the-fly transpilation names every function it creates (keepNames), and the
-// pipeline makes a closure per Check, whose renaming V8 pays for with a property reconfiguration,
-// ~1.5k instructions per Check (callgrind), which the shipped code never runs.
+// target does, not from src/ through tsx (why: `shipped` in lib.ts).
 // Run: npm run build && npx tsx bench/decision.bench.ts
 
 import { execFileSync } from "node:child_process";
@@ -13,33 +11,7 @@ import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import type { AccessRequest, HeaderSelection } from "../src/model/index.js";
 import { createCheckRequestDecoder, encodeCheckRequestJson } from "../src/transport/envoy/index.js";
-import { percentile, round, sortedCopy, type BenchResult } from "./lib.js";
-
-const DIST = new URL("../dist/", import.meta.url).href;
-
-/** The shipped build's modules (npm run build first). */
-async function shipped(): Promise<{
-  approvals: typeof import("../src/approvals/index.js");
-  config: typeof import("../src/config/index.js");
-  decision: typeof import("../src/decision/index.js");
-  identity: typeof import("../src/identity/index.js");
-  policy: typeof import("../src/policy/index.js");
-  signals: typeof import("../src/signals/index.js");
-  telemetry: typeof import("../src/telemetry/index.js");
-  transport: typeof import("../src/transport/envoy/index.js");
-}> {
-  const load = async <T>(path: string): Promise<T> => await import(`${DIST}${path}`) as T;
-  return {
-    approvals: await load("approvals/index.js"),
-    config: await load("config/index.js"),
-    decision: await load("decision/index.js"),
-    identity: await load("identity/index.js"),
-    policy: await load("policy/index.js"),
-    signals: await load("signals/index.js"),
-    telemetry: await load("telemetry/index.js"),
-    transport: await load("transport/envoy/index.js"),
-  };
-}
+import { percentile, round, shipped, sortedCopy, type BenchResult } from "./lib.js";
 
 const DESTINATIONS = 50;
 const RULES_PER_DESTINATION = 20;

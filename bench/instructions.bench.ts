@@ -11,7 +11,7 @@
 // behaviour), then off. Runs alternate (without, with, with, without, ...); the figure is the
 // median per pipeline, and the added count is the difference of the medians. With
 // --perf-basic-prof the JIT's code is named, so the behaviour functions' own share is reported too.
-// Run: npx tsx bench/instructions.bench.ts [--rounds 2] [--callers many|few]
+// Run: npm run build && npx tsx bench/instructions.bench.ts [--rounds 2] [--callers many|few]
 
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -25,10 +25,10 @@ const REQUESTS = 4096;
 
 interface Run { instructions: number; behaviorFunctions: number }
 
-/** Instructions in src/behavior's JIT code, from callgrind's per-function totals. */
+/** Instructions in the behaviour module's JIT code (dist/behavior, or src/behavior through tsx), from callgrind's per-function totals. */
 function behaviorInstructions(callgrindOut: string, map: PerfMap): number {
   let sum = 0;
-  for (const [name, count] of functionCosts(callgrindOut, map)) if (name.includes("src/behavior/")) sum += count;
+  for (const [name, count] of functionCosts(callgrindOut, map)) if (/\/(?:src|dist)\/behavior\//.test(name)) sum += count;
   return sum;
 }
 
@@ -100,7 +100,7 @@ export async function runInstructionsBench(options: { rounds?: number; callers?:
       added_share_percent: round((100 * (median(observed) - median(plain))) / median(plain), 1),
     },
     notes: "valgrind --tool=callgrind, instrumentation on for one pass of the 4,096 requests only (world built and both pipelines warmed uninstrumented); "
-      + "behavior_functions_instructions_per_check: the instructions in src/behavior's own compiled code (named through node --perf-basic-prof); "
+      + "behavior_functions_instructions_per_check: the instructions in the behaviour module's own compiled code (dist/behavior) (named through node --perf-basic-prof); "
       + "the rest of the added count is the pipeline's branch, the record phase's call and what V8 does for them (ICs, GC).",
   };
 }

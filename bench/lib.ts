@@ -115,3 +115,38 @@ export function spliceGenerated(doc: string, body: string): SpliceResult {
   const inner = lines === "" ? eol : eol + lines.split("\n").join(eol) + eol + eol;
   return { ok: true, text: doc.slice(0, begin + GENERATED_BEGIN.length) + inner + doc.slice(end) };
 }
+
+const DIST = new URL("../dist/", import.meta.url).href;
+
+/**
+ * The shipped build's modules (npm run build first): what `npm start` and the image run. Benches
+ * that time the Check in-process load these rather than src/ through tsx: tsx's on-the-fly
+ * transpilation names every function it creates (esbuild's keepNames), and the pipeline makes a
+ * closure per Check, whose renaming (Object.defineProperty on the closure) V8 pays for with a
+ * property reconfiguration, 1.5k-3.9k instructions per Check (callgrind), which the shipped code
+ * never runs.
+ */
+export async function shipped(): Promise<{
+  approvals: typeof import("../src/approvals/index.js");
+  behavior: typeof import("../src/behavior/index.js");
+  config: typeof import("../src/config/index.js");
+  decision: typeof import("../src/decision/index.js");
+  identity: typeof import("../src/identity/index.js");
+  policy: typeof import("../src/policy/index.js");
+  signals: typeof import("../src/signals/index.js");
+  telemetry: typeof import("../src/telemetry/index.js");
+  transport: typeof import("../src/transport/envoy/index.js");
+}> {
+  const load = async <T>(path: string): Promise<T> => await import(`${DIST}${path}`) as T;
+  return {
+    approvals: await load("approvals/index.js"),
+    behavior: await load("behavior/index.js"),
+    config: await load("config/index.js"),
+    decision: await load("decision/index.js"),
+    identity: await load("identity/index.js"),
+    policy: await load("policy/index.js"),
+    signals: await load("signals/index.js"),
+    telemetry: await load("telemetry/index.js"),
+    transport: await load("transport/envoy/index.js"),
+  };
+}
