@@ -39,6 +39,12 @@ export interface HashKey {
 /** Slots of actionHash's memo (a power of two): a gateway's few dozen destinations times a few methods rarely collide. */
 const MEMO_SLOTS = 1024;
 const MEMO_STRIDE = 4;
+/**
+ * Longest destination plus method the memo keeps. The method is the caller's to choose (an HTTP/2
+ * :method is any token): without a cap, a caller could make the memo hold 1,024 strings as long as
+ * Envoy lets a header be. Longer pairs are hashed every time.
+ */
+export const MAX_MEMO_CHARS = 128;
 
 export function newHashKey(): HashKey {
   const bytes = randomBytes(8);
@@ -149,10 +155,12 @@ export function actionHash(key: HashKey, view: RequestView): number {
     feedChar(32);
     a = lanes[0];
     b = lanes[1];
-    memo[at] = destination;
-    memo[at + 1] = method;
-    memo[at + 2] = a;
-    memo[at + 3] = b;
+    if (destination.length + method.length <= MAX_MEMO_CHARS) {
+      memo[at] = destination;
+      memo[at + 1] = method;
+      memo[at + 2] = a;
+      memo[at + 3] = b;
+    }
   }
   // The path without its query is read in place in the whole path (it is that path's prefix): the
   // decoder made the whole path a flat string, the part before "?" is a slice of it, and each

@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { BehaviorMonitor, readBaselines, writeBaselines } from "../../src/behavior/index.js";
 import {
-  actionHash, actionLabel, ipv4NetworkHash, labelHash, networkHash, networkLabel, newHashKey, OTHER_NETWORK, pathPattern,
+  actionHash, actionLabel, ipv4NetworkHash, labelHash, MAX_MEMO_CHARS, networkHash, networkLabel, newHashKey, OTHER_NETWORK, pathPattern,
 } from "../../src/behavior/action.js";
 import { behaviorSchema } from "../../src/config/index.js";
 import type { RequestView } from "../../src/model/index.js";
@@ -101,6 +101,26 @@ describe("action and network keys", () => {
     const key = newHashKey();
     const v = view("svc", "GET", path);
     expect(actionHash(key, v)).toBe(labelHash(key, actionLabel(v)));
+  });
+
+  // Hostile: the method is the caller's to choose (an HTTP/2 :method is any token). A long one is
+  // hashed as its label is, every time, and never kept: the memo cannot be made to hold 1,024
+  // strings of header size.
+  it("hash a caller's huge method right every time, and never keep it in the memo", () => {
+    const key = newHashKey();
+    const huge = "X".repeat(60_000);
+    const edge = "Y".repeat(MAX_MEMO_CHARS - "svc".length);
+    for (let i = 0; i < 3; i++) {
+      for (const method of [huge, edge, `${edge}Y`, "GET"]) {
+        const v = view("svc", method, "/a/b");
+        expect(actionHash(key, v)).toBe(labelHash(key, actionLabel(v)));
+      }
+    }
+    const kept = key.memo.filter((entry) => typeof entry === "string" && entry !== "");
+    expect(kept).toContain(edge);
+    expect(kept).toContain("GET");
+    expect(kept).not.toContain(huge);
+    expect(kept).not.toContain(`${edge}Y`);
   });
 
   it("differ between processes (a caller cannot precompute a collision) and between actions", () => {
