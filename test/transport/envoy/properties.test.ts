@@ -192,8 +192,10 @@ describe("header entries in any layout", () => {
     return protobuf.Writer.create().uint32(0x0a).bytes(attributes).finish();
   }
 
+  // A Map, not an object: a header may be named "constructor" or "__proto__", which a plain
+  // object would read from its prototype or take as its prototype.
   function expected(list: EntryField[][], asHeaderMap: boolean): Record<string, string> {
-    const out: Record<string, string> = {};
+    const out = new Map<string, string>();
     for (const fields of list) {
       let key = "";
       let value = "";
@@ -203,10 +205,11 @@ describe("header entries in any layout", () => {
         else if (f.kind === "value") value = f.text;
         else if (f.kind === "raw") raw = f.text;
       }
-      if (!asHeaderMap) out[key] = value;
-      else out[key] = out[key] === undefined ? raw ?? value : `${out[key]},${raw ?? value}`;
+      const before = out.get(key);
+      if (!asHeaderMap) out.set(key, value);
+      else out.set(key, before === undefined ? raw ?? value : `${before},${raw ?? value}`);
     }
-    return out;
+    return Object.fromEntries(out);
   }
 
   it("reads every entry as protobuf says, whatever the order, repeats and unknown fields", () => {
@@ -219,6 +222,17 @@ describe("header entries in any layout", () => {
       expect({ ...fresh.headers }).toEqual(expected(list, asHeaderMap));
       expect({ ...shared.headers }).toEqual({ ...fresh.headers });
     }), { numRuns: 1_000 });
+  });
+
+  // Header names arrive lower-cased: these two are the lower-case names an object holds already.
+  it.each(["constructor", "__proto__"])("reads a header named %j as any other", (name) => {
+    for (const asHeaderMap of [false, true]) {
+      const list: EntryField[][] = [[{ kind: "key", text: name }, { kind: "value", text: "" }], [{ kind: "key", text: name }, { kind: "raw", text: "x" }]];
+      const headers = decodeCheckRequest(requestBytes(list, asHeaderMap)).headers;
+      expect(Object.hasOwn(headers, name)).toBe(true);
+      expect({ ...headers }).toEqual(expected(list, asHeaderMap));
+      expect(headers[name]).toBe(asHeaderMap ? ",x" : "");
+    }
   });
 });
 
