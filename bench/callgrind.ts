@@ -5,6 +5,17 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 
+/**
+ * valgrind's callgrind, counting off until callgrind_control turns it on. `--fair-sched=yes`: by
+ * default valgrind hands its one big lock to whichever thread grabs it, and on some machines (an
+ * Intel Xeon VM here, 2026-12-02) V8's background threads then hardly ever run: the concurrent
+ * TurboFan jobs the warm-up queued were still unfinished in the counted pass, which ran Sparkplug
+ * code (60,664 instructions per Check instead of about 24,500, and about 33,700 with
+ * --no-concurrent-recompilation, the concurrent sweeper's work then landing on the main thread).
+ * With a fair lock the counts match the machines where the default happened to be fair.
+ */
+export const CALLGRIND: readonly string[] = ["valgrind", "--tool=callgrind", "--fair-sched=yes", "--instr-atstart=no"];
+
 /** Named JIT code ranges from node's --perf-basic-prof map: [start, size, name], sorted. */
 export type PerfMap = readonly [number, number, string][];
 

@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { functionCosts, perfMap, type PerfMap } from "./callgrind.js";
+import { CALLGRIND, functionCosts, perfMap, type PerfMap } from "./callgrind.js";
 import { median, range, round, type BenchResult } from "./lib.js";
 
 const REQUESTS = 4096;
@@ -35,8 +35,9 @@ function behaviorInstructions(callgrindOut: string, map: PerfMap): number {
 async function run(mode: "plain" | "behavior", callers: string, dir: string): Promise<Run> {
   const out = join(dir, `callgrind.${mode}`);
   rmSync(out, { force: true });
-  const child = spawn("valgrind", [
-    "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${out}`,
+  const [valgrind = "valgrind", ...callgrind] = CALLGRIND;
+  const child = spawn(valgrind, [
+    ...callgrind, `--callgrind-out-file=${out}`,
     process.execPath, "--perf-basic-prof", "--import", "tsx", "bench/instructions-child.ts", mode, callers,
   ], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";

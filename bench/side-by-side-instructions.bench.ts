@@ -23,7 +23,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { costsByKind, functionCosts, perfMap } from "./callgrind.js";
+import { CALLGRIND, costsByKind, functionCosts, perfMap } from "./callgrind.js";
 import { h2load, median, range, startTarget, stopTarget } from "./h2load.js";
 import { round, type BenchResult } from "./lib.js";
 import { SIDE_BY_SIDE_CASES, verify, writeCases } from "./side-by-side.bench.js";
@@ -45,7 +45,7 @@ export async function runSideBySideInstructionsBench(o: SideBySideInstructionsOp
           const out = join(dir, `callgrind.${kind}.${c.name}`);
           const server = await startTarget(kind, {
             node, nodeFlags: ["--perf-basic-prof"],
-            wrapper: ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${out}`],
+            wrapper: [...CALLGRIND, `--callgrind-out-file=${out}`],
           });
           let mapFile = "";
           try {
