@@ -109,17 +109,17 @@ export function batch(pipeline: Pipeline, requests: readonly AccessRequest[]): v
 async function interleaved(callers: "many" | "few", rounds: number, passes: number): Promise<Record<string, number | string>> {
   const w = await world(callers);
   const judged = w.requests.map((req) => w.observed.judge(req));
-  const items = judged.map((j) => ({ caller: j.caller?.spiffeId ?? "", view: j.view as RequestView, at: j.at ?? 0 }));
+  const items = judged.map((j) => ({ caller: j.caller?.spiffeId ?? "", hints: j.caller?.hints, view: j.view as RequestView, at: j.at ?? 0 }));
   // A sidecar's requests arrive as new strings (decoded from the wire), whose hashes V8 has not
   // computed yet: the calls are timed over fresh copies of the view's strings, made before each
   // pass, outside the timing (the path without its query sliced from the path, as the pipeline
   // does). The caller is passed as the pipeline passes it: the identity
   // resolver's SPIFFE ID string, memoised per principal (the same string for each of the caller's
-  // requests while the memo holds it, as it holds all 4,096 here).
+  // requests while the memo holds it, as it holds all 4,096 here), with the hints on its memo entry.
   const fresh = (t: string): string => Buffer.from(t).toString();
   let copies = items;
   const refresh = (): void => {
-    copies = items.map(({ caller, view: v, at }) => {
+    copies = items.map(({ caller, hints, view: v, at }) => {
       // As the pipeline makes them: the path without its query is a slice of the decoded path, and
       // the view is one object literal in requestView's field order (one shape for every view). A
       // spread copy ({ ...v, … }) gave each copy a shape of its own here, and every property load
@@ -131,7 +131,7 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
         mcp_method: v.mcp_method, mcp_tool: v.mcp_tool, mcp: v.mcp, properties: v.properties, source_ip: fresh(v.source_ip),
         destination: fresh(v.destination),
       };
-      return { caller, at, view };
+      return { caller, hints, at, view };
     });
   };
   let flagged = 0;
@@ -144,10 +144,10 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
       batch(w.observed, w.requests);
     },
     calls: (): void => {
-      for (const { caller, view, at } of copies) {
+      for (const { caller, hints, view, at } of copies) {
         const action = w.behavior.actionKey(view);
         const network = w.behavior.networkKey(view.source_ip);
-        flagged += w.behavior.check(caller, action, network, at).length;
+        flagged += w.behavior.check(caller, action, network, at, hints).length;
         w.behavior.observe(caller, view, action, network, at, "");
       }
     },

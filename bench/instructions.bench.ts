@@ -38,7 +38,7 @@ async function run(mode: "plain" | "behavior", callers: string, dir: string): Pr
   const [valgrind = "valgrind", ...callgrind] = CALLGRIND;
   const child = spawn(valgrind, [
     ...callgrind, `--callgrind-out-file=${out}`,
-    process.execPath, "--perf-basic-prof", "--import", "tsx", "bench/instructions-child.ts", mode, callers,
+    process.execPath, "--perf-basic-prof", "--expose-gc", "--import", "tsx", "bench/instructions-child.ts", mode, callers,
   ], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });

@@ -20,7 +20,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { BehaviorConfig } from "../config/index.js";
 import { VigilError } from "../errors/index.js";
-import type { RequestView } from "../model/index.js";
+import type { PrincipalHints, RequestView } from "../model/index.js";
 import type { SignalStore } from "../signals/index.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import {
@@ -35,9 +35,15 @@ export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
 export const BEHAVIOR_SIGNAL_SOURCE = "vigil/behavior";
 
 const NONE: readonly string[] = Object.freeze([]);
+/** A 52-bit number (a key, a block identity, a stamp) kept in a hint as two small integers: high × SPLIT + low. */
+const SPLIT = 2 ** 26;
+/** Stamps of every monitor in the process (see #stampHigh), never reused. */
+let stamps = 0;
 const LIVE_ACTION: readonly string[] = Object.freeze(["new_action"]);
 const LIVE_NETWORK: readonly string[] = Object.freeze(["new_source_network"]);
 const LIVE_BOTH: readonly string[] = Object.freeze(["new_action", "new_source_network"]);
+/** #checkedBlock when check knew from a hint that the caller has a baseline holding the request's keys. */
+const KNOWN_FROM_HINT = 0;
 
 const MAX_WINDOW_DESTINATIONS = 64;
 const MAX_PENDING = 32;
@@ -158,6 +164,13 @@ export class BehaviorMonitor {
   // first-level cache, so every line the path touches is a miss per Check (callgrind's cache
   // model, issue #12): hence few objects, and the ring in two arrays rather than six.
   readonly enabled: boolean;
+  /**
+   * This monitor's stamp (high and low 26 bits), renewed from `stamps` whenever a baseline is
+   * forgotten: a hint that a caller's baseline holds an action and a network (PrincipalHints.known*)
+   * stands only while the stamp it recorded is the monitor's.
+   */
+  #stampHigh = 0;
+  #stampLow = 0;
   #closed = false;
   #head = 0;
   #count = 0;
@@ -175,8 +188,9 @@ export class BehaviorMonitor {
   readonly #networkCache = new Map<string, number>();
   /**
    * What the last `check` found, for the `observe` of the same request (the record phase follows
-   * its judge, usually with no other Check in between): the caller's block (-1: none) and whether the
-   * action and network were both in it. Used only when caller, action and network are the ones
+   * its judge, usually with no other Check in between): the caller's block (-1: none; observe asks
+   * only whether there is one, so KNOWN_FROM_HINT stands for a block check did not read) and whether
+   * the action and network were both in it. Used only when caller, action and network are the ones
    * checked (the keys are at the head of #ringNumbers); otherwise observe looks them up itself.
    */
   #checkedCaller = "";
@@ -231,6 +245,7 @@ export class BehaviorMonitor {
     this.#excludePrefixes = config.excludeCallers.filter((p) => p.endsWith("/**")).map((p) => p.slice(0, -2));
     this.#excludeOneSegment = config.excludeCallers.filter((p) => p.endsWith("/*") && !p.endsWith("/**")).map((p) => p.slice(0, -1));
     this.#excludeRules = new Set(config.excludeRules);
+    this.#renewStamp();
     const size = this.enabled ? config.maxQueued : 0;
     this.#ringSize = size;
     this.#ringRefs = new Array<string | RequestView | undefined>(RING_REFS * size).fill("");
@@ -238,6 +253,13 @@ export class BehaviorMonitor {
     if (deps.metrics !== undefined) {
       for (const kind of ANOMALY_KINDS) deps.metrics.behaviorAnomalies.labels(kind).inc(0);
     }
+  }
+
+  /** A stamp no monitor in the process had: every known-pair hint recorded before fails. */
+  #renewStamp(): void {
+    const stamp = ++stamps;
+    this.#stampHigh = Math.floor(stamp / SPLIT);
+    this.#stampLow = stamp - this.#stampHigh * SPLIT;
   }
 
   /** Shares fan-out with the rest of the mesh (cluster mode). */
@@ -275,23 +297,56 @@ export class BehaviorMonitor {
    * source network it never used. Empty while the caller is learning, unknown or excluded. Rate
    * and fan-out are judged off the hot path (drain) and reach policies through the store.
    */
-  check(caller: string, action: number, network: number, at: number): readonly string[] {
+  check(caller: string, action: number, network: number, at: number, hints?: PrincipalHints): readonly string[] {
     if (!this.enabled || caller === "") return NONE;
-    // An excluded caller is never admitted, so it has no baseline to be checked against.
-    const block = this.#baselines.get(caller);
     this.#checkedCaller = caller;
-    this.#ringNumbers[CHECKED_ACTION] = action;
-    this.#ringNumbers[CHECKED_NETWORK] = network;
+    const numbers = this.#ringNumbers;
+    numbers[CHECKED_ACTION] = action;
+    numbers[CHECKED_NETWORK] = network;
+    // The steady state: the caller repeats an action from a network its baseline was last found to
+    // hold, and no baseline was forgotten since. Known: nothing to flag, and nothing to read but the
+    // hints, on the identity memo entry the Check has just read.
+    if (hints !== undefined && hints.knownStampLow === this.#stampLow && hints.knownStampHigh === this.#stampHigh
+      && hints.knownActionHigh * SPLIT + hints.knownActionLow === action && hints.knownNetworkHigh * SPLIT + hints.knownNetworkLow === network) {
+      this.#checkedBlock = KNOWN_FROM_HINT;
+      this.#checkedKnown = true;
+      return NONE;
+    }
+    const tables = this.#tables;
+    // The caller's block: from the hint on its identity memo entry when the block still holds the
+    // identity the hint recorded (one line, the block's header, which the probes read anyway), else
+    // from the Map (a bucket and an entry: cold lines nothing else in the Check reads), recorded
+    // in the hint for its next Check. An excluded caller is never admitted, so has no block.
+    let block: number | undefined;
+    const hinted = hints?.baselineBlock ?? -1;
+    if (hints !== undefined && hinted >= 0 && tables.ident(hinted) === hints.baselineIdentHigh * SPLIT + hints.baselineIdentLow) {
+      block = hinted;
+    } else {
+      block = this.#baselines.get(caller);
+      if (hints !== undefined && block !== undefined) {
+        const ident = tables.ident(block);
+        hints.baselineBlock = block;
+        hints.baselineIdentHigh = Math.floor(ident / SPLIT);
+        hints.baselineIdentLow = ident % SPLIT;
+      }
+    }
     if (block === undefined) {
       this.#checkedBlock = -1;
       this.#checkedKnown = false;
       return NONE;
     }
     this.#checkedBlock = block;
-    const tables = this.#tables;
     const newAction = !tables.hasAction(block, action);
     const newNetwork = !tables.hasNetwork(block, network);
     this.#checkedKnown = !newAction && !newNetwork;
+    if (hints !== undefined && !newAction && !newNetwork) {
+      hints.knownActionHigh = Math.floor(action / SPLIT);
+      hints.knownActionLow = action - hints.knownActionHigh * SPLIT;
+      hints.knownNetworkHigh = Math.floor(network / SPLIT);
+      hints.knownNetworkLow = network - hints.knownNetworkHigh * SPLIT;
+      hints.knownStampHigh = this.#stampHigh;
+      hints.knownStampLow = this.#stampLow;
+    }
     if (at < tables.enforcedFrom(block)) return NONE;
     if (newAction) return newNetwork ? LIVE_BOTH : LIVE_ACTION;
     return newNetwork ? LIVE_NETWORK : NONE;
@@ -525,6 +580,7 @@ export class BehaviorMonitor {
   }
 
   #forget(baseline: Baseline): void {
+    this.#renewStamp();
     this.#baselines.delete(baseline.caller);
     this.#owners[baseline.block / BLOCK_ALIGN] = undefined;
     this.#tables.close(baseline.block);

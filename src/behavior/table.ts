@@ -13,6 +13,12 @@
 // and accept run in the drain and the admin API); the caller keeps the block offset `add*` returns.
 // Blocks are power-of-two sized and reused per size once freed; the array doubles when full.
 // Labels are not here: a baseline keeps them in plain arrays, for reports and persistence.
+//
+// Each block also holds an identity, unique in the process (across every KeyTables) and changed
+// whenever the block is opened, moved or closed: the Check path reaches a caller's block through a
+// hint kept on the caller's identity memo entry (src/model/hints.ts) and believes the hint only
+// when the identity it recorded is still the block's. A hint to a block since given to another
+// caller, grown or closed thus fails, and the caller is looked up by name instead.
 
 /** Header slots of a block. */
 const ENFORCED_FROM = 0;
@@ -20,12 +26,17 @@ const ACTION_MASK = 1;
 const NETWORK_MASK = 2;
 const ACTION_COUNT = 3;
 const NETWORK_COUNT = 4;
-const SIZE_CLASS = 5;
+/** serial × IDENT_CLASSES + size class: the block's identity, and its size (log2 of its length in doubles). */
+const IDENT = 5;
 const HEADER = 6;
+const IDENT_CLASSES = 64;
 
 const MIN_ACTIONS = 8;
 const MIN_NETWORKS = 2;
 const MIN_CLASS = 4; // 16 doubles: the smallest block (6 + 2 + 8)
+
+/** Serials of block identities: one sequence for every KeyTables, never reused (2^47 allocations before one loses precision). */
+let serials = 0;
 
 /** Every block's offset is a multiple of this: offset / BLOCK_ALIGN numbers blocks densely enough to index an array. */
 export const BLOCK_ALIGN = 2 ** MIN_CLASS;
@@ -53,7 +64,7 @@ export class KeyTables {
 
   /** Gives a block back (its baseline was evicted). The offset must not be used again. */
   close(block: number): void {
-    const sizeClass = this.#slab[block + SIZE_CLASS] ?? 0;
+    const sizeClass = sizeClassOf(this.#slab[block + IDENT] ?? 0);
     this.#slab.fill(0, block, block + 2 ** sizeClass);
     (this.#free[sizeClass] ??= []).push(block);
     this.#used -= 2 ** sizeClass;
@@ -61,6 +72,11 @@ export class KeyTables {
 
   enforcedFrom(block: number): number {
     return this.#slab[block + ENFORCED_FROM] ?? 0;
+  }
+
+  /** The block's identity (see above): nonzero while open, changed when it moves or closes. */
+  ident(block: number): number {
+    return this.#slab[block + IDENT] ?? 0;
   }
 
   // ---- The Check path: reads only, no allocation ----------------------------------------------
@@ -165,10 +181,14 @@ export class KeyTables {
       block = this.#end;
       this.#end += size;
     }
-    this.#slab[block + SIZE_CLASS] = sizeClass;
+    this.#slab[block + IDENT] = ++serials * IDENT_CLASSES + sizeClass;
     this.#used += size;
     return block;
   }
+}
+
+function sizeClassOf(ident: number): number {
+  return ident % IDENT_CLASSES;
 }
 
 /**

@@ -161,7 +161,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         observe = true;
         actionKey = behavior.actionKey(view);
         networkKey = behavior.networkKey(view.source_ip);
-        const live = behavior.check(caller.spiffeId, actionKey, networkKey, at);
+        const live = behavior.check(caller.spiffeId, actionKey, networkKey, at, caller.hints);
         if (live.length > 0) {
           signals.view.anomalies = withLive(signals.view.anomalies, live);
           ({ result: evaluated, input } = evaluateAll(policy, inputs));

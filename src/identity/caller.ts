@@ -1,6 +1,8 @@
 // What identity resolution yields: who is calling, how we know, every credential they presented
 // reduced to a fingerprint, and what was wrong with what they presented.
 
+import type { PrincipalHints } from "../model/index.js";
+
 export type IdentitySource = "mtls_principal" | "peer_certificate" | "xfcc" | "none";
 
 export interface Credential {
@@ -56,4 +58,9 @@ export interface Caller {
    * Everything else about the upstream's headers is decided in transport/envoy/upstream-headers.ts.
    */
   headersToRemove: string[];
+  /**
+   * The memo entry of the caller's principal (source "mtls_principal"), where later phases keep
+   * per-principal hints (src/model/hints.ts); absent for other sources and when nothing is memoised.
+   */
+  hints?: PrincipalHints | undefined;
 }

@@ -12,10 +12,11 @@
 import { HEADER_XFCC } from "../config/defaults.js";
 import type { IdentityConfig } from "../config/schema.js";
 import { VigilError } from "../errors/index.js";
+import { newPrincipalHints, type PrincipalHints } from "../model/index.js";
 import type { Caller, IdentityProblem, IdentitySource } from "./caller.js";
 import { parsePeerCertificate, type PeerCertificateParse } from "./certificate.js";
 import { findCredentials } from "./credential.js";
-import { parseSpiffeId, parseWorkloadSpiffeId, type SpiffeId, type SpiffeIdParse } from "./spiffe.js";
+import { parseSpiffeId, parseWorkloadSpiffeId, type SpiffeId, type SpiffeIdRejection } from "./spiffe.js";
 import { callerFromXfcc } from "./xfcc.js";
 
 export interface CallerInput {
@@ -83,7 +84,10 @@ export function createCallerResolver(config: IdentityConfig, options: CallerReso
   const credentialHeaders: readonly string[] = [...config.credentialHeaders];
   const trustDomains = checkTrustDomains(config.trustDomains);
   const problemsDeny = config.onProblem === "deny";
-  const principalOf = boundedMemo<SpiffeIdParse>(options.principalCacheSize ?? 4096, parseWorkloadSpiffeId);
+  const principalCacheSize = options.principalCacheSize ?? 4096;
+  const principalOf = boundedMemo<PrincipalEntry>(principalCacheSize, principalEntry);
+  // Hints live as long as their memo entry: without a memo, each Check's entry is its own, and a hint is of no use.
+  const keepsHints = principalCacheSize > 0;
   const certificateOf = boundedMemo<PeerCertificateParse>(options.certificateCacheSize ?? 256, parsePeerCertificate);
 
   return (input) => {
@@ -91,12 +95,14 @@ export function createCallerResolver(config: IdentityConfig, options: CallerReso
     const headersToRemove: string[] = [];
     let spiffe: SpiffeId | null = null;
     let source: IdentitySource = "none";
+    let hints: PrincipalHints | undefined;
 
     if (input.principal !== "") {
       const parsed = principalOf(input.principal);
       if (parsed.ok) {
         spiffe = parsed;
         source = "mtls_principal";
+        if (keepsHints) hints = parsed;
       } else {
         problems.push({
           code: "invalid_principal",
@@ -138,6 +144,7 @@ export function createCallerResolver(config: IdentityConfig, options: CallerReso
       if (source === "xfcc") headersToRemove.push(HEADER_XFCC);
       spiffe = null;
       source = "none";
+      hints = undefined;
     }
 
     const credentials = findCredentials(input.headers, credentialHeaders, problems);
@@ -150,8 +157,18 @@ export function createCallerResolver(config: IdentityConfig, options: CallerReso
       problems,
       refused: problemsDeny && problems.length > 0,
       headersToRemove,
+      hints,
     };
   };
+}
+
+/** A principal's memo entry: its parse and, when valid, the hints later phases keep for it (one object: one line to read). */
+type PrincipalEntry = (SpiffeId & PrincipalHints) | SpiffeIdRejection;
+
+function principalEntry(principal: string): PrincipalEntry {
+  const parsed = parseWorkloadSpiffeId(principal);
+  if (!parsed.ok) return parsed;
+  return { ok: true, id: parsed.id, trustDomain: parsed.trustDomain, path: parsed.path, ...newPrincipalHints() };
 }
 
 /**

@@ -13,7 +13,7 @@ import {
   actionHash, actionLabel, ipv4NetworkHash, labelHash, MAX_MEMO_CHARS, networkHash, networkLabel, newHashKey, OTHER_NETWORK, pathPattern,
 } from "../../src/behavior/action.js";
 import { behaviorSchema } from "../../src/config/index.js";
-import type { RequestView } from "../../src/model/index.js";
+import { newPrincipalHints, type PrincipalHints, type RequestView } from "../../src/model/index.js";
 import { createEmbeddedStore, type SignalStore } from "../../src/signals/index.js";
 import { createMetrics } from "../../src/telemetry/index.js";
 
@@ -33,10 +33,10 @@ function monitor(settings: Record<string, unknown> = {}, clock = { now: T0 }): {
   return { m: new BehaviorMonitor({ config, store, logger, now: () => clock.now, metrics: createMetrics({ defaultMetrics: false }) }), clock, store };
 }
 
-function feed(m: BehaviorMonitor, caller: string, v: RequestView, at: number): readonly string[] {
+function feed(m: BehaviorMonitor, caller: string, v: RequestView, at: number, hints?: PrincipalHints): readonly string[] {
   const a = m.actionKey(v);
   const n = m.networkKey(v.source_ip);
-  const live = m.check(caller, a, n, at);
+  const live = m.check(caller, a, n, at, hints);
   m.observe(caller, v, a, n, at, "");
   m.drain();
   return live;
@@ -251,6 +251,63 @@ describe("BehaviorMonitor", () => {
     feed(m, C, view("tickets", "GET", "/a"), T0 + 1_700);
     expect(m.callers()).toEqual([A, C]);
     expect(m.show(A)?.actions).toEqual(["tickets GET /a", "tickets GET /b"]);
+  });
+
+  it("believes a caller's hint only while its block is the caller's: a block given to another caller is not its baseline", () => {
+    const { m } = monitor({ maxCallers: 1 });
+    const hintsA = newPrincipalHints();
+    const hintsB = newPrincipalHints();
+    feed(m, A, view("tickets", "GET", "/a"), T0, hintsA);
+    expect(feed(m, A, view("tickets", "GET", "/a"), T0 + 1_000, hintsA)).toEqual([]);
+    const blockOfA = hintsA.baselineBlock;
+    expect(blockOfA).toBeGreaterThanOrEqual(0);
+    expect(feed(m, A, view("payments", "GET", "/x"), T0 + 1_000, hintsA)).toEqual(["new_action"]);
+    // B pushes A out (maxCallers 1) and gets A's freed block, where it learns payments only.
+    feed(m, B, view("payments", "GET", "/x"), T0 + 2_000, hintsB);
+    expect(m.callers()).toEqual([B]);
+    expect(feed(m, B, view("payments", "GET", "/x"), T0 + 3_000, hintsB)).toEqual([]);
+    expect(hintsB.baselineBlock).toBe(blockOfA);
+    // A's hint still names that block. Believed, A would be judged against B's baseline
+    // (payments known, tickets new); A has no baseline, so nothing is flagged.
+    expect(m.check(A, m.actionKey(view("tickets", "GET", "/a")), m.networkKey("10.0.1.17"), T0 + 3_000, hintsA)).toEqual([]);
+    expect(m.check(A, m.actionKey(view("storage", "GET", "/a")), m.networkKey("10.0.1.17"), T0 + 3_000, hintsA)).toEqual([]);
+    expect(feed(m, B, view("tickets", "GET", "/a"), T0 + 3_000, hintsB)).toEqual(["new_action"]);
+  });
+
+  it("forgets what a hint knew of a caller's baseline once the baseline is forgotten", () => {
+    const { m } = monitor({ maxCallers: 1 });
+    const hintsA = newPrincipalHints();
+    feed(m, A, view("tickets", "GET", "/a"), T0, hintsA);
+    // Found known: the hint now says A's baseline holds this action and network.
+    expect(feed(m, A, view("tickets", "GET", "/a"), T0 + 1_000, hintsA)).toEqual([]);
+    expect(hintsA.knownActionHigh * 2 ** 26 + hintsA.knownActionLow).toBe(m.actionKey(view("tickets", "GET", "/a")));
+    // B pushes A out; A comes back and learns another baseline, without tickets.
+    feed(m, B, view("payments", "GET", "/x"), T0 + 1_100);
+    feed(m, A, view("payments", "GET", "/x"), T0 + 2_000, hintsA);
+    expect(m.show(A)?.actions).toEqual(["payments GET /x"]);
+    expect(feed(m, A, view("tickets", "GET", "/a"), T0 + 3_000, hintsA)).toEqual(["new_action"]);
+    expect(feed(m, A, view("tickets", "GET", "/a", { source_ip: "192.0.2.9" }), T0 + 3_000, hintsA)).toEqual(["new_action", "new_source_network"]);
+  });
+
+  it("answers with hints exactly as without, through learning, growth, eviction and block reuse (property)", () => {
+    const callers = [A, B, C];
+    const step = fc.record({
+      caller: fc.nat(2), destination: fc.constantFrom("tickets", "payments", "storage"), path: fc.constantFrom("/a", "/b", "/c", "/d", "/e"),
+      ip: fc.constantFrom("10.0.1.17", "10.0.2.17", "192.0.2.1"), dt: fc.nat(700),
+    });
+    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 80 }), (steps) => {
+      const settings = { maxCallers: 2, maxActionsPerCaller: 12, learningPeriodMs: 1_000 };
+      const hinted = monitor(settings).m;
+      const plain = monitor(settings).m;
+      const hints = callers.map(() => newPrincipalHints());
+      let at = T0;
+      for (const s of steps) {
+        at += s.dt;
+        const v = view(s.destination, "GET", s.path, { source_ip: s.ip });
+        const caller = callers[s.caller] ?? A;
+        expect(feed(hinted, caller, v, at, hints[s.caller])).toEqual(feed(plain, caller, v, at));
+      }
+    }), { numRuns: 300 });
   });
 
   it("round-trips baselines through behavior.json and refuses a garbled file", async () => {

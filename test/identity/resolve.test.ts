@@ -215,10 +215,31 @@ describe("createCallerResolver", () => {
     for (let round = 0; round < 3; round++) {
       for (const request of [...requests, ...requests.toReversed()]) {
         const a = cached(request);
-        expect(a).toEqual(uncached(request));
+        // The same answer; only the cached resolver keeps hints (next test).
+        const { hints, ...answer } = a;
+        expect(answer).toEqual(uncached(request));
+        expect(hints !== undefined).toBe(request.principal === PRINCIPAL || request.principal === "spiffe://example.org/ns/b/sa/b");
         a.problems.push({ code: "invalid_principal", message: "mutated by a caller" });
         a.headersToRemove.push("x-mutated");
       }
     }
+  });
+
+  it("keeps one hints object per memoised principal, and none for other sources, foreign IDs or without a memo", () => {
+    const cached = createCallerResolver(config({ trustDomains: ["example.org"] }), { principalCacheSize: 2 });
+    const first = cached(input({ principal: PRINCIPAL })).hints;
+    expect(first).toMatchObject({ baselineBlock: -1, baselineIdentHigh: 0, baselineIdentLow: 0 });
+    if (first === undefined) throw new Error("no hints");
+    first.baselineBlock = 16;
+    // The next Check from the same principal reads what the last one wrote.
+    expect(cached(input({ principal: PRINCIPAL })).hints).toBe(first);
+    expect(cached(input({ principal: "spiffe://example.org/ns/b/sa/b" })).hints).not.toBe(first);
+    expect(cached(input({ principal: "spiffe://elsewhere.org/ns/b/sa/b" })).hints).toBeUndefined();
+    expect(cached(input({ principal: "bad" })).hints).toBeUndefined();
+    expect(cached(input({ certificate: certificate("svid.pem") })).hints).toBeUndefined();
+    // Two more principals pushed PRINCIPAL out of the 2-entry memo: a new entry, with hints that hint nothing.
+    expect(cached(input({ principal: PRINCIPAL })).hints).toMatchObject({ baselineBlock: -1 });
+    const uncached = createCallerResolver(config(), { principalCacheSize: 0 });
+    expect(uncached(input({ principal: PRINCIPAL })).hints).toBeUndefined();
   });
 });
