@@ -251,10 +251,12 @@ async function memoryPer10kCallers(): Promise<Record<string, number>> {
   };
 }
 
-export async function runBehaviorBench(options: { quick?: boolean } = {}): Promise<BenchResult[]> {
+export async function runBehaviorBench(options: { quick?: boolean; rounds?: number; passes?: number } = {}): Promise<BenchResult[]> {
   const quick = options.quick === true;
-  const many = await interleaved("many", quick ? 5 : 25, quick ? 2 : 4);
-  const few = await interleaved("few", quick ? 5 : 25, quick ? 2 : 4);
+  const rounds = options.rounds ?? (quick ? 5 : 25);
+  const passes = options.passes ?? (quick ? 2 : 4);
+  const many = await interleaved("many", rounds, passes);
+  const few = await interleaved("few", rounds, passes);
   const memory = await memoryPer10kCallers();
   const command = "node --expose-gc --import tsx bench/behavior.bench.ts";
   const how = "CPU time (process.cpuUsage, user + system) per Check over passes of the decision bench's 4,096 requests (1,000 rules), "
@@ -279,6 +281,10 @@ if (main && process.argv.includes("--profile")) {
   for (let i = 0; i < 400; i++) { batch(which, w.requests); w.behavior.drain(); }
   await w.close();
 } else if (main) {
-  const result = await runBehaviorBench({ quick: process.argv.includes("--quick") });
+  const flag = (name: string): number | undefined => {
+    const at = process.argv.indexOf(name);
+    return at === -1 ? undefined : Number(process.argv[at + 1]);
+  };
+  const result = await runBehaviorBench({ quick: process.argv.includes("--quick"), rounds: flag("--rounds"), passes: flag("--passes") });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }
