@@ -37,6 +37,15 @@ export const BEHAVIOR_SIGNAL_SOURCE = "vigil/behavior";
 const NONE: readonly string[] = Object.freeze([]);
 /** A 52-bit number (a key, a block identity, a stamp) kept in a hint as two small integers: high × SPLIT + low. */
 const SPLIT = 2 ** 26;
+/**
+ * The high 26 bits of a non-negative integer below 2^52: a multiplication by a power of two (exact)
+ * and a truncation, which TurboFan compiles to two instructions (Math.floor of a quotient and `%`
+ * cost calls on the way, callgrind: about 200 instructions per Check where the hint is rewritten).
+ */
+function highOf(n: number): number {
+  return (n * (1 / SPLIT)) | 0;
+}
+
 /** Stamps of every monitor in the process (see #stampHigh), never reused. */
 let stamps = 0;
 const LIVE_ACTION: readonly string[] = Object.freeze(["new_action"]);
@@ -258,7 +267,7 @@ export class BehaviorMonitor {
   /** A stamp no monitor in the process had: every known-pair hint recorded before fails. */
   #renewStamp(): void {
     const stamp = ++stamps;
-    this.#stampHigh = Math.floor(stamp / SPLIT);
+    this.#stampHigh = highOf(stamp);
     this.#stampLow = stamp - this.#stampHigh * SPLIT;
   }
 
@@ -325,9 +334,10 @@ export class BehaviorMonitor {
       block = this.#baselines.get(caller);
       if (hints !== undefined && block !== undefined) {
         const ident = tables.ident(block);
+        const high = highOf(ident);
         hints.baselineBlock = block;
-        hints.baselineIdentHigh = Math.floor(ident / SPLIT);
-        hints.baselineIdentLow = ident % SPLIT;
+        hints.baselineIdentHigh = high;
+        hints.baselineIdentLow = ident - high * SPLIT;
       }
     }
     if (block === undefined) {
@@ -340,10 +350,12 @@ export class BehaviorMonitor {
     const newNetwork = !tables.hasNetwork(block, network);
     this.#checkedKnown = !newAction && !newNetwork;
     if (hints !== undefined && !newAction && !newNetwork) {
-      hints.knownActionHigh = Math.floor(action / SPLIT);
-      hints.knownActionLow = action - hints.knownActionHigh * SPLIT;
-      hints.knownNetworkHigh = Math.floor(network / SPLIT);
-      hints.knownNetworkLow = network - hints.knownNetworkHigh * SPLIT;
+      const actionHigh = highOf(action);
+      const networkHigh = highOf(network);
+      hints.knownActionHigh = actionHigh;
+      hints.knownActionLow = action - actionHigh * SPLIT;
+      hints.knownNetworkHigh = networkHigh;
+      hints.knownNetworkLow = network - networkHigh * SPLIT;
       hints.knownStampHigh = this.#stampHigh;
       hints.knownStampLow = this.#stampLow;
     }

@@ -12,7 +12,7 @@
 import { HEADER_XFCC } from "../config/defaults.js";
 import type { IdentityConfig } from "../config/schema.js";
 import { VigilError } from "../errors/index.js";
-import { newPrincipalHints, type PrincipalHints } from "../model/index.js";
+import type { PrincipalHints } from "../model/index.js";
 import type { Caller, IdentityProblem, IdentitySource } from "./caller.js";
 import { parsePeerCertificate, type PeerCertificateParse } from "./certificate.js";
 import { findCredentials } from "./credential.js";
@@ -168,7 +168,13 @@ type PrincipalEntry = (SpiffeId & PrincipalHints) | SpiffeIdRejection;
 function principalEntry(principal: string): PrincipalEntry {
   const parsed = parseWorkloadSpiffeId(principal);
   if (!parsed.ok) return parsed;
-  return { ok: true, id: parsed.id, trustDomain: parsed.trustDomain, path: parsed.path, ...newPrincipalHints() };
+  // Every field written out in one literal: V8 then keeps them all in the object itself (a spread
+  // of newPrincipalHints() would add the hints one by one, into a separate property array).
+  return {
+    ok: true, id: parsed.id, trustDomain: parsed.trustDomain, path: parsed.path,
+    baselineBlock: -1, baselineIdentHigh: 0, baselineIdentLow: 0,
+    knownActionHigh: 0, knownActionLow: 0, knownNetworkHigh: 0, knownNetworkLow: 0, knownStampHigh: 0, knownStampLow: 0,
+  } satisfies Required<PrincipalHints> & SpiffeId;
 }
 
 /**
