@@ -46,6 +46,16 @@ function highOf(n: number): number {
   return (n * (1 / SPLIT)) | 0;
 }
 
+/**
+ * The low 26 bits, given the high ones. Truncated to an int32 (it is one: the `| 0` changes no
+ * value), so that V8 stores it as a small integer: the difference of two doubles is a heap number
+ * to V8's interpreter, and one such store turns the hint field into a boxed double for good (a
+ * separate object to read and write on every Check; TurboFan's code for `check`, issue #12).
+ */
+function lowOf(n: number, high: number): number {
+  return (n - high * SPLIT) | 0;
+}
+
 /** Stamps of every monitor in the process (see #stampHigh), never reused. */
 let stamps = 0;
 const LIVE_ACTION: readonly string[] = Object.freeze(["new_action"]);
@@ -268,7 +278,7 @@ export class BehaviorMonitor {
   #renewStamp(): void {
     const stamp = ++stamps;
     this.#stampHigh = highOf(stamp);
-    this.#stampLow = stamp - this.#stampHigh * SPLIT;
+    this.#stampLow = lowOf(stamp, this.#stampHigh);
   }
 
   /** Shares fan-out with the rest of the mesh (cluster mode). */
@@ -335,9 +345,9 @@ export class BehaviorMonitor {
       if (hints !== undefined && block !== undefined) {
         const ident = tables.ident(block);
         const high = highOf(ident);
-        hints.baselineBlock = block;
+        hints.baselineBlock = block | 0; // a small integer field (see lowOf)
         hints.baselineIdentHigh = high;
-        hints.baselineIdentLow = ident - high * SPLIT;
+        hints.baselineIdentLow = lowOf(ident, high);
       }
     }
     if (block === undefined) {
@@ -353,9 +363,9 @@ export class BehaviorMonitor {
       const actionHigh = highOf(action);
       const networkHigh = highOf(network);
       hints.knownActionHigh = actionHigh;
-      hints.knownActionLow = action - actionHigh * SPLIT;
+      hints.knownActionLow = lowOf(action, actionHigh);
       hints.knownNetworkHigh = networkHigh;
-      hints.knownNetworkLow = network - networkHigh * SPLIT;
+      hints.knownNetworkLow = lowOf(network, networkHigh);
       hints.knownStampHigh = this.#stampHigh;
       hints.knownStampLow = this.#stampLow;
     }

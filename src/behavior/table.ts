@@ -20,7 +20,12 @@
 // when the identity it recorded is still the block's. A hint to a block since given to another
 // caller, grown or closed thus fails, and the caller is looked up by name instead.
 
-/** Header slots of a block. */
+/**
+ * Header slots of a block. The masks and counts are small integers, kept in the low half of their
+ * slot through an Int32Array over the same memory (`#ints`, index 2 × slot): read as doubles, every
+ * index computed from them went through float-to-integer conversions and checks (TurboFan's code
+ * for `check`, issue #12). The time and the identity need doubles.
+ */
 const ENFORCED_FROM = 0;
 const ACTION_MASK = 1;
 const NETWORK_MASK = 2;
@@ -39,10 +44,12 @@ const MIN_CLASS = 4; // 16 doubles: the smallest block (6 + 2 + 8)
 let serials = 0;
 
 /** Every block's offset is a multiple of this: offset / BLOCK_ALIGN numbers blocks densely enough to index an array. */
-export const BLOCK_ALIGN = 2 ** MIN_CLASS;
+export const BLOCK_ALIGN = 1 << MIN_CLASS;
 
 export class KeyTables {
   #slab: Float64Array;
+  /** The same memory as #slab, as 32-bit integers: the header's masks and counts. */
+  #ints: Int32Array;
   #end = 0;
   /** Freed blocks by size class (log2 of their length in doubles). */
   readonly #free: number[][] = [];
@@ -50,24 +57,25 @@ export class KeyTables {
 
   constructor(initialDoubles = 1 << 12) {
     this.#slab = new Float64Array(Math.max(1 << MIN_CLASS, initialDoubles));
+    this.#ints = new Int32Array(this.#slab.buffer);
   }
 
   /** A new, empty block for a baseline enforced from `enforcedFrom` (epoch ms). */
   open(enforcedFrom: number): number {
     const block = this.#allocate(HEADER + MIN_NETWORKS + MIN_ACTIONS);
-    const slab = this.#slab;
-    slab[block + ENFORCED_FROM] = enforcedFrom;
-    slab[block + ACTION_MASK] = MIN_ACTIONS - 1;
-    slab[block + NETWORK_MASK] = MIN_NETWORKS - 1;
+    this.#slab[block + ENFORCED_FROM] = enforcedFrom;
+    const ints = this.#ints;
+    ints[2 * (block + ACTION_MASK)] = MIN_ACTIONS - 1;
+    ints[2 * (block + NETWORK_MASK)] = MIN_NETWORKS - 1;
     return block;
   }
 
   /** Gives a block back (its baseline was evicted). The offset must not be used again. */
   close(block: number): void {
     const sizeClass = sizeClassOf(this.#slab[block + IDENT] ?? 0);
-    this.#slab.fill(0, block, block + 2 ** sizeClass);
+    this.#slab.fill(0, block, block + (1 << sizeClass));
     (this.#free[sizeClass] ??= []).push(block);
-    this.#used -= 2 ** sizeClass;
+    this.#used -= 1 << sizeClass;
   }
 
   enforcedFrom(block: number): number {
@@ -82,38 +90,39 @@ export class KeyTables {
   // ---- The Check path: reads only, no allocation ----------------------------------------------
 
   hasAction(block: number, key: number): boolean {
-    const slab = this.#slab;
-    const mask = slab[block + ACTION_MASK] ?? 0;
-    const base = block + HEADER + (slab[block + NETWORK_MASK] ?? 0) + 1;
-    return probe(slab, base, mask, key + 1) >= 0;
+    const ints = this.#ints;
+    const mask = ints[2 * (block + ACTION_MASK)] ?? 0;
+    const base = block + HEADER + (ints[2 * (block + NETWORK_MASK)] ?? 0) + 1;
+    return probe(this.#slab, base, mask, key + 1) >= 0;
   }
 
   hasNetwork(block: number, key: number): boolean {
-    const slab = this.#slab;
-    return probe(slab, block + HEADER, slab[block + NETWORK_MASK] ?? 0, key + 1) >= 0;
+    return probe(this.#slab, block + HEADER, this.#ints[2 * (block + NETWORK_MASK)] ?? 0, key + 1) >= 0;
   }
 
   // ---- Off the Check path ---------------------------------------------------------------------
 
   actionCount(block: number): number {
-    return this.#slab[block + ACTION_COUNT] ?? 0;
+    return this.#ints[2 * (block + ACTION_COUNT)] ?? 0;
   }
 
   networkCount(block: number): number {
-    return this.#slab[block + NETWORK_COUNT] ?? 0;
+    return this.#ints[2 * (block + NETWORK_COUNT)] ?? 0;
   }
 
   /** Adds an action key; returns the block's offset, which moves when its table grows. */
   addAction(block: number, key: number): number {
     if (this.hasAction(block, key)) return block;
     const count = this.actionCount(block);
-    const mask = this.#slab[block + ACTION_MASK] ?? 0;
+    const mask = this.#ints[2 * (block + ACTION_MASK)] ?? 0;
     const at = (count + 1) * 2 > mask + 1 ? this.#grow(block, (mask + 1) * 2, this.#networkCapacity(block)) : block;
+    // #grow may have replaced the arrays: read them only now.
     const slab = this.#slab;
-    const newMask = slab[at + ACTION_MASK] ?? 0;
-    const base = at + HEADER + (slab[at + NETWORK_MASK] ?? 0) + 1;
+    const ints = this.#ints;
+    const newMask = ints[2 * (at + ACTION_MASK)] ?? 0;
+    const base = at + HEADER + (ints[2 * (at + NETWORK_MASK)] ?? 0) + 1;
     slab[base + emptySlot(slab, base, newMask, key + 1)] = key + 1;
-    slab[at + ACTION_COUNT] = count + 1;
+    ints[2 * (at + ACTION_COUNT)] = count + 1;
     return at;
   }
 
@@ -122,11 +131,12 @@ export class KeyTables {
     if (this.hasNetwork(block, key)) return block;
     const count = this.networkCount(block);
     const capacity = this.#networkCapacity(block);
-    const at = (count + 1) * 2 > capacity ? this.#grow(block, (this.#slab[block + ACTION_MASK] ?? 0) + 1, capacity * 2) : block;
+    const at = (count + 1) * 2 > capacity ? this.#grow(block, (this.#ints[2 * (block + ACTION_MASK)] ?? 0) + 1, capacity * 2) : block;
     const slab = this.#slab;
+    const ints = this.#ints;
     const base = at + HEADER;
-    slab[base + emptySlot(slab, base, slab[at + NETWORK_MASK] ?? 0, key + 1)] = key + 1;
-    slab[at + NETWORK_COUNT] = count + 1;
+    slab[base + emptySlot(slab, base, ints[2 * (at + NETWORK_MASK)] ?? 0, key + 1)] = key + 1;
+    ints[2 * (at + NETWORK_COUNT)] = count + 1;
     return at;
   }
 
@@ -141,7 +151,7 @@ export class KeyTables {
   }
 
   #networkCapacity(block: number): number {
-    return (this.#slab[block + NETWORK_MASK] ?? 0) + 1;
+    return (this.#ints[2 * (block + NETWORK_MASK)] ?? 0) + 1;
   }
 
   /** Moves a block to one with the given table capacities, re-inserting every key. */
@@ -149,13 +159,14 @@ export class KeyTables {
     const to = this.#allocate(HEADER + networks + actions);
     // #allocate may have replaced the array: read it only now.
     const slab = this.#slab;
+    const ints = this.#ints;
     slab[to + ENFORCED_FROM] = slab[block + ENFORCED_FROM] ?? 0;
-    slab[to + ACTION_MASK] = actions - 1;
-    slab[to + NETWORK_MASK] = networks - 1;
-    slab[to + ACTION_COUNT] = slab[block + ACTION_COUNT] ?? 0;
-    slab[to + NETWORK_COUNT] = slab[block + NETWORK_COUNT] ?? 0;
-    const oldNetworks = (slab[block + NETWORK_MASK] ?? 0) + 1;
-    const oldActions = (slab[block + ACTION_MASK] ?? 0) + 1;
+    ints[2 * (to + ACTION_MASK)] = actions - 1;
+    ints[2 * (to + NETWORK_MASK)] = networks - 1;
+    ints[2 * (to + ACTION_COUNT)] = ints[2 * (block + ACTION_COUNT)] ?? 0;
+    ints[2 * (to + NETWORK_COUNT)] = ints[2 * (block + NETWORK_COUNT)] ?? 0;
+    const oldNetworks = (ints[2 * (block + NETWORK_MASK)] ?? 0) + 1;
+    const oldActions = (ints[2 * (block + ACTION_MASK)] ?? 0) + 1;
     rehash(slab, block + HEADER, oldNetworks, to + HEADER, networks - 1);
     rehash(slab, block + HEADER + oldNetworks, oldActions, to + HEADER + networks, actions - 1);
     this.close(block);
@@ -164,8 +175,10 @@ export class KeyTables {
 
   #allocate(doubles: number): number {
     let sizeClass = MIN_CLASS;
-    while (2 ** sizeClass < doubles) sizeClass++;
-    const size = 2 ** sizeClass;
+    while (1 << sizeClass < doubles) sizeClass++;
+    // Shifts, not `**`: V8's interpreter makes a power a heap number, and a block offset that is one
+    // turns every field it is stored in (the caller's hint among them) into a boxed double.
+    const size = 1 << sizeClass;
     const reused = this.#free[sizeClass]?.pop();
     let block: number;
     if (reused !== undefined) {
@@ -177,6 +190,7 @@ export class KeyTables {
         const bigger = new Float64Array(length);
         bigger.set(this.#slab.subarray(0, this.#end));
         this.#slab = bigger;
+        this.#ints = new Int32Array(bigger.buffer);
       }
       block = this.#end;
       this.#end += size;
