@@ -144,11 +144,10 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
       batch(w.observed, w.requests);
     },
     calls: (): void => {
+      // As the pipeline calls them.
       for (const { caller, hints, view, at } of copies) {
-        const action = w.behavior.actionKey(view);
-        const network = w.behavior.networkKey(view.source_ip);
-        flagged += w.behavior.check(caller, action, network, at, hints).length;
-        w.behavior.observe(caller, view, action, network, at, "");
+        flagged += w.behavior.checkRequest(caller, view, at, hints).length;
+        w.behavior.observeChecked(caller, view, at, "", w.behavior.ticket);
       }
     },
     actionKey: (): void => {
@@ -261,7 +260,7 @@ export async function runBehaviorBench(options: { quick?: boolean; rounds?: numb
   const command = "node --expose-gc --import tsx bench/behavior.bench.ts";
   const how = "CPU time (process.cpuUsage, user + system) per Check over passes of the decision bench's 4,096 requests (1,000 rules), "
     + "everything in one process: per round the whole Check without behaviour and with it in ABBA order (without, with, with, without), "
-    + "then the calls behaviour adds (actionKey, networkKey, check, observe) alone over fresh copies of the view's strings (the caller's SPIFFE ID as the identity resolver memoises it), and "
+    + "then the calls behaviour adds (checkRequest, observeChecked) alone over fresh copies of the view's strings (the caller's SPIFFE ID as the identity resolver memoises it), and "
     + "actionKey alone; medians and ranges over the rounds. added_check_cost_us is the median of the rounds' differences (with − without). "
     + "Every baseline is learned and enforced (no request is an anomaly: the steady state). The drain (learning, windows, detection, "
     + "signal writes) runs off the Check path a few milliseconds later; it is timed on its own.";

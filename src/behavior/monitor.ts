@@ -56,6 +56,9 @@ function lowOf(n: number, high: number): number {
   return (n - high * SPLIT) | 0;
 }
 
+/** Check tickets wrap at 2^30, so that they stay small integers. */
+const TICKETS = 0x3fffffff;
+
 /** Stamps of every monitor in the process (see #stampHigh), never reused. */
 let stamps = 0;
 const LIVE_ACTION: readonly string[] = Object.freeze(["new_action"]);
@@ -213,6 +216,8 @@ export class BehaviorMonitor {
    * checked (the keys are at the head of #ringNumbers); otherwise observe looks them up itself.
    */
   #checkedCaller = "";
+  /** Counts checks (wrapping at 2^30): which one the keys at the head of #ringNumbers are from (see `ticket`). */
+  #checks = 0;
   #checkedBlock = -1;
   #checkedKnown = false;
   /**
@@ -318,6 +323,7 @@ export class BehaviorMonitor {
    */
   check(caller: string, action: number, network: number, at: number, hints?: PrincipalHints): readonly string[] {
     if (!this.enabled || caller === "") return NONE;
+    this.#checks = (this.#checks + 1) & TICKETS;
     this.#checkedCaller = caller;
     const numbers = this.#ringNumbers;
     numbers[CHECKED_ACTION] = action;
@@ -372,6 +378,37 @@ export class BehaviorMonitor {
     if (at < tables.enforcedFrom(block)) return NONE;
     if (newAction) return newNetwork ? LIVE_BOTH : LIVE_ACTION;
     return newNetwork ? LIVE_NETWORK : NONE;
+  }
+
+  /**
+   * The Check path in one call (the pipeline's): the request's action and network keys, then
+   * `check`. The keys stay here, at the head of #ringNumbers, for `observeChecked`: as numbers
+   * passed out and back (the judgement's fields) each would be a heap number, two allocations and
+   * unboxings per Check. `ticket` tells which check they are from.
+   */
+  checkRequest(caller: string, view: RequestView, at: number, hints?: PrincipalHints): readonly string[] {
+    if (!this.enabled || caller === "") return NONE;
+    return this.check(caller, actionHash(this.#key, view), this.networkKey(view.source_ip), at, hints);
+  }
+
+  /** The last check's ticket: a small integer for the judgement to hand back to `observeChecked`. */
+  get ticket(): number {
+    return this.#checks;
+  }
+
+  /**
+   * `observe` for a request `checkRequest` judged under `ticket`: its keys are the ones kept when no
+   * check came since (the record phase usually follows its judge at once); otherwise (another
+   * request judged in between, or 2^30 of them) they are computed again from the view.
+   */
+  observeChecked(caller: string, view: RequestView, at: number, rule: string, ticket: number): void {
+    if (!this.enabled) return;
+    const numbers = this.#ringNumbers;
+    if (ticket === this.#checks && caller === this.#checkedCaller) {
+      this.observe(caller, view, numbers[CHECKED_ACTION] ?? 0, numbers[CHECKED_NETWORK] ?? 0, at, rule);
+    } else {
+      this.observe(caller, view, actionHash(this.#key, view), this.networkKey(view.source_ip), at, rule);
+    }
   }
 
   /** Queues one decided request for learning and detection (the record phase). O(1), no allocation. */

@@ -81,10 +81,10 @@ export interface Judgement {
   policy?: Pick<CompiledPolicy, "version" | "ruleCount">;
   /** What the policy was asked (for tools that explain a decision: vigil test's coverage). */
   input?: PolicyInput;
-  /** When the phases judged (epoch ms), and the behaviour keys of the request (record phase). */
+  /** When the phases judged (epoch ms). */
   at?: number;
-  actionKey?: number;
-  networkKey?: number;
+  /** The behaviour monitor's ticket for this request's check (BehaviorMonitor.observeChecked). */
+  behaviorTicket?: number;
   /** Whether the record phase feeds this request to the behaviour baselines. */
   observe?: boolean;
   /**
@@ -150,8 +150,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         : inputOf(rpc === undefined ? undefined : rpc.kind === "refused" ? NO_MCP : rpc.call);
       let { result: evaluated, input } = evaluateAll(policy, inputs);
       let view = input.request;
-      let actionKey = 0;
-      let networkKey = 0;
+      let behaviorTicket = 0;
       let observe = false;
       // An AuthZEN evaluation's subject is asserted by a PEP, not seen calling: it teaches no baseline.
       if (behavior !== undefined && evaluation === undefined && !behavior.ruleExcluded(evaluated.rule)) {
@@ -159,9 +158,8 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         // at once. Rare, so the policy is asked again only then; an opted-out rule's requests
         // are neither flagged nor learned.
         observe = true;
-        actionKey = behavior.actionKey(view);
-        networkKey = behavior.networkKey(view.source_ip);
-        const live = behavior.check(caller.spiffeId, actionKey, networkKey, at, caller.hints);
+        const live = behavior.checkRequest(caller.spiffeId, view, at, caller.hints);
+        behaviorTicket = behavior.ticket;
         if (live.length > 0) {
           signals.view.anomalies = withLive(signals.view.anomalies, live);
           ({ result: evaluated, input } = evaluateAll(policy, inputs));
@@ -189,12 +187,12 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
         decision.rule = DRY_RUN_RULE;
         decision.reason = `dry run: would have been ${decision.wouldBe.outcome}`;
         delete decision.retryAfterSeconds;
-        judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, actionKey, networkKey, observe };
+        judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, behaviorTicket, observe };
         judgement.decision.durationNs = Math.round((performance.now() - started) * 1e6);
         return judgement;
       }
       const settling = applyEffects(effectsDeps, decision, { result, caller, view, signals, at, revocations: evaluation === undefined });
-      judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, actionKey, networkKey, observe };
+      judgement = { request, decision, caller, view, destination, signals: signals.view, policy, input, at, behaviorTicket, observe };
       if (settling !== undefined) {
         judgement.settled = settling.then(() => {
           decision.durationNs = Math.round((performance.now() - started) * 1e6);
@@ -212,7 +210,7 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       recordDecision(sinks, judgement);
       const { caller, view, at } = judgement;
       if (behavior !== undefined && judgement.observe === true && caller !== undefined && view !== undefined && at !== undefined) {
-        behavior.observe(caller.spiffeId, view, judgement.actionKey ?? 0, judgement.networkKey ?? 0, at, judgement.decision.rule);
+        behavior.observeChecked(caller.spiffeId, view, at, judgement.decision.rule, judgement.behaviorTicket ?? -1);
       }
     },
   };

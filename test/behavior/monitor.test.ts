@@ -289,6 +289,38 @@ describe("BehaviorMonitor", () => {
     expect(feed(m, A, view("tickets", "GET", "/a", { source_ip: "192.0.2.9" }), T0 + 3_000, hintsA)).toEqual(["new_action", "new_source_network"]);
   });
 
+  it("observes a checked request under its own keys, even when another request was checked in between", () => {
+    const { m } = monitor();
+    const tickets = view("tickets", "GET", "/a");
+    const payments = view("payments", "POST", "/x", { source_ip: "192.0.2.1" });
+    expect(m.checkRequest(A, tickets, T0)).toEqual([]);
+    const first = m.ticket;
+    // The record phase of A's request comes after B's was judged: B's keys are the kept ones now.
+    expect(m.checkRequest(B, payments, T0)).toEqual([]);
+    expect(m.ticket).not.toBe(first);
+    m.observeChecked(A, tickets, T0, "", first);
+    m.observeChecked(B, payments, T0, "", m.ticket);
+    m.drain();
+    expect(m.show(A)?.actions).toEqual(["tickets GET /a"]);
+    expect(m.show(A)?.networks).toEqual(["10.0.1.0/24"]);
+    expect(m.show(B)?.actions).toEqual(["payments POST /x"]);
+    expect(m.show(B)?.networks).toEqual(["192.0.2.0/24"]);
+    // The same caller's two requests judged before either is recorded (cluster mode waits on the
+    // bus between the two phases): each is learned under its own keys.
+    const storage = view("storage", "GET", "/s");
+    expect(m.checkRequest(C, storage, T0)).toEqual([]);
+    const storageTicket = m.ticket;
+    expect(m.checkRequest(C, tickets, T0)).toEqual([]);
+    m.observeChecked(C, storage, T0, "", storageTicket);
+    m.drain();
+    expect(m.show(C)?.actions).toEqual(["storage GET /s"]);
+    expect(m.checkRequest(C, storage, T0 + 1_000)).toEqual([]);
+    expect(m.checkRequest(C, tickets, T0 + 1_000)).toEqual(["new_action"]);
+    // Enforced: the one-call path flags as the separate calls do.
+    expect(m.checkRequest(A, payments, T0 + 1_000)).toEqual(["new_action", "new_source_network"]);
+    expect(m.checkRequest(A, tickets, T0 + 1_000)).toEqual([]);
+  });
+
   it("answers with hints exactly as without, through learning, growth, eviction and block reuse (property)", () => {
     const callers = [A, B, C];
     const step = fc.record({
