@@ -18,7 +18,7 @@ import { buildCheckRequestBytes, createEnvoyClient } from "../test/support/envoy
 import { freePort } from "../test/support/ports.js";
 import { grpcFrame } from "./h2load-data.js";
 import { h2load, median, range } from "./h2load.js";
-import { round, type BenchResult } from "./lib.js";
+import { numberArg, round, type BenchResult } from "./lib.js";
 
 const CLIENT = "spiffe://example.org/ns/bench/sa/client";
 const TOKEN = "bench-pep-token-0123456789abcdef";
@@ -174,10 +174,6 @@ export async function runAuthzenBench(options: { rounds?: number; requests?: num
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const arg = (name: string, fallback: number): number => {
-    const i = process.argv.indexOf(name);
-    return i === -1 ? fallback : Number(process.argv[i + 1]);
-  };
-  const result = await runAuthzenBench({ rounds: arg("--rounds", 3), requests: arg("--requests", 40_000) });
+  const result = await runAuthzenBench({ rounds: numberArg("--rounds", 3), requests: numberArg("--requests", 40_000) });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

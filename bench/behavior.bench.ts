@@ -25,7 +25,7 @@ import { pino } from "pino";
 import type { AccessRequest, Pipeline } from "../src/decision/index.js";
 import type { RequestView } from "../src/model/index.js";
 import { policyYaml, request } from "./decision.bench.js";
-import { abba, cpuUs, median, range, round, shipped, type BenchResult } from "./lib.js";
+import { abba, cpuUs, median, numberArg, range, round, shipped, type BenchResult } from "./lib.js";
 
 // The shipped build (npm run build first), as the decision bench runs it: why in lib.ts.
 const {
@@ -280,10 +280,6 @@ if (main && process.argv.includes("--profile")) {
   for (let i = 0; i < 400; i++) { batch(which, w.requests); w.behavior.drain(); }
   await w.close();
 } else if (main) {
-  const flag = (name: string): number | undefined => {
-    const at = process.argv.indexOf(name);
-    return at === -1 ? undefined : Number(process.argv[at + 1]);
-  };
-  const result = await runBehaviorBench({ quick: process.argv.includes("--quick"), rounds: flag("--rounds"), passes: flag("--passes") });
+  const result = await runBehaviorBench({ quick: process.argv.includes("--quick"), rounds: numberArg("--rounds"), passes: numberArg("--passes") });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

@@ -20,7 +20,7 @@ import { buildCheckRequestBytes, createEnvoyClient } from "../test/support/envoy
 import { freePort } from "../test/support/ports.js";
 import { grpcFrame } from "./h2load-data.js";
 import { cpuSeconds, h2load, median, range, startTarget, stopTarget, type Target } from "./h2load.js";
-import { round, type BenchResult } from "./lib.js";
+import { numberArg, round, type BenchResult } from "./lib.js";
 import { BENCH_CALL, writeThousandRules } from "./thousand-rules.js";
 
 const CERBOS_VERSION = "0.55.0";
@@ -244,9 +244,5 @@ export async function runCerbosBench(o: CerbosBenchOptions): Promise<BenchResult
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const arg = (name: string, fallback: number): number => {
-    const at = process.argv.indexOf(name);
-    return at === -1 ? fallback : Number(process.argv[at + 1]);
-  };
-  process.stdout.write(`${JSON.stringify(await runCerbosBench({ rounds: arg("--rounds", 3), requests: arg("--requests", 40_000) }), null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(await runCerbosBench({ rounds: numberArg("--rounds", 3), requests: numberArg("--requests", 40_000) }), null, 2)}\n`);
 }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { buildCheckRequestBytes } from "../test/support/envoy-client.js";
 import { grpcFrame } from "./h2load-data.js";
 import { h2load as runH2load, median, residentMb, startTarget, stopTarget as stop, type H2loadRun } from "./h2load.js";
-import { round, type BenchResult } from "./lib.js";
+import { numberArg, round, type BenchResult } from "./lib.js";
 
 const CONNECTIONS = 2;
 const STREAMS = 64;
@@ -77,9 +77,5 @@ export async function runThroughputBench(runs = 3, requests = 100_000): Promise<
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const arg = (name: string, fallback: number): number => {
-    const at = process.argv.indexOf(name);
-    return at === -1 ? fallback : Number(process.argv[at + 1]);
-  };
-  process.stdout.write(`${JSON.stringify(await runThroughputBench(arg("--runs", 3), arg("--requests", 100_000)), null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(await runThroughputBench(numberArg("--runs", 3), numberArg("--requests", 100_000)), null, 2)}\n`);
 }

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import type { AccessRequest, HeaderSelection } from "../src/model/index.js";
 import { createCheckRequestDecoder, encodeCheckRequestJson } from "../src/transport/envoy/index.js";
-import { percentile, round, shipped, sortedCopy, type BenchResult } from "./lib.js";
+import { numberArg, percentile, round, shipped, sortedCopy, type BenchResult } from "./lib.js";
 
 const DESTINATIONS = 50;
 const RULES_PER_DESTINATION = 20;
@@ -177,12 +177,8 @@ export function runDecisionBenchProcesses(options: { processes: number; iteratio
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const arg = (name: string): number | undefined => {
-    const at = process.argv.indexOf(name);
-    return at >= 0 ? Number(process.argv[at + 1]) : undefined;
-  };
-  const processes = arg("--processes");
-  const iterations = arg("--iterations") ?? 300_000;
+  const processes = numberArg("--processes");
+  const iterations = numberArg("--iterations", 300_000);
   const result = processes === undefined ? await runDecisionBench({ iterations }) : runDecisionBenchProcesses({ processes, iterations });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

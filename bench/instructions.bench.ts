@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { CALLGRIND, functionCosts, perfMap, type PerfMap } from "./callgrind.js";
-import { median, range, round, type BenchResult } from "./lib.js";
+import { cliArg, median, numberArg, range, round, type BenchResult } from "./lib.js";
 
 const REQUESTS = 4096;
 
@@ -107,10 +107,6 @@ export async function runInstructionsBench(options: { rounds?: number; callers?:
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const arg = (name: string): string | undefined => {
-    const at = process.argv.indexOf(name);
-    return at >= 0 ? process.argv[at + 1] : undefined;
-  };
-  const result = await runInstructionsBench({ rounds: Number(arg("--rounds") ?? 2), callers: arg("--callers") === "few" ? "few" : "many" });
+  const result = await runInstructionsBench({ rounds: numberArg("--rounds", 2), callers: cliArg("--callers") === "few" ? "few" : "many" });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

@@ -16,6 +16,23 @@ export interface BenchResult {
   notes?: string;
 }
 
+/** The value after `--name` on the command line, or undefined when the flag is absent. */
+export function cliArg(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  return at === -1 ? undefined : process.argv[at + 1];
+}
+
+/** A numeric flag's value, `fallback` when absent; a value that is not a number is refused, not run as NaN. */
+export function numberArg(name: string): number | undefined;
+export function numberArg(name: string, fallback: number): number;
+export function numberArg(name: string, fallback?: number): number | undefined {
+  const text = cliArg(name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value)) throw new Error(`${name} needs a number, got ${JSON.stringify(text)}`);
+  return value;
+}
+
 export function percentile(sorted: Float64Array | number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));

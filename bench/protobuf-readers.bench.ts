@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import protobuf from "protobufjs/minimal.js";
 import { createCheckRequestDecoder } from "../src/transport/envoy/index.js";
 import { benchmarkCheckRequestBytes } from "../test/support/envoy-client.js";
-import { percentile, round, sortedCopy, type BenchResult } from "./lib.js";
+import { numberArg, percentile, round, sortedCopy, type BenchResult } from "./lib.js";
 
 /** The part of google-protobuf 4's BinaryReader the walk uses (the package ships no types). */
 interface BinaryReader {
@@ -223,6 +223,5 @@ export function runProtobufReadersBench(rounds = 30, perRound = 5_000): BenchRes
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const at = process.argv.indexOf("--rounds");
-  process.stdout.write(`${JSON.stringify(runProtobufReadersBench(at === -1 ? 30 : Number(process.argv[at + 1])), null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(runProtobufReadersBench(numberArg("--rounds", 30)), null, 2)}\n`);
 }

@@ -21,11 +21,10 @@ import { createEmbeddedStore } from "../src/signals/index.js";
 import { createDecisionLog, createLogger, createMetrics, type DecisionLine, type DecisionLog } from "../src/telemetry/index.js";
 import { LineWriter } from "../src/telemetry/line-writer.js";
 import { policyYaml, request } from "./decision.bench.js";
-import { abba, median, range, round } from "./lib.js";
+import { abba, median, numberArg, range, round } from "./lib.js";
 
 const COMMAND = "node --expose-gc --import tsx bench/record.bench.ts";
-const roundsArg = process.argv.indexOf("--rounds");
-const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 7;
+const ROUNDS = numberArg("--rounds", 7);
 const BATCH = 2_000;
 const BATCHES = 10;
 

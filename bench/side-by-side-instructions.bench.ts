@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { CALLGRIND, costsByKind, functionCosts, perfMap } from "./callgrind.js";
 import { h2load, median, range, startTarget, stopTarget } from "./h2load.js";
-import { round, type BenchResult } from "./lib.js";
+import { cliArg, numberArg, round, type BenchResult } from "./lib.js";
 import { SIDE_BY_SIDE_CASES, verify, writeCases } from "./side-by-side.bench.js";
 
 interface Count { program: number; gc: number; compiler: number; own: number; total: number }
@@ -106,15 +106,11 @@ export async function runSideBySideInstructionsBench(o: SideBySideInstructionsOp
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const arg = (name: string): string | undefined => {
-    const at = process.argv.indexOf(name);
-    return at === -1 ? undefined : process.argv[at + 1];
-  };
   const result = await runSideBySideInstructionsBench({
-    rounds: Number(arg("--rounds") ?? 1),
-    warm: Number(arg("--warm") ?? 60_000),
-    requests: Number(arg("--requests") ?? 5_000),
-    node: arg("--node"),
+    rounds: numberArg("--rounds", 1),
+    warm: numberArg("--warm", 60_000),
+    requests: numberArg("--requests", 5_000),
+    node: cliArg("--node"),
   });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

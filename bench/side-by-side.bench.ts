@@ -17,7 +17,7 @@ import { join, relative } from "node:path";
 import { buildCheckRequestBytes, createEnvoyClient, type EnvoyLikeRequest } from "../test/support/envoy-client.js";
 import { grpcFrame } from "./h2load-data.js";
 import { cpuSeconds, h2load, median, range, residentMb, startTarget, stopTarget, type Target } from "./h2load.js";
-import { round, type BenchResult } from "./lib.js";
+import { cliArg, numberArg, round, type BenchResult } from "./lib.js";
 
 const CONNECTIONS = 2;
 const STREAMS = 64;
@@ -159,14 +159,10 @@ export async function runSideBySideBench(o: SideBySideOptions): Promise<BenchRes
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const arg = (name: string): string | undefined => {
-    const at = process.argv.indexOf(name);
-    return at === -1 ? undefined : process.argv[at + 1];
-  };
   const result = await runSideBySideBench({
-    rounds: Number(arg("--rounds") ?? 5),
-    requests: Number(arg("--requests") ?? 60_000),
-    node: arg("--node"),
+    rounds: numberArg("--rounds", 5),
+    requests: numberArg("--requests", 60_000),
+    node: cliArg("--node"),
   });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

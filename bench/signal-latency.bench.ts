@@ -19,7 +19,7 @@ import { startVigil } from "../src/cli/serve.js";
 import { parseConfig } from "../src/config/index.js";
 import { signalsBucketName } from "../src/signals/index.js";
 import { CAEP } from "../src/signals/ssf/index.js";
-import { percentile, round, sortedCopy, type BenchResult } from "./lib.js";
+import { numberArg, percentile, round, sortedCopy, type BenchResult } from "./lib.js";
 import { BENCH_POLICY, NATS_URL } from "./signal-latency.fixtures.js";
 
 const ISSUER = "https://transmitter.example.org/";
@@ -140,8 +140,7 @@ export async function runSignalLatencyBench(counts: number[], signals: number): 
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
-  const at = process.argv.indexOf("--signals");
-  const signals = at === -1 ? 1000 : Number(process.argv[at + 1]);
+  const signals = numberArg("--signals", 1000);
   const results = await runSignalLatencyBench([1, 10, 50], signals);
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 }

@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEnvoyClient, type EnvoyClient, type EnvoyLikeRequest } from "../test/support/envoy-client.js";
 import { startVigilProcess, type VigilProcess } from "../test/support/vigil-process.js";
-import { percentile, round, sortedCopy, type BenchResult } from "./lib.js";
+import { numberArg, percentile, round, sortedCopy, type BenchResult } from "./lib.js";
 
 /** Settings of the soaked sidecar beyond the defaults (said in the result). */
 const SETTINGS = `# soak: approvals expire within the run and the settled ones are bounded low enough to be reached;
@@ -278,8 +278,7 @@ export async function runSoakBench(options: SoakOptions): Promise<BenchResult> {
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) {
   const arg = (name: string, fallback: number): number => {
-    const i = process.argv.indexOf(`--${name}`);
-    const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+    const value = numberArg(`--${name}`, fallback);
     if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
     return value;
   };
