@@ -22,7 +22,7 @@
 
 /**
  * Header slots of a block. The masks and counts are small integers, kept in the low half of their
- * slot through an Int32Array over the same memory (`#ints`, index 2 × slot): read as doubles, every
+ * slot through an Int32Array over the same memory (`#ints`, at `int(block, slot)`): read as doubles, every
  * index computed from them went through float-to-integer conversions and checks (TurboFan's code
  * for `check`, issue #12). The time and the identity need doubles.
  */
@@ -65,8 +65,8 @@ export class KeyTables {
     const block = this.#allocate(HEADER + MIN_NETWORKS + MIN_ACTIONS);
     this.#slab[block + ENFORCED_FROM] = enforcedFrom;
     const ints = this.#ints;
-    ints[2 * (block + ACTION_MASK)] = MIN_ACTIONS - 1;
-    ints[2 * (block + NETWORK_MASK)] = MIN_NETWORKS - 1;
+    ints[int(block, ACTION_MASK)] = MIN_ACTIONS - 1;
+    ints[int(block, NETWORK_MASK)] = MIN_NETWORKS - 1;
     return block;
   }
 
@@ -91,38 +91,38 @@ export class KeyTables {
 
   hasAction(block: number, key: number): boolean {
     const ints = this.#ints;
-    const mask = ints[2 * (block + ACTION_MASK)] ?? 0;
-    const base = block + HEADER + (ints[2 * (block + NETWORK_MASK)] ?? 0) + 1;
+    const mask = ints[int(block, ACTION_MASK)] ?? 0;
+    const base = block + HEADER + (ints[int(block, NETWORK_MASK)] ?? 0) + 1;
     return probe(this.#slab, base, mask, key + 1) >= 0;
   }
 
   hasNetwork(block: number, key: number): boolean {
-    return probe(this.#slab, block + HEADER, this.#ints[2 * (block + NETWORK_MASK)] ?? 0, key + 1) >= 0;
+    return probe(this.#slab, block + HEADER, this.#ints[int(block, NETWORK_MASK)] ?? 0, key + 1) >= 0;
   }
 
   // ---- Off the Check path ---------------------------------------------------------------------
 
   actionCount(block: number): number {
-    return this.#ints[2 * (block + ACTION_COUNT)] ?? 0;
+    return this.#ints[int(block, ACTION_COUNT)] ?? 0;
   }
 
   networkCount(block: number): number {
-    return this.#ints[2 * (block + NETWORK_COUNT)] ?? 0;
+    return this.#ints[int(block, NETWORK_COUNT)] ?? 0;
   }
 
   /** Adds an action key; returns the block's offset, which moves when its table grows. */
   addAction(block: number, key: number): number {
     if (this.hasAction(block, key)) return block;
     const count = this.actionCount(block);
-    const mask = this.#ints[2 * (block + ACTION_MASK)] ?? 0;
+    const mask = this.#ints[int(block, ACTION_MASK)] ?? 0;
     const at = (count + 1) * 2 > mask + 1 ? this.#grow(block, (mask + 1) * 2, this.#networkCapacity(block)) : block;
     // #grow may have replaced the arrays: read them only now.
     const slab = this.#slab;
     const ints = this.#ints;
-    const newMask = ints[2 * (at + ACTION_MASK)] ?? 0;
-    const base = at + HEADER + (ints[2 * (at + NETWORK_MASK)] ?? 0) + 1;
+    const newMask = ints[int(at, ACTION_MASK)] ?? 0;
+    const base = at + HEADER + (ints[int(at, NETWORK_MASK)] ?? 0) + 1;
     slab[base + emptySlot(slab, base, newMask, key + 1)] = key + 1;
-    ints[2 * (at + ACTION_COUNT)] = count + 1;
+    ints[int(at, ACTION_COUNT)] = count + 1;
     return at;
   }
 
@@ -131,12 +131,12 @@ export class KeyTables {
     if (this.hasNetwork(block, key)) return block;
     const count = this.networkCount(block);
     const capacity = this.#networkCapacity(block);
-    const at = (count + 1) * 2 > capacity ? this.#grow(block, (this.#ints[2 * (block + ACTION_MASK)] ?? 0) + 1, capacity * 2) : block;
+    const at = (count + 1) * 2 > capacity ? this.#grow(block, (this.#ints[int(block, ACTION_MASK)] ?? 0) + 1, capacity * 2) : block;
     const slab = this.#slab;
     const ints = this.#ints;
     const base = at + HEADER;
-    slab[base + emptySlot(slab, base, ints[2 * (at + NETWORK_MASK)] ?? 0, key + 1)] = key + 1;
-    ints[2 * (at + NETWORK_COUNT)] = count + 1;
+    slab[base + emptySlot(slab, base, ints[int(at, NETWORK_MASK)] ?? 0, key + 1)] = key + 1;
+    ints[int(at, NETWORK_COUNT)] = count + 1;
     return at;
   }
 
@@ -151,7 +151,7 @@ export class KeyTables {
   }
 
   #networkCapacity(block: number): number {
-    return (this.#ints[2 * (block + NETWORK_MASK)] ?? 0) + 1;
+    return (this.#ints[int(block, NETWORK_MASK)] ?? 0) + 1;
   }
 
   /** Moves a block to one with the given table capacities, re-inserting every key. */
@@ -161,12 +161,12 @@ export class KeyTables {
     const slab = this.#slab;
     const ints = this.#ints;
     slab[to + ENFORCED_FROM] = slab[block + ENFORCED_FROM] ?? 0;
-    ints[2 * (to + ACTION_MASK)] = actions - 1;
-    ints[2 * (to + NETWORK_MASK)] = networks - 1;
-    ints[2 * (to + ACTION_COUNT)] = ints[2 * (block + ACTION_COUNT)] ?? 0;
-    ints[2 * (to + NETWORK_COUNT)] = ints[2 * (block + NETWORK_COUNT)] ?? 0;
-    const oldNetworks = (ints[2 * (block + NETWORK_MASK)] ?? 0) + 1;
-    const oldActions = (ints[2 * (block + ACTION_MASK)] ?? 0) + 1;
+    ints[int(to, ACTION_MASK)] = actions - 1;
+    ints[int(to, NETWORK_MASK)] = networks - 1;
+    ints[int(to, ACTION_COUNT)] = ints[int(block, ACTION_COUNT)] ?? 0;
+    ints[int(to, NETWORK_COUNT)] = ints[int(block, NETWORK_COUNT)] ?? 0;
+    const oldNetworks = (ints[int(block, NETWORK_MASK)] ?? 0) + 1;
+    const oldActions = (ints[int(block, ACTION_MASK)] ?? 0) + 1;
     rehash(slab, block + HEADER, oldNetworks, to + HEADER, networks - 1);
     rehash(slab, block + HEADER + oldNetworks, oldActions, to + HEADER + networks, actions - 1);
     this.close(block);
@@ -199,6 +199,11 @@ export class KeyTables {
     this.#used += size;
     return block;
   }
+}
+
+/** Where a header slot's small integer sits in #ints: one half of the slot's double, which only #ints ever reads. */
+function int(block: number, slot: number): number {
+  return 2 * (block + slot);
 }
 
 function sizeClassOf(ident: number): number {
