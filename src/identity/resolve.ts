@@ -168,8 +168,9 @@ type PrincipalEntry = (SpiffeId & PrincipalHints) | SpiffeIdRejection;
 function principalEntry(principal: string): PrincipalEntry {
   const parsed = parseWorkloadSpiffeId(principal);
   if (!parsed.ok) return parsed;
-  // Every field written out in one literal: V8 then keeps them all in the object itself (a spread
-  // of newPrincipalHints() would add the hints one by one, into a separate property array).
+  // The only place hints are made. Every field written out in one literal: V8 then keeps them all
+  // in the object itself (a spread of a hints object would add them one by one, into a separate
+  // property array).
   return {
     ok: true, id: parsed.id, trustDomain: parsed.trustDomain, path: parsed.path,
     baselineBlock: -1, baselineIdentHigh: 0, baselineIdentLow: 0,

@@ -29,10 +29,3 @@ export interface PrincipalHints {
   knownStampLow: number;
 }
 
-/** Hints that hint nothing yet. */
-export function newPrincipalHints(): PrincipalHints {
-  return {
-    baselineBlock: -1, baselineIdentHigh: 0, baselineIdentLow: 0,
-    knownActionHigh: 0, knownActionLow: 0, knownNetworkHigh: 0, knownNetworkLow: 0, knownStampHigh: 0, knownStampLow: 0,
-  };
-}

@@ -3,4 +3,4 @@ export * from "./outcome.js";
 export type * from "./request.js";
 export type * from "./decision.js";
 export type * from "./views.js";
-export * from "./hints.js";
+export type * from "./hints.js";

@@ -12,8 +12,9 @@ import { BehaviorMonitor, readBaselines, writeBaselines } from "../../src/behavi
 import {
   actionHash, actionLabel, ipv4NetworkHash, labelHash, MAX_MEMO_CHARS, networkHash, networkLabel, newHashKey, OTHER_NETWORK, pathPattern,
 } from "../../src/behavior/action.js";
-import { behaviorSchema } from "../../src/config/index.js";
-import { newPrincipalHints, type PrincipalHints, type RequestView } from "../../src/model/index.js";
+import { behaviorSchema, parseConfig } from "../../src/config/index.js";
+import { createCallerResolver } from "../../src/identity/index.js";
+import type { PrincipalHints, RequestView } from "../../src/model/index.js";
 import { createEmbeddedStore, type SignalStore } from "../../src/signals/index.js";
 import { createMetrics } from "../../src/telemetry/index.js";
 
@@ -40,6 +41,16 @@ function feed(m: BehaviorMonitor, caller: string, v: RequestView, at: number, hi
   m.observe(caller, v, a, n, at, "");
   m.drain();
   return live;
+}
+
+/** The hints the identity resolver keeps for each caller, as the pipeline hands them over (a new resolver: none recorded yet). */
+function hintsFor<const T extends readonly string[]>(...callers: T): { [K in keyof T]: PrincipalHints } {
+  const resolve = createCallerResolver(parseConfig({}).identity);
+  return callers.map((principal) => {
+    const hints = resolve({ principal, certificate: "", headers: {} }).hints;
+    if (hints === undefined) throw new Error(`no hints for ${principal}`);
+    return hints;
+  }) as { [K in keyof T]: PrincipalHints };
 }
 
 const A = "spiffe://example.org/ns/a/sa/one";
@@ -255,8 +266,7 @@ describe("BehaviorMonitor", () => {
 
   it("believes a caller's hint only while its block is the caller's: a block given to another caller is not its baseline", () => {
     const { m } = monitor({ maxCallers: 1 });
-    const hintsA = newPrincipalHints();
-    const hintsB = newPrincipalHints();
+    const [hintsA, hintsB] = hintsFor(A, B);
     feed(m, A, view("tickets", "GET", "/a"), T0, hintsA);
     expect(feed(m, A, view("tickets", "GET", "/a"), T0 + 1_000, hintsA)).toEqual([]);
     const blockOfA = hintsA.baselineBlock;
@@ -276,7 +286,7 @@ describe("BehaviorMonitor", () => {
 
   it("forgets what a hint knew of a caller's baseline once the baseline is forgotten", () => {
     const { m } = monitor({ maxCallers: 1 });
-    const hintsA = newPrincipalHints();
+    const [hintsA] = hintsFor(A);
     feed(m, A, view("tickets", "GET", "/a"), T0, hintsA);
     // Found known: the hint now says A's baseline holds this action and network.
     expect(feed(m, A, view("tickets", "GET", "/a"), T0 + 1_000, hintsA)).toEqual([]);
@@ -331,7 +341,7 @@ describe("BehaviorMonitor", () => {
       const settings = { maxCallers: 2, maxActionsPerCaller: 12, learningPeriodMs: 1_000 };
       const hinted = monitor(settings).m;
       const plain = monitor(settings).m;
-      const hints = callers.map(() => newPrincipalHints());
+      const hints = hintsFor(...callers);
       let at = T0;
       for (const s of steps) {
         at += s.dt;
