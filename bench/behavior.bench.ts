@@ -9,10 +9,12 @@
 // and reported as medians with their ranges:
 // - check_without / check_with: the whole Check (judge + record) without and with behaviour;
 //   added_check_cost_us is the median of the per-round differences;
-// - behavior_calls_alone: exactly the calls the pipeline adds (actionKey, networkKey, check,
-//   observe), over fresh copies of the view's strings (as decoded off the wire: no string hash
-//   cached yet) and the caller's SPIFFE ID as the identity resolver memoises it;
-// - action_key_alone: the action hash alone.
+// - behavior_calls_alone: exactly what the pipeline adds (seedPath, the action key's hashing in
+//   its pass over the path, checkRequest, observeChecked), over fresh copies of the view's strings
+//   (as decoded off the wire: no string hash cached yet) and the caller's SPIFFE ID as the identity
+//   resolver memoises it: those calls with the pass over the path, minus the pass alone (ABBA);
+// - action_key_alone: the action hash of a request whose key the pipeline's pass did not start
+//   (actionKey: a path with a problem, a record phase after another request's judge).
 // The queue is drained after each pass, outside the timing; its cost per observation is reported
 // on its own (it runs off the hot path).
 //
@@ -30,7 +32,7 @@ import { abba, cpuUs, median, numberArg, range, round, shipped, type BenchResult
 // The shipped build (npm run build first), as the decision bench runs it: why in lib.ts.
 const {
   approvals: { ApprovalBook }, behavior: { BehaviorMonitor }, config: { behaviorSchema, parseConfig },
-  decision: { createPipeline, Effects }, identity: { createCallerResolver }, policy: { compilePolicy, parsePolicyDocuments },
+  decision: { createPipeline, Effects, pathProblem }, identity: { createCallerResolver }, policy: { compilePolicy, parsePolicyDocuments },
   signals: { createEmbeddedStore }, telemetry: { createMetrics },
 } = await shipped();
 
@@ -101,8 +103,8 @@ export function batch(pipeline: Pipeline, requests: readonly AccessRequest[]): v
 
 /**
  * Everything in one process: per round the whole Check without behaviour and with it in ABBA order
- * (without, with, with, without), then the calls behaviour adds (actionKey, networkKey, check,
- * observe) alone and actionKey alone. Each measurement is the CPU time of `passes` passes over the
+ * (without, with, with, without), then the calls behaviour adds alone (with the pass over the
+ * path that starts the action key, minus that pass alone, ABBA) and actionKey alone. Each measurement is the CPU time of `passes` passes over the
  * 4,096 requests; the queue is drained after each pass, outside the timing (its cost per
  * observation is reported on its own: it runs off the Check path).
  */
@@ -144,11 +146,16 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
       batch(w.observed, w.requests);
     },
     calls: (): void => {
-      // As the pipeline calls them.
+      // As the pipeline calls them: its pass over the path (pathProblem) started the action key.
       for (const { caller, hints, view, at } of copies) {
+        sink += pathProblem(view.path, view.path_only.length, w.behavior.seedPath(view.destination, view.method, view.path))?.length ?? 1;
         flagged += w.behavior.checkRequest(caller, view, at, hints).length;
         w.behavior.observeChecked(caller, view, at, "", w.behavior.ticket);
       }
+    },
+    path: (): void => {
+      // The pass over the path a Check without behaviour makes: subtracted from `calls`.
+      for (const { view } of copies) sink += pathProblem(view.path, view.path_only.length)?.length ?? 1;
     },
     actionKey: (): void => {
       for (const { view } of copies) sink += w.behavior.actionKey(view);
@@ -161,10 +168,10 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
   const time = (name: Variant): number => {
     let us = 0;
     for (let p = 0; p < passes; p++) {
-      if (name === "calls" || name === "actionKey") refresh();
+      if (name === "calls" || name === "path" || name === "actionKey") refresh();
       us += cpuUs(variants[name]);
       const d = cpuUs(() => { w.behavior.drain(); });
-      if (name !== "plain" && name !== "actionKey") {
+      if (name === "behavior" || name === "calls") {
         drainUs += d;
         drained += items.length;
       }
@@ -176,12 +183,9 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
   drainUs = 0;
   drained = 0;
   const whole = abba(time, "plain", "behavior", rounds);
-  const calls: number[] = [];
+  const calls = abba(time, "path", "calls", rounds);
   const actionKeys: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    calls.push(time("calls"));
-    actionKeys.push(time("actionKey"));
-  }
+  for (let r = 0; r < rounds; r++) actionKeys.push(time("actionKey"));
   const enforced = w.behavior.size;
   await w.close();
   if (sink === 0.5) throw new Error("unreachable: keeps actionKey's result alive");
@@ -195,8 +199,8 @@ async function interleaved(callers: "many" | "few", rounds: number, passes: numb
     check_with_behavior_us_range: range(whole.variant),
     added_check_cost_us_median: round(median(whole.added), 3),
     added_check_cost_us_range: range(whole.added),
-    behavior_calls_alone_us_median: round(median(calls), 3),
-    behavior_calls_alone_us_range: range(calls),
+    behavior_calls_alone_us_median: round(median(calls.added), 3),
+    behavior_calls_alone_us_range: range(calls.added),
     action_key_alone_us_median: round(median(actionKeys), 3),
     drain_per_observation_us_off_path: round(drainUs / drained, 3),
   };
@@ -260,8 +264,9 @@ export async function runBehaviorBench(options: { quick?: boolean; rounds?: numb
   const command = "node --expose-gc --import tsx bench/behavior.bench.ts";
   const how = "CPU time (process.cpuUsage, user + system) per Check over passes of the decision bench's 4,096 requests (1,000 rules), "
     + "everything in one process: per round the whole Check without behaviour and with it in ABBA order (without, with, with, without), "
-    + "then the calls behaviour adds (checkRequest, observeChecked) alone over fresh copies of the view's strings (the caller's SPIFFE ID as the identity resolver memoises it), and "
-    + "actionKey alone; medians and ranges over the rounds. added_check_cost_us is the median of the rounds' differences (with − without). "
+    + "then the calls behaviour adds alone (seedPath, pathProblem with the seeded lanes, checkRequest, observeChecked, minus pathProblem without them, ABBA) over fresh copies "
+    + "of the view's strings (the caller's SPIFFE ID as the identity resolver memoises it), and actionKey alone (the hash of a request whose key the pipeline's pass over "
+    + "the path did not start); medians and ranges over the rounds. added_check_cost_us is the median of the rounds' differences (with − without). "
     + "Every baseline is learned and enforced (no request is an anomaly: the steady state). The drain (learning, windows, detection, "
     + "signal writes) runs off the Check path a few milliseconds later; it is timed on its own.";
   return [

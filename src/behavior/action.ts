@@ -16,7 +16,8 @@
 import { randomBytes } from "node:crypto";
 import type { RequestView } from "../model/index.js";
 
-const PRIME = 0x01000193;
+/** FNV-1a's 32-bit prime; exported for the pipeline's pass over the path (decision's `pathProblem`). */
+export const FNV_PRIME = 0x01000193;
 
 /**
  * The per-process offset bases of the two hash lanes, and actionHash's memo: per recently seen
@@ -71,16 +72,19 @@ function memoSlot(destination: string, method: string): number {
 
 /** A path segment that names an instance rather than a kind of thing: it becomes "*". */
 function isIdSegment(path: string, from: number, to: number): boolean {
-  const length = to - from;
-  if (length === 0) return false;
-  if (length > 24) return true;
-  // An API version ("v1", "v2beta") names a kind of thing, not an instance.
-  if (path.charCodeAt(from) === 118 && length <= 8 && isDigit(path.charCodeAt(from + 1))) return false;
-  for (let i = from; i < to; i++) {
-    const c = path.charCodeAt(i);
-    if (c >= 48 && c <= 57) return true; // a digit: ids, dates, versions of a thing
-  }
-  return false;
+  let digit = false;
+  for (let i = from; i < to && !digit; i++) digit = isDigit(path.charCodeAt(i));
+  return isIdLike(path, from, to - from, digit);
+}
+
+/**
+ * The rule `isIdSegment` applies, for a segment of `length` characters at `start` in `path`
+ * (`digit`: whether it has one): longer than 24 characters, or a digit in it (ids, dates, versions
+ * of a thing) unless it is an API version ("v1", "v2beta"), which names a kind of thing. Exported
+ * for the pipeline's pass over the path (decision's `pathProblem`), which finds `digit` as it goes.
+ */
+export function isIdLike(path: string, start: number, length: number, digit: boolean): boolean {
+  return length > 24 || (digit && !(length <= 8 && path.charCodeAt(start) === 118 && isDigit(path.charCodeAt(start + 1))));
 }
 
 function isDigit(c: number): boolean {
@@ -100,21 +104,21 @@ function feedText(s: string, from: number, to: number): void {
   let b = lanes[1] as number;
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
-    a = Math.imul(a ^ c, PRIME);
-    b = Math.imul(b ^ c, PRIME);
+    a = Math.imul(a ^ c, FNV_PRIME);
+    b = Math.imul(b ^ c, FNV_PRIME);
   }
   lanes[0] = a;
   lanes[1] = b;
 }
 
 function feedChar(c: number): void {
-  lanes[0] = Math.imul((lanes[0] as number) ^ c, PRIME);
-  lanes[1] = Math.imul((lanes[1] as number) ^ c, PRIME);
+  lanes[0] = Math.imul((lanes[0] as number) ^ c, FNV_PRIME);
+  lanes[1] = Math.imul((lanes[1] as number) ^ c, FNV_PRIME);
 }
 
 /** 26 bits of each lane: a safe integer, the same for a request and for its label. */
 function combine(): number {
-  return ((lanes[0] as number) >>> 6) * 0x4000000 + ((lanes[1] as number) >>> 6);
+  return combineLanes(lanes[0] as number, lanes[1] as number);
 }
 
 /** The kind of action a request is: an MCP tool call, a gRPC method, or an HTTP method on a path. */
@@ -126,46 +130,57 @@ function actionKind(view: RequestView): "mcp" | "grpc" | "http" {
 
 /**
  * The action's key: the hash of `actionLabel(view)`, computed without building it. For an HTTP
- * request (nearly every Check) the lanes after "destination METHOD " come from the key's memo when
- * that destination and method were seen lately, and the path is hashed by `pathHash`, both lanes
- * in locals, with id-like segments as "*", as `pathPattern` writes it, in one pass. (Per-string
- * helper calls through the lanes scratch cost about half again as many instructions, callgrind:
- * they are used only when the memo misses.)
+ * request the lanes after "destination METHOD " come from the key's memo (`seedLanes`), then the
+ * path's pattern is hashed by `pathHash`. The pipeline does not come this way for an HTTP
+ * request whose path is in normal form: its one pass over the path (decision's `pathProblem`)
+ * feeds the pattern to the seeded lanes as it checks the path (see `BehaviorMonitor.seedPath`).
+ * This is the way for everything else, and the reference that pass is tested against.
  */
 export function actionHash(key: HashKey, view: RequestView): number {
-  if (actionKind(view) !== "http") return otherActionHash(key, view);
-  const destination = view.destination;
-  const method = view.method;
-  const memo = key.memo;
-  const at = MEMO_STRIDE * memoSlot(destination, method);
-  let a: number;
-  let b: number;
-  // An empty method is never remembered, so an empty slot cannot match.
-  if (memo[at + 1] === method && memo[at] === destination && method !== "") {
-    // As int32 (they are stored as such): TurboFan then keeps both lanes untagged in the path's loops.
-    a = (memo[at + 2] as number) | 0;
-    b = (memo[at + 3] as number) | 0;
-  } else {
-    // Rare (a destination and method not seen lately): through the lanes scratch.
-    lanes[0] = key.a;
-    lanes[1] = key.b;
-    feedText(destination, 0, destination.length);
-    feedChar(32);
-    feedText(method, 0, method.length);
-    feedChar(32);
-    a = lanes[0];
-    b = lanes[1];
-    if (destination.length + method.length <= MAX_MEMO_CHARS) {
-      memo[at] = destination;
-      memo[at + 1] = method;
-      memo[at + 2] = a;
-      memo[at + 3] = b;
-    }
-  }
+  if (!isHttpAction(view)) return otherActionHash(key, view);
+  seedLanes(key, view.destination, view.method, lanes);
   // The path without its query is read in place in the whole path (it is that path's prefix): the
   // decoder made the whole path a flat string, the part before "?" is a slice of it, and each
   // character read through a slice costs about twice as many instructions (issue #9).
-  return pathHash(view.path, view.path_only.length, a, b);
+  return pathHash(view.path, view.path_only.length, lanes[0] as number, lanes[1] as number);
+}
+
+/** Whether a request's action is an HTTP method on a path (not an MCP tool call or a gRPC method). */
+export function isHttpAction(view: RequestView): boolean {
+  return view.mcp_tool === "" && view.grpc_service === "";
+}
+
+/**
+ * Sets `out[0]` and `out[1]` to both lanes after "destination METHOD " (an HTTP action's label up
+ * to its path): from the key's memo when that destination and method were seen lately, else fed
+ * and remembered.
+ */
+export function seedLanes(key: HashKey, destination: string, method: string, out: Int32Array): void {
+  const memo = key.memo;
+  const at = MEMO_STRIDE * memoSlot(destination, method);
+  // An empty method is never remembered, so an empty slot cannot match.
+  if (memo[at + 1] === method && memo[at] === destination && method !== "") {
+    out[0] = memo[at + 2] as number;
+    out[1] = memo[at + 3] as number;
+    return;
+  }
+  // Rare (a destination and method not seen lately).
+  lanes[0] = key.a;
+  lanes[1] = key.b;
+  feedText(destination, 0, destination.length);
+  feedChar(32);
+  feedText(method, 0, method.length);
+  feedChar(32);
+  const a = lanes[0];
+  const b = lanes[1];
+  if (destination.length + method.length <= MAX_MEMO_CHARS) {
+    memo[at] = destination;
+    memo[at + 1] = method;
+    memo[at + 2] = a;
+    memo[at + 3] = b;
+  }
+  out[0] = a;
+  out[1] = b;
 }
 
 /**
@@ -174,8 +189,9 @@ export function actionHash(key: HashKey, view: RequestView): number {
  * only what a character needs (the lanes, the position, whether a digit was seen), so TurboFan
  * keeps it all in registers; with the segment's start and the state before it live in the same
  * loop, it spilled the lanes to the stack on every character (callgrind: a third fewer
- * instructions per path this way). An id-like segment (`isIdSegment`) is taken back and "*" fed
- * instead.
+ * instructions per path this way). An id-like segment (`isIdLike`) is taken back and "*" fed
+ * instead. (In cluster mode other requests can be judged between a request's judge and its
+ * record, so observeChecked comes this way too: it is kept fast.)
  */
 function pathHash(path: string, length: number, a: number, b: number): number {
   let start = 0;
@@ -187,24 +203,26 @@ function pathHash(path: string, length: number, a: number, b: number): number {
     while (i < length) {
       const c = path.charCodeAt(i);
       if (c === 47) break;
-      // isDigit, upper bound first: most path characters are letters, which fail it at once
-      // (callgrind: isDigit's order costs about 90 instructions more per path).
+      // Upper bound first: most path characters are letters, which fail it at once.
       if (c <= 57 && c >= 48) digit = true;
-      x = Math.imul(x ^ c, PRIME);
-      y = Math.imul(y ^ c, PRIME);
+      x = Math.imul(x ^ c, FNV_PRIME);
+      y = Math.imul(y ^ c, FNV_PRIME);
       i++;
     }
-    const segment = i - start;
-    // As isIdSegment: longer than 24, or a digit in it unless it is an API version ("v1", "v2beta").
-    if (segment > 24 || (digit && !(path.charCodeAt(start) === 118 && segment <= 8 && isDigit(path.charCodeAt(start + 1))))) {
-      x = Math.imul(a ^ 42, PRIME);
-      y = Math.imul(b ^ 42, PRIME);
+    if (isIdLike(path, start, i - start, digit)) {
+      x = Math.imul(a ^ 42, FNV_PRIME);
+      y = Math.imul(b ^ 42, FNV_PRIME);
     }
-    if (i >= length) return (x >>> 6) * 0x4000000 + (y >>> 6);
-    a = Math.imul(x ^ 47, PRIME);
-    b = Math.imul(y ^ 47, PRIME);
+    if (i >= length) return combineLanes(x, y);
+    a = Math.imul(x ^ 47, FNV_PRIME);
+    b = Math.imul(y ^ 47, FNV_PRIME);
     start = i + 1;
   }
+}
+
+/** An action key from both lanes as the pipeline's pass over the path left them (see `actionHash`). */
+export function combineLanes(a: number, b: number): number {
+  return (a >>> 6) * 0x4000000 + (b >>> 6);
 }
 
 /** An MCP tool call's or a gRPC method's key (see {@link actionHash}). */

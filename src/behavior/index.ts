@@ -9,3 +9,4 @@ export {
 } from "./monitor.js";
 export { behaviorStatePath, persistBaselines, readBaselines, writeBaselines, type BaselinePersistence } from "./persist.js";
 export { behaviorBucketName, MeshFanout, type MeshFanoutOptions } from "./mesh.js";
+export { FNV_PRIME, isIdLike } from "./action.js";

@@ -129,7 +129,10 @@ export function createPipeline(deps: DeciderDeps): Pipeline {
       const pathOnly = pathOf(request.path);
       // Checked once, over the decoder's flat string (see pathProblem): a refusal for the refusals
       // phase, and a path found normal spares the policy its own (weaker) check.
-      const pathRefusal = pathProblem(request.path, pathOnly.length);
+      // The same pass starts behaviour's action key (seedPath): the path is read once, not twice.
+      const pathLanes = behavior !== undefined && evaluation === undefined
+        ? behavior.seedPath(destination.name ?? "", request.method, request.path) : undefined;
+      const pathRefusal = pathProblem(request.path, pathOnly.length, pathLanes);
       // The body is read once: one MCP call, a batch judged call by call, or a refusal reason.
       const rpc = evaluation === undefined
         ? readJsonRpc(request.body, isMcpRoute(request.contextExtensions, pathOnly, rpcLimits), rpcLimits)

@@ -10,9 +10,11 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { BehaviorMonitor, readBaselines, writeBaselines } from "../../src/behavior/index.js";
 import {
-  actionHash, actionLabel, ipv4NetworkHash, labelHash, MAX_MEMO_CHARS, networkHash, networkLabel, newHashKey, OTHER_NETWORK, pathPattern,
+  actionHash, actionLabel, combineLanes, ipv4NetworkHash, labelHash, MAX_MEMO_CHARS, networkHash, networkLabel, newHashKey, OTHER_NETWORK,
+  pathPattern, seedLanes,
 } from "../../src/behavior/action.js";
 import { behaviorSchema, parseConfig } from "../../src/config/index.js";
+import { pathProblem } from "../../src/decision/index.js";
 import { createCallerResolver } from "../../src/identity/index.js";
 import type { PrincipalHints, RequestView } from "../../src/model/index.js";
 import { createEmbeddedStore, type SignalStore } from "../../src/signals/index.js";
@@ -112,6 +114,51 @@ describe("action and network keys", () => {
     const key = newHashKey();
     const v = view("svc", "GET", path);
     expect(actionHash(key, v)).toBe(labelHash(key, actionLabel(v)));
+  });
+
+  // The pipeline's pass over the path (decision's pathProblem) feeds the seeded lanes as it checks
+  // the path: for every path it finds normal, the key must be actionHash's (and so the label's).
+  // Pieces: id-like and not (digits, API versions, 24/25 characters), percent-encodings with and
+  // without digits, dots inside segments, a trailing slash, and the refused tricks.
+  it("hash a normal path in the pipeline's pass over it exactly as actionHash does (property)", () => {
+    const piece = fc.constantFrom(
+      "/", "/", "/", "a", "b0", "v1", "v", "v2beta", "v12345678", "x", "-", "~", ".", "..", "a.b", "%41", "%4a", "%Ab", "%e9", "%2F", "%",
+      "7", "2026-12-02", "a".repeat(24), "b".repeat(25), ";", " ",
+    );
+    const path = fc.array(piece, { maxLength: 14 }).map((pieces) => `/${pieces.join("")}`);
+    const query = fc.option(fc.constantFrom("", "a=1", "/x/9", "%41"), { nil: undefined });
+    let normal = 0;
+    fc.assert(fc.property(fc.constantFrom("svc", "payments", ""), fc.constantFrom("GET", "POST", ""), path, query, (destination, method, pathOnly, q) => {
+      const key = newHashKey();
+      const whole = q === undefined ? pathOnly : `${pathOnly}?${q}`;
+      const lanes = new Int32Array(5);
+      seedLanes(key, destination, method, lanes);
+      lanes[2] = -1;
+      const problem = pathProblem(whole, pathOnly.length, lanes);
+      expect(problem).toBe(pathProblem(pathOnly));
+      const v = view(destination, method, whole, { path_only: pathOnly });
+      if (problem !== undefined) {
+        expect(lanes[2]).toBe(-1);
+        return;
+      }
+      normal++;
+      expect(lanes[2]).toBe(pathOnly.length);
+      expect(combineLanes(lanes[0] ?? 0, lanes[1] ?? 0)).toBe(actionHash(key, v));
+      expect(actionHash(key, v)).toBe(labelHash(key, actionLabel(v)));
+    }), { numRuns: 3000 });
+    // The generator must reach normal paths, or the property says nothing.
+    expect(normal).toBeGreaterThan(300);
+  });
+
+  it.each([
+    "/", "/a/", "/v1", "/v1/x", "/api/v2beta/items/42/", "/a/%41/b", "/a/%4A", "/a/%ab", `/${"a".repeat(24)}`, `/${"a".repeat(25)}/x`,
+    "/2026-12-02/a", "/a.b/c.d", "/x/..a/...",
+  ])("hash the normal path %j in the pipeline's pass as actionHash does", (path) => {
+    const key = newHashKey();
+    const lanes = new Int32Array(5);
+    seedLanes(key, "svc", "GET", lanes);
+    expect(pathProblem(path, path.length, lanes)).toBeUndefined();
+    expect(combineLanes(lanes[0] ?? 0, lanes[1] ?? 0)).toBe(actionHash(key, view("svc", "GET", path)));
   });
 
   // Hostile: the method is the caller's to choose (an HTTP/2 :method is any token). A long one is
@@ -329,6 +376,54 @@ describe("BehaviorMonitor", () => {
     // Enforced: the one-call path flags as the separate calls do.
     expect(m.checkRequest(A, payments, T0 + 1_000)).toEqual(["new_action", "new_source_network"]);
     expect(m.checkRequest(A, tickets, T0 + 1_000)).toEqual([]);
+  });
+
+  // The pipeline seeds the action key for its pass over the path (seedPath, then pathProblem);
+  // checkRequest may use what the pass left only for that very request. A request it was not
+  // seeded for (another path, method or destination, a pass that found a problem, an MCP call on
+  // the same path) is hashed by itself: the anomaly answers below would differ otherwise.
+  it("uses the pipeline's pass over the path only for the request it was seeded for", () => {
+    const { m } = monitor();
+    const known = view("tickets", "GET", "/a/b");
+    const pass = (destination: string, method: string, path: string, end = path.length): void => {
+      pathProblem(path, end, m.seedPath(destination, method, path));
+    };
+    pass("tickets", "GET", "/a/b");
+    expect(m.checkRequest(A, known, T0)).toEqual([]);
+    m.observeChecked(A, known, T0, "", m.ticket);
+    // The action with no path: its key is that of the lanes as seeded, before any path is fed.
+    const pathless = view("tickets", "GET", "");
+    expect(m.checkRequest(A, pathless, T0)).toEqual([]);
+    m.observeChecked(A, pathless, T0, "", m.ticket);
+    m.drain();
+    expect(m.show(A)?.actions).toEqual(["tickets GET ", "tickets GET /a/b"]);
+    const at = T0 + 1_000;
+    // Seeded and passed for this request: known.
+    pass("tickets", "GET", "/a/b");
+    expect(m.checkRequest(A, known, at)).toEqual([]);
+    // Seeded for another path, method or destination, then the known request is checked: known.
+    pass("tickets", "GET", "/a/c");
+    expect(m.checkRequest(A, known, at)).toEqual([]);
+    pass("tickets", "POST", "/a/b");
+    expect(m.checkRequest(A, known, at)).toEqual([]);
+    pass("payments", "GET", "/a/b");
+    expect(m.checkRequest(A, known, at)).toEqual([]);
+    // Seeded for the known request, then another one is checked: new.
+    for (const other of [view("tickets", "GET", "/a/c"), view("tickets", "POST", "/a/b"), view("payments", "GET", "/a/b")]) {
+      pass("tickets", "GET", "/a/b");
+      expect(m.checkRequest(A, other, at)).toEqual(["new_action"]);
+    }
+    // The same path read to another length (a query the view does not cut off).
+    pass("tickets", "GET", "/a/b?x", 4);
+    expect(m.checkRequest(A, view("tickets", "GET", "/a/b?x"), at)).toEqual(["new_action"]);
+    // An MCP tool call on the known route is an action of its own.
+    pass("tickets", "GET", "/a/b");
+    expect(m.checkRequest(A, view("tickets", "GET", "/a/b", { mcp_tool: "delete_all" }), at)).toEqual(["new_action"]);
+    // A pass that found a problem finishes nothing, whatever the pass before it left (its length,
+    // with the lanes as seeded: the pathless action's key).
+    pass("tickets", "GET", "/a/b");
+    pass("tickets", "GET", "/a//");
+    expect(m.checkRequest(A, view("tickets", "GET", "/a//"), at)).toEqual(["new_action"]);
   });
 
   it("answers with hints exactly as without, through learning, growth, eviction and block reuse (property)", () => {
