@@ -401,6 +401,8 @@ export class BehaviorMonitor {
       && view.destination === this.#seededDestination && isHttpAction(view)
       ? combineLanes(lanes[0] ?? 0, lanes[1] ?? 0)
       : actionHash(this.#key, view);
+    // The path may carry a query with a secret in it: not held past its request's check.
+    this.#seededPath = "";
     return this.check(caller, action, this.networkKey(view.source_ip), at, hints);
   }
 
@@ -409,8 +411,9 @@ export class BehaviorMonitor {
    * `pathProblem`, which feeds the path's pattern to these lanes as it checks the path): the lanes
    * after "destination METHOD ", from actionHash's memo. `checkRequest` then uses what the pass
    * left, if it finished, for this destination, method and path; otherwise it hashes the request
-   * itself. Undefined when behaviour is off. Reading the path once instead of twice is about half
-   * of behaviour's cost per Check (callgrind, issue #12).
+   * itself. Undefined when behaviour is off. The second pass over the path was the largest part
+   * of the time behaviour added to a Check (about 0.12 µs of 0.2–0.45 on the bench machine);
+   * hashing in the first costs about a tenth of that (BENCHMARKS.md, issue #12's ninth pass).
    */
   seedPath(destination: string, method: string, path: string): Int32Array | undefined {
     if (!this.enabled) return undefined;
