@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnvoyClient, type DecodedCheckResponse } from "../support/envoy-client.js";
 import { startVigilProcess, type VigilProcess } from "../support/vigil-process.js";
 import { NATS_SERVER, startNats, type NatsProcess } from "../signals/nats-server.js";
+import { eventually } from "../signals/support.js";
 
 const CRM = "spiffe://example.org/ns/crm/sa/sync";
 const READ = { sourcePrincipal: CRM, host: "payments", method: "GET", path: "/v1/payments/3" };
@@ -82,8 +83,11 @@ describe("process faults: embedded journal", () => {
     running.push(second);
     await expectAllThere(second);
     // The journal was not damaged by the kill: every record replayed, none corrupt (no repair).
-    const replay = second.output().split("\n").filter((l) => l.includes("journal replayed") && !l.includes("approvals"))
-      .map((l) => JSON.parse(l) as { records: number; applied: number; corrupt: number });
+    // Log lines leave the sidecar in batches, at the latest 250 ms after they were written
+    // (telemetry/line-writer.ts): the restart's replay line may still be on its way.
+    const replayLines = (): string[] => second.output().split("\n").filter((l) => l.includes("journal replayed") && !l.includes("approvals"));
+    await eventually(() => replayLines().length > 0, 5_000, "the restart's journal replay line");
+    const replay = replayLines().map((l) => JSON.parse(l) as { records: number; applied: number; corrupt: number });
     expect(replay).toHaveLength(1);
     expect(replay[0]?.corrupt).toBe(0);
     expect(replay[0]?.applied).toBeGreaterThanOrEqual(WRITES + 1);
