@@ -104,9 +104,10 @@ export function batch(pipeline: Pipeline, requests: readonly AccessRequest[]): v
 /**
  * Everything in one process: per round the whole Check without behaviour and with it in ABBA order
  * (without, with, with, without), then the calls behaviour adds alone (with the pass over the
- * path that starts the action key, minus that pass alone, ABBA) and actionKey alone. Each measurement is the CPU time of `passes` passes over the
- * 4,096 requests; the queue is drained after each pass, outside the timing (its cost per
- * observation is reported on its own: it runs off the Check path).
+ * path that starts the action key, minus that pass alone, ABBA) and actionKey alone. Each
+ * measurement is the CPU time of `passes` passes over the 4,096 requests; the queue is drained
+ * after each pass, outside the timing (its cost per observation is reported on its own: it runs
+ * off the Check path).
  */
 async function interleaved(callers: "many" | "few", rounds: number, passes: number): Promise<Record<string, number | string>> {
   const w = await world(callers);

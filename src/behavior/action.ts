@@ -147,7 +147,7 @@ export function actionHash(key: HashKey, view: RequestView): number {
 
 /** Whether a request's action is an HTTP method on a path (not an MCP tool call or a gRPC method). */
 export function isHttpAction(view: RequestView): boolean {
-  return view.mcp_tool === "" && view.grpc_service === "";
+  return actionKind(view) === "http";
 }
 
 /**
