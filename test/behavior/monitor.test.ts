@@ -161,6 +161,20 @@ describe("action and network keys", () => {
     expect(combineLanes(lanes[0] ?? 0, lanes[1] ?? 0)).toBe(actionHash(key, view("svc", "GET", path)));
   });
 
+  // Hostile: pathProblem counts a segment's dots in the low bits of one integer, which a segment of
+  // 2^20 dots or more carries into the "other character" bit. The answer and the key must not move.
+  it("judge and hash a path with a segment of 2^20 and 2^21 dots as actionHash and a plain count do", () => {
+    const key = newHashKey();
+    for (const dots of [2 ** 20 - 1, 2 ** 20, 2 ** 21, 2 ** 21 + 1]) {
+      const path = `/a/${".".repeat(dots)}/b`;
+      const lanes = new Int32Array(5);
+      seedLanes(key, "svc", "GET", lanes);
+      expect(pathProblem(path, path.length, lanes)).toBeUndefined();
+      expect(pathProblem(`/a/${".".repeat(dots)}`)).toBeUndefined();
+      expect(combineLanes(lanes[0] ?? 0, lanes[1] ?? 0)).toBe(actionHash(key, view("svc", "GET", path)));
+    }
+  });
+
   // Hostile: the method is the caller's to choose (an HTTP/2 :method is any token). A long one is
   // hashed as its label is, every time, and never kept: the memo cannot be made to hold 1,024
   // strings of header size.
