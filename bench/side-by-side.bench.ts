@@ -4,6 +4,8 @@
 // 723-byte Envoy-shaped CheckRequests (mTLS principals, 15 headers with a bearer token, context
 // extensions): one the example policy allows through a CEL rule (deploy-api staging-deploy), one
 // no rule matches (a path deploy-api has no rule for), which Vigil denies.
+// A third server in every round does the floor's work on node:http2 without grpc-js: the floor
+// minus it is grpc-js's own share of a Check, which Vigil pays too (it is served by grpc-js).
 // Per run: h2load -c 2 -m 64 throughput and the server's CPU per Check (utime + stime of the whole
 // process, all threads, from /proc, before and after); per round: one-at-a-time p50 (-c 1 -m 1).
 // Goals: Vigil's CPU per Check ≤ the floor's; one-at-a-time p50 within 0.03 ms of the floor's.
@@ -20,6 +22,12 @@ import { cpuSeconds, h2load, median, range, residentMb, startTarget, stopTarget,
 import { cliArg, numberArg, round, type BenchResult } from "./lib.js";
 
 const CONNECTIONS = 2;
+/**
+ * The servers of each round: the do-nothing grpc-js floor, Vigil, and the same do-nothing work on
+ * node:http2 without grpc-js (floor-server.ts "http2"), whose difference from the floor is grpc-js's
+ * own share of a Check: the part Vigil, served by grpc-js, pays exactly as the floor does.
+ */
+const KINDS = ["floor-standard", "vigil", "floor-http2"] as const;
 const STREAMS = 64;
 
 const BASE: EnvoyLikeRequest = {
@@ -93,7 +101,7 @@ export async function runSideBySideBench(o: SideBySideOptions): Promise<BenchRes
   try {
     for (let round = 0; round < o.rounds; round++) {
       // Both servers are up for the whole round (an idle one costs nothing); the order alternates.
-      const kinds = round % 2 === 0 ? ["floor-standard", "vigil"] : ["vigil", "floor-standard"];
+      const kinds = round % 2 === 0 ? [...KINDS] : [...KINDS].reverse();
       targets.length = 0;
       for (const kind of kinds) targets.push(await startTarget(kind, { node: o.node }));
       for (const t of targets) {
@@ -147,6 +155,12 @@ export async function runSideBySideBench(o: SideBySideOptions): Promise<BenchRes
     figures[`${c.name}: one-at-a-time p50 ms floor`] = range(fs, 3);
     figures[`${c.name}: one-at-a-time p50 ms vigil`] = range(vs, 3);
     figures[`${c.name}: one-at-a-time p50 vigil − floor ms (median)`] = round(median(vs) - median(fs), 3);
+    const bare = samples.get(`floor-http2/${c.name}`) ?? [];
+    const shares = floor.map((f, i) => f.cpuUsPerCheck - (bare[i]?.cpuUsPerCheck ?? Number.NaN));
+    const hs = single.get(`floor-http2/${c.name}`) ?? [];
+    figures[`${c.name}: floor on node:http2 (no grpc-js) cpu_us_per_check`] = range(bare.map((s) => s.cpuUsPerCheck), 1);
+    figures[`${c.name}: grpc-js's own share, floor − floor on node:http2, cpu µs per check`] = `${range(shares, 1)} (median ${round(median(shares), 1)})`;
+    figures[`${c.name}: grpc-js's own share of one-at-a-time p50 ms (median)`] = round(median(fs) - median(hs), 3);
   }
   figures.failed_requests = failed;
   figures.vigil_rss_after_load_mb = round(vigilRss, 1);
@@ -154,7 +168,7 @@ export async function runSideBySideBench(o: SideBySideOptions): Promise<BenchRes
     name: `Vigil side by side with a do-nothing grpc-js server${o.label === undefined ? "" : ` (${o.label})`}`,
     command: `npx tsx bench/side-by-side.bench.ts --rounds ${o.rounds} --requests ${o.requests}${o.node === undefined ? "" : ` --node ${relative(process.cwd(), o.node)}`}`,
     figures,
-    notes: "floor = grpc-js with proto-loader's deserialiser (decode + toObject) answering a fixed OK. CPU per Check is the server process's utime + stime (all threads) over one h2load run divided by the requests answered; ratios pair the runs of one round. Ranges are min–max over the rounds.",
+    notes: "floor = grpc-js with proto-loader's deserialiser (decode + toObject) answering a fixed OK; floor on node:http2 = the same work served without grpc-js. CPU per Check is the server process's utime + stime (all threads) over one h2load run divided by the requests answered; ratios pair the runs of one round. Ranges are min–max over the rounds.",
   };
 }
 

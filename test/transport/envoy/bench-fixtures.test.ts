@@ -28,4 +28,25 @@ describe("benchmark fixtures", () => {
       await floor.close();
     }
   });
+
+  it("the node:http2 floor answers a Check as the standard grpc-js floor does, and a broken one with INTERNAL", async () => {
+    const standard = await startFloorServer(0, "127.0.0.1", "standard");
+    const http2 = await startFloorServer(0, "127.0.0.1", "http2");
+    const standardClient = createEnvoyClient(`127.0.0.1:${standard.port}`);
+    const http2Client = createEnvoyClient(`127.0.0.1:${http2.port}`);
+    try {
+      const bytes = benchmarkCheckRequestBytes();
+      const fromHttp2 = await http2Client.checkRaw(bytes);
+      expect(fromHttp2.status?.code ?? 0).toBe(0);
+      expect(fromHttp2).toEqual(await standardClient.checkRaw(bytes));
+      // Two calls on one connection: the server keeps no per-stream state between them.
+      expect((await http2Client.checkRaw(bytes)).status?.code ?? 0).toBe(0);
+      await expect(http2Client.checkRaw(Buffer.from([0xff, 0xff, 0xff]))).rejects.toMatchObject({ code: 13 });
+    } finally {
+      standardClient.close();
+      http2Client.close();
+      await standard.close();
+      await http2.close();
+    }
+  });
 });
