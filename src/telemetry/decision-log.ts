@@ -59,15 +59,17 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
   // and dropped-and-counted like every other line; closing the decision log only flushes it, the
   // logger goes on. Another destination on a file descriptor gets a batched writer of its own;
   // other destinations (tests) get the lines as is.
+  const writer = stream instanceof LineWriter ? stream : typeof stream.fd === "number" ? new LineWriter(stream.fd) : undefined;
   const sink: { write(line: string): unknown; close?: () => Promise<void> } = stream instanceof LineWriter
     ? { write: (text: string) => { stream.write(text); }, close: () => new Promise((resolve) => { stream.flush(() => { resolve(); }); }) }
-    : typeof stream.fd === "number" ? new LineWriter(stream.fd) : stream;
+    : writer ?? stream;
   const bindings = JSON.stringify(logger.bindings()).slice(1, -1);
   const prefix = bindings === "" ? "" : `,${bindings}`;
   const s = quote;
   const clock = isoClock();
   const known = knownPlain();
-  const log = (line: DecisionLine): void => {
+  /** The line's text, as written; `now` is when the decision was recorded. */
+  const lineText = (line: DecisionLine, now: number): string => {
     // Nearly every line: no value needs escaping, so each is written between quotes as it is, with
     // no quoted copy of its own (15% less CPU for the line, bench/record.bench.ts). Same bytes.
     // Values that repeat from line to line (caller, host, rule, reason, …) are looked up among
@@ -75,28 +77,91 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
     if (plain(line.decision_id) && known(line.caller) && plain(line.credential) && known(line.method) && known(line.host)
       && known(line.destination) && plain(line.path) && known(line.tool) && known(line.outcome) && known(line.rule) && known(line.reason)
       && known(line.policy_version) && known(line.shadow_outcome) && known(line.shadow_rule) && known(line.would_outcome) && known(line.would_rule)) {
-      sink.write(
-        `{"level":"info","time":"${clock()}"${prefix},"decision_id":"${line.decision_id}","caller":"${line.caller}"`
+      return (
+        `{"level":"info","time":"${clock(now)}"${prefix},"decision_id":"${line.decision_id}","caller":"${line.caller}"`
         + `,"credential":"${line.credential}","method":"${line.method}","host":"${line.host}","destination":"${line.destination}","path":"${line.path}"`
         + `,"tool":"${line.tool}","context":${JSON.stringify(line.context)},"outcome":"${line.outcome}","rule":"${line.rule}"`
         + `,"reason":"${line.reason}","identity_problems":${line.identity_problems.length === 0 ? "[]" : JSON.stringify(line.identity_problems)}`
         + `,"latency_us":${line.latency_us},"policy_version":"${line.policy_version}","controls":${list(line.controls)}`
         + `,"matched_rules":${list(line.matched_rules)},"shadow_outcome":"${line.shadow_outcome}","shadow_rule":"${line.shadow_rule}"`
-        + `,"dry_run":${line.dry_run ? "true" : "false"},"would_outcome":"${line.would_outcome}","would_rule":"${line.would_rule}","msg":"decision"}\n`,
+        + `,"dry_run":${line.dry_run ? "true" : "false"},"would_outcome":"${line.would_outcome}","would_rule":"${line.would_rule}","msg":"decision"}\n`
       );
-      return;
     }
-    sink.write(
-      `{"level":"info","time":"${clock()}"${prefix},"decision_id":${s(line.decision_id)},"caller":${s(line.caller)}`
+    return (
+      `{"level":"info","time":"${clock(now)}"${prefix},"decision_id":${s(line.decision_id)},"caller":${s(line.caller)}`
       + `,"credential":${s(line.credential)},"method":${s(line.method)},"host":${s(line.host)},"destination":${s(line.destination)},"path":${s(line.path)}`
       + `,"tool":${s(line.tool)},"context":${JSON.stringify(line.context)},"outcome":${s(line.outcome)},"rule":${s(line.rule)}`
       + `,"reason":${s(line.reason)},"identity_problems":${line.identity_problems.length === 0 ? "[]" : JSON.stringify(line.identity_problems)}`
       + `,"latency_us":${line.latency_us},"policy_version":${s(line.policy_version)},"controls":${list(line.controls)}`
       + `,"matched_rules":${list(line.matched_rules)},"shadow_outcome":${s(line.shadow_outcome)},"shadow_rule":${s(line.shadow_rule)}`
-      + `,"dry_run":${line.dry_run ? "true" : "false"},"would_outcome":${s(line.would_outcome)},"would_rule":${s(line.would_rule)},"msg":"decision"}\n`,
+      + `,"dry_run":${line.dry_run ? "true" : "false"},"would_outcome":${s(line.would_outcome)},"would_rule":${s(line.would_rule)},"msg":"decision"}\n`
     );
   };
-  return Object.assign(log, { close: async () => { await sink.close?.(); } });
+  if (writer === undefined) {
+    // Any other destination gets each line as it is recorded: its write may throw, and a throw in
+    // the record phase turns the answer into a fail-closed denial (transport/envoy/server.ts).
+    const log = (line: DecisionLine): void => { sink.write(lineText(line, Date.now())); };
+    return Object.assign(log, { close: async () => { await sink.close?.(); } });
+  }
+  return deferredLog(lineText, sink, writer);
+}
+
+/** Lines recorded but not yet written; at this many they are written at once (bounded memory). */
+export const MAX_PENDING_DECISION_LINES = 256;
+
+/**
+ * A decision log for a LineWriter, which never throws: recording a decision keeps the line's
+ * fields and the time, and the text is built and written once the current turn of the event loop
+ * is over (setImmediate), after the answers of that turn were handed to grpc-js. So the text (about
+ * 3 µs a line, bench/record.bench.ts) is off the path Envoy waits on (design.md: side effects
+ * leave the hot path without slowing it and without being lost). Same bytes, same order; a line
+ * waits at most one turn, or is written at once when MAX_PENDING_DECISION_LINES are waiting. A line whose
+ * text cannot be built (nothing known does that) is counted as a dropped line, never thrown.
+ */
+function deferredLog(
+  lineText: (line: DecisionLine, now: number) => string,
+  sink: { write(line: string): unknown; close?: () => Promise<void> },
+  writer: LineWriter,
+): DecisionLog {
+  let pending: DecisionLine[] = [];
+  let times: number[] = [];
+  let scheduled = false;
+  const writePending = (): void => {
+    scheduled = false;
+    const lines = pending;
+    const at = times;
+    if (lines.length === 0) return;
+    pending = [];
+    times = [];
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      if (line === undefined) continue;
+      let text: string;
+      try {
+        text = lineText(line, at[i] ?? Date.now());
+      } catch {
+        writer.countDropped(1);
+        continue;
+      }
+      sink.write(text);
+    }
+  };
+  const log = (line: DecisionLine): void => {
+    pending.push(line);
+    times.push(Date.now());
+    if (pending.length >= MAX_PENDING_DECISION_LINES) {
+      writePending();
+    } else if (!scheduled) {
+      scheduled = true;
+      setImmediate(writePending);
+    }
+  };
+  return Object.assign(log, {
+    close: async () => {
+      writePending();
+      await sink.close?.();
+    },
+  });
 }
 
 /** Characters JSON must escape (and U+2028/9, which some log shippers choke on). */
@@ -145,11 +210,10 @@ function quote(value: string): string {
  * The ISO-8601 time pino's isoTime writes, without a Date.toISOString per line (about 1.3 µs on
  * Node 20): the part up to the seconds is rebuilt only when the second changes.
  */
-function isoClock(): () => string {
+function isoClock(): (now: number) => string {
   let second = -1;
   let prefix = "";
-  return () => {
-    const now = Date.now();
+  return (now) => {
     const s = Math.floor(now / 1000);
     if (s !== second) {
       second = s;

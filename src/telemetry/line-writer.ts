@@ -74,6 +74,11 @@ export class LineWriter {
     return { dropped: this.#dropped, failing: this.#failing };
   }
 
+  /** Counts lines lost before they reached the writer (they show in stats.dropped). */
+  countDropped(lines: number): void {
+    this.#dropped += lines;
+  }
+
   /** Appends one line (which must end with "\n"); drops it if the queue is full. */
   write(line: string): void {
     // A UTF-16 code unit takes at most 3 UTF-8 bytes.

@@ -6,9 +6,9 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Writable } from "node:stream";
-import { createDecisionLog, createLogger, type DecisionLine } from "../../src/telemetry/index.js";
+import { createDecisionLog, createLogger, MAX_PENDING_DECISION_LINES, type DecisionLine } from "../../src/telemetry/index.js";
 import { LineWriter } from "../../src/telemetry/line-writer.js";
 
 // --- The string builder as it was before the in-place encoder (src/telemetry/decision-log.ts). ---
@@ -191,5 +191,97 @@ describe("decision log through a LineWriter", () => {
       if (line !== undefined) expect(got.equals(Buffer.from(oldLine(line, timeOf(got.toString("utf8")), PREFIX), "utf8"))).toBe(true);
     });
     expect(writer.stats.dropped).toBe(0);
+  });
+});
+
+// Through a LineWriter (production: stdout) a line's text is built after the current turn of the
+// event loop, off the path Envoy waits on; these hold what that may and may not change.
+describe("decision lines written after the turn that recorded them", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A decision log on a LineWriter over a fresh file, and a way to read what reached the file. */
+  function fileLog(): { log: NonNullable<ReturnType<typeof createDecisionLog>>; writer: LineWriter; lines: () => Promise<string[]>; done: () => Promise<void> } {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-deferred-"));
+    const path = join(dir, "out.log");
+    const fd = openSync(path, "w");
+    const writer = new LineWriter(fd, { flushIntervalMs: 60_000 });
+    const log = createDecisionLog(createLogger({ level: "info", destination: writer }).child({ component: "decision" }));
+    if (log === undefined) throw new Error("no decision log");
+    const lines = async (): Promise<string[]> => {
+      await new Promise<void>((resolve) => { writer.flush(() => { resolve(); }); });
+      return readFileSync(path, "utf8").split("\n").filter((l) => l !== "");
+    };
+    const done = async (): Promise<void> => {
+      await writer.close();
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    };
+    return { log, writer, lines, done };
+  }
+  const nextTurn = (): Promise<void> => new Promise((resolve) => { setImmediate(resolve); });
+
+  it("writes nothing while the turn runs, then every line in order, stamped with the time it was recorded", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(new Date("2026-12-02T07:00:00.123Z"));
+    const { log, lines, done } = fileLog();
+    try {
+      for (let i = 0; i < 3; i++) log({ ...base, decision_id: `d-${String(i)}` });
+      expect(await lines()).toEqual([]);
+      // Built later, still stamped with the time of the record.
+      vi.setSystemTime(new Date("2026-12-02T07:00:09.999Z"));
+      await nextTurn();
+      const written = await lines();
+      expect(written.map((l) => (JSON.parse(l) as { decision_id: string }).decision_id)).toEqual(["d-0", "d-1", "d-2"]);
+      for (const [i, l] of written.entries()) {
+        expect(l).toBe(oldLine({ ...base, decision_id: `d-${String(i)}` }, "2026-12-02T07:00:00.123Z", PREFIX).trimEnd());
+      }
+    } finally {
+      await done();
+    }
+  });
+
+  it(`keeps at most ${String(MAX_PENDING_DECISION_LINES)} lines waiting: the next one writes them all at once`, async () => {
+    const { log, lines, done } = fileLog();
+    try {
+      for (let i = 0; i < MAX_PENDING_DECISION_LINES - 1; i++) log({ ...base, decision_id: `d-${String(i)}` });
+      expect(await lines()).toHaveLength(0);
+      log({ ...base, decision_id: "last-of-the-batch" });
+      log({ ...base, decision_id: "after" });
+      const now = await lines();
+      expect(now).toHaveLength(MAX_PENDING_DECISION_LINES);
+      expect(now.at(-1)).toContain("\"decision_id\":\"last-of-the-batch\"");
+      await nextTurn();
+      expect((await lines()).at(-1)).toContain("\"decision_id\":\"after\"");
+    } finally {
+      await done();
+    }
+  });
+
+  it("writes waiting lines on close", async () => {
+    const { log, lines, done } = fileLog();
+    try {
+      log({ ...base, decision_id: "at-close" });
+      await log.close();
+      expect(await lines()).toEqual([oldLine({ ...base, decision_id: "at-close" }, timeOf(((await lines())[0] ?? "")), PREFIX).trimEnd()]);
+    } finally {
+      await done();
+    }
+  });
+
+  it("counts a line whose text cannot be built as dropped, throws nothing and writes the others", async () => {
+    const { log, writer, lines, done } = fileLog();
+    try {
+      const hostile = { toJSON: (): never => { throw new Error("no text for this one"); } } as unknown as Record<string, string>;
+      log({ ...base, decision_id: "before" });
+      log({ ...base, decision_id: "broken", context: hostile });
+      log({ ...base, decision_id: "after" });
+      await nextTurn();
+      expect((await lines()).map((l) => (JSON.parse(l) as { decision_id: string }).decision_id)).toEqual(["before", "after"]);
+      expect(writer.stats.dropped).toBe(1);
+    } finally {
+      await done();
+    }
   });
 });
