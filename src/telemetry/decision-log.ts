@@ -112,11 +112,12 @@ export const MAX_PENDING_DECISION_LINES = 256;
 /**
  * A decision log for a LineWriter, which never throws: recording a decision keeps the line's
  * fields and the time, and the text is built and written once the current turn of the event loop
- * is over (setImmediate), after the answers of that turn were handed to grpc-js. So the text (about
- * 3 µs a line, bench/record.bench.ts) is off the path Envoy waits on (design.md: side effects
- * leave the hot path without slowing it and without being lost). Same bytes, same order; a line
- * waits at most one turn, or is written at once when MAX_PENDING_DECISION_LINES are waiting. A line whose
- * text cannot be built (nothing known does that) is counted as a dropped line, never thrown.
+ * is over (setImmediate), after the answers of that turn were handed to grpc-js. So the text
+ * (about 3 µs a line, bench/record.bench.ts) is off the path Envoy waits on (design.md: side
+ * effects leave the hot path without slowing it and without being lost). Same bytes, same order,
+ * stamped with the time of the record; a line waits at most one turn, and the
+ * MAX_PENDING_DECISION_LINES-th writes every waiting line at once. A line whose text cannot be
+ * built (nothing known does that) is counted as a dropped line, never thrown.
  */
 function deferredLog(
   lineText: (line: DecisionLine, now: number) => string,
