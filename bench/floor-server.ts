@@ -22,6 +22,7 @@ import type { ServiceDefinition } from "@grpc/proto-loader";
 import type { Decision } from "../src/model/index.js";
 import { encodeCheckResponse } from "../src/transport/envoy/index.js";
 import { loadAuthorizationPackage } from "../src/transport/envoy/proto.js";
+import { grpcFrame } from "./h2load-data.js";
 
 const CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check";
 
@@ -94,6 +95,7 @@ const HTTP2_RESPONSE_HEADERS = {
   "grpc-encoding": "identity",
 };
 const HTTP2_OK_TRAILERS = { "grpc-status": "0", "grpc-message": "OK" };
+const HTTP2_INTERNAL_TRAILERS = { "grpc-status": "13", "grpc-message": "bad request" };
 
 /**
  * "http2": the standard floor's work on node:http2 without grpc-js. The request's one gRPC frame
@@ -109,25 +111,21 @@ async function startHttp2Floor(port: number, host: string): Promise<FloorServer>
     const chunks: Buffer[] = [];
     stream.on("data", (chunk: Buffer) => { chunks.push(chunk); });
     stream.on("end", () => {
-      let status = "0";
-      let frame = Buffer.alloc(0);
+      // undefined: the request did not parse (answered INTERNAL, with no message).
+      let frame: Buffer | undefined;
       try {
         const bytes = chunks.length === 1 ? chunks[0] ?? Buffer.alloc(0) : Buffer.concat(chunks);
         const length = bytes.readUInt32BE(1);
         if (bytes[0] !== 0 || bytes.length !== 5 + length) throw new Error("not one uncompressed gRPC frame");
         const request = check.requestDeserialize(bytes.subarray(5)) as { attributes?: unknown };
         if (request.attributes !== undefined) seen++;
-        const body = check.responseSerialize({ status: { code: seen >= 0 ? 0 : 2 } });
-        frame = Buffer.allocUnsafe(5 + body.length);
-        frame[0] = 0;
-        frame.writeUInt32BE(body.length, 1);
-        body.copy(frame, 5);
+        frame = grpcFrame(check.responseSerialize({ status: { code: seen >= 0 ? 0 : 2 } }));
       } catch {
-        status = "13";
+        frame = undefined;
       }
       stream.respond(HTTP2_RESPONSE_HEADERS, { waitForTrailers: true });
-      stream.once("wantTrailers", () => { stream.sendTrailers(status === "0" ? HTTP2_OK_TRAILERS : { "grpc-status": status, "grpc-message": "bad request" }); });
-      stream.end(frame);
+      stream.once("wantTrailers", () => { stream.sendTrailers(frame === undefined ? HTTP2_INTERNAL_TRAILERS : HTTP2_OK_TRAILERS); });
+      stream.end(frame ?? Buffer.alloc(0));
     });
   });
   const bound = await new Promise<number>((resolvePort, reject) => {
