@@ -55,14 +55,6 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
   if (stream === undefined || typeof stream.write !== "function") {
     return Object.assign((line: DecisionLine) => { logger.info(line, "decision"); }, { close: () => Promise.resolve() });
   }
-  // The logger's own LineWriter (stdout in production) takes decision lines as they are, batched
-  // and dropped-and-counted like every other line; closing the decision log only flushes it, the
-  // logger goes on. Another destination on a file descriptor gets a batched writer of its own;
-  // other destinations (tests) get the lines as is.
-  const writer = stream instanceof LineWriter ? stream : typeof stream.fd === "number" ? new LineWriter(stream.fd) : undefined;
-  const sink: { write(line: string): unknown; close?: () => Promise<void> } = stream instanceof LineWriter
-    ? { write: (text: string) => { stream.write(text); }, close: () => new Promise((resolve) => { stream.flush(() => { resolve(); }); }) }
-    : writer ?? stream;
   const bindings = JSON.stringify(logger.bindings()).slice(1, -1);
   const prefix = bindings === "" ? "" : `,${bindings}`;
   const s = quote;
@@ -97,13 +89,21 @@ export function createDecisionLog(logger: Logger): DecisionLog | undefined {
       + `,"dry_run":${line.dry_run ? "true" : "false"},"would_outcome":${s(line.would_outcome)},"would_rule":${s(line.would_rule)},"msg":"decision"}\n`
     );
   };
-  if (writer === undefined) {
-    // Any other destination gets each line as it is recorded: its write may throw, and a throw in
-    // the record phase turns the answer into a fail-closed denial (transport/envoy/server.ts).
-    const log = (line: DecisionLine): void => { sink.write(lineText(line, Date.now())); };
-    return Object.assign(log, { close: async () => { await sink.close?.(); } });
+  // The logger's own LineWriter (stdout in production) takes decision lines as they are, batched
+  // and dropped-and-counted like every other line; closing the decision log only flushes it, the
+  // logger goes on. Another destination on a file descriptor gets a batched writer of its own.
+  if (stream instanceof LineWriter) {
+    return deferredLog(lineText, stream, () => new Promise((resolve) => { stream.flush(() => { resolve(); }); }));
   }
-  return deferredLog(lineText, sink, writer);
+  if (typeof stream.fd === "number") {
+    const own = new LineWriter(stream.fd);
+    return deferredLog(lineText, own, () => own.close());
+  }
+  // Any other destination (tests) gets each line as it is recorded: its write may throw, and a
+  // throw in the record phase turns the answer into a fail-closed denial (transport/envoy/server.ts).
+  const sink = stream as Writable & { close?: () => Promise<void> };
+  const log = (line: DecisionLine): void => { sink.write(lineText(line, Date.now())); };
+  return Object.assign(log, { close: async () => { await sink.close?.(); } });
 }
 
 /** Lines recorded but not yet written; at this many they are written at once (bounded memory). */
@@ -121,8 +121,8 @@ export const MAX_PENDING_DECISION_LINES = 256;
  */
 function deferredLog(
   lineText: (line: DecisionLine, now: number) => string,
-  sink: { write(line: string): unknown; close?: () => Promise<void> },
   writer: LineWriter,
+  closeSink: () => Promise<void>,
 ): DecisionLog {
   let pending: DecisionLine[] = [];
   let times: number[] = [];
@@ -144,7 +144,7 @@ function deferredLog(
         writer.countDropped(1);
         continue;
       }
-      sink.write(text);
+      writer.write(text);
     }
   };
   const log = (line: DecisionLine): void => {
@@ -160,7 +160,7 @@ function deferredLog(
   return Object.assign(log, {
     close: async () => {
       writePending();
-      await sink.close?.();
+      await closeSink();
     },
   });
 }
